@@ -1,0 +1,1 @@
+"""Shared library of wolfpack: models, merge rules, validation, NATS layer, content store."""

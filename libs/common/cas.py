@@ -1,0 +1,189 @@
+"""The content-addressed store: `ROOT/sha256/<first 2 hex>/<64 hex>`, blobs never change.
+
+A blob is written to a temporary file beside its final place, hashed as it goes, fsync'd,
+checked against the expected digest and renamed: a blob path holds the whole verified content
+or does not exist. Disk work runs in a thread so the event loop keeps serving. Blobs keep
+mkstemp's mode 0600: overlays can hold secrets, and only wolfpack's own services read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from libs.common.errors import Invalid, NotFound
+
+ALGORITHM = "sha256"
+CHUNK = 1 << 20
+_HEX = re.compile(r"[0-9a-f]{64}")
+# Temporary files start with a dot: never a digest, so iter_digests skips them.
+TEMP_PREFIX = ".tmp-"
+
+
+def parse_digest(text: str) -> str:
+    """`sha256:<hex>` or `<hex>` → the 64 lowercase hex digits; anything else is Invalid."""
+    hexdigits = text.removeprefix(f"{ALGORITHM}:").lower()
+    if not _HEX.fullmatch(hexdigits):
+        raise Invalid(
+            f"not a sha256 digest: {text[:80]!r} (want 64 hex digits, optionally 'sha256:')",
+            field="digest",
+        )
+    return hexdigits
+
+
+class ContentStore:
+    """Blobs under `root` (DATA/cas), addressed by sha256."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._blobs = self.root / ALGORITHM
+
+    # -- reads --
+
+    def path(self, digest: str) -> Path:
+        hexdigits = parse_digest(digest)
+        return self._blobs / hexdigits[:2] / hexdigits
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            raise self._not_found(digest) from None
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            return self.path(digest).open("rb")
+        except FileNotFoundError:
+            raise self._not_found(digest) from None
+
+    async def get_bytes(self, digest: str) -> bytes:
+        path = self.path(digest)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise self._not_found(digest) from None
+
+    def iter_digests(self) -> Iterator[str]:
+        """Every stored digest (temporary and stray files are skipped)."""
+        if not self._blobs.is_dir():
+            return
+        for folder in sorted(self._blobs.iterdir()):
+            if len(folder.name) != 2 or not folder.is_dir():
+                continue
+            for blob in sorted(folder.iterdir()):
+                if _HEX.fullmatch(blob.name) and blob.name[:2] == folder.name:
+                    yield blob.name
+
+    # -- writes --
+
+    async def put_bytes(self, data: bytes, expected: str | None = None) -> str:
+        async def one_chunk() -> AsyncIterator[bytes]:
+            yield data
+
+        return await self.put_stream(one_chunk(), expected)
+
+    async def put_file(self, path: Path, expected: str | None = None) -> str:
+        async def chunks() -> AsyncIterator[bytes]:
+            with open(path, "rb") as source:  # noqa: ASYNC230 - reads happen in a thread
+                while chunk := await asyncio.to_thread(source.read, CHUNK):
+                    yield chunk
+
+        return await self.put_stream(chunks(), expected)
+
+    async def put_stream(self, chunks: AsyncIterable[bytes], expected: str | None = None) -> str:
+        """Store what `chunks` yields; returns its digest. `expected` must match if given."""
+        want = parse_digest(expected) if expected is not None else None
+        # The final folder is known up front only with `expected`; else stage one level up
+        # (same file system, so the rename stays atomic).
+        staging = self._blobs / want[:2] if want else self._blobs
+        await asyncio.to_thread(staging.mkdir, parents=True, exist_ok=True)
+        fd, temp_name = await asyncio.to_thread(tempfile.mkstemp, prefix=TEMP_PREFIX, dir=staging)
+        temp = Path(temp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                digest = await self._write(chunks, out)
+            if want is not None and digest != want:
+                raise Invalid(f"digest mismatch: expected {want}, got {digest}", field="digest")
+            await asyncio.to_thread(self._publish, temp, digest)
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise OSError(
+                    errno.ENOSPC, f"no space left on the device of the store {self.root}"
+                ) from err
+            raise
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)  # one quick metadata call; also runs when cancelled
+        return digest
+
+    async def _write(self, chunks: AsyncIterable[bytes], out: BinaryIO) -> str:
+        hasher = hashlib.sha256()
+        pending: list[bytes] = []
+        size = 0
+
+        def flush(parts: list[bytes]) -> None:
+            for part in parts:
+                hasher.update(part)
+                out.write(part)
+
+        # Gather small chunks to about CHUNK before each trip to the thread.
+        async for chunk in chunks:
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= CHUNK:
+                await asyncio.to_thread(flush, pending)
+                pending, size = [], 0
+
+        def finish(parts: list[bytes]) -> None:
+            flush(parts)
+            out.flush()
+            os.fsync(out.fileno())
+
+        await asyncio.to_thread(finish, pending)
+        return hasher.hexdigest()
+
+    def _publish(self, temp: Path, digest: str) -> None:
+        """Move a verified temporary file to its blob path (kept as is if already there)."""
+        final = self._blobs / digest[:2] / digest
+        if final.exists():
+            return  # blobs never change; the caller's finally removes the temp file
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(temp, final)
+        _fsync_dir(final.parent)
+
+    def remove_stale_temps(self, older_than: float = 3600.0) -> int:
+        """Delete temporary files left by a crash; returns how many went."""
+        if not self._blobs.is_dir():
+            return 0
+        cutoff = time.time() - older_than
+        removed = 0
+        for temp in self._blobs.glob(f"**/{TEMP_PREFIX}*"):
+            with contextlib.suppress(FileNotFoundError):
+                if temp.stat().st_mtime < cutoff:
+                    temp.unlink()
+                    removed += 1
+        return removed
+
+    def _not_found(self, digest: str) -> NotFound:
+        return NotFound(f"blob {parse_digest(digest)} not in the store", field="digest")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable: the directory entry must reach the disk too."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""msgspec Structs for every message and stored object."""

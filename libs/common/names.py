@@ -1,0 +1,53 @@
+"""Every name the services agree on, defined once: ports, stream, buckets, subjects."""
+
+from __future__ import annotations
+
+from typing import Final
+
+SERVICES: Final = ("registry", "builder", "overlayd", "bootd", "tftpd")
+
+PORTS: Final[dict[str, int]] = {
+    "registry": 9870,
+    "builder": 9871,
+    "overlayd": 9872,
+    "bootd": 9873,
+    # tftpd serves TFTP on 69/udp; this is its HTTP health port.
+    "tftpd": 9874,
+}
+TFTP_PORT: Final = 69
+NATS_PORT: Final = 4222
+
+STREAM: Final = "WOLFPACK"
+STREAM_SUBJECTS: Final = ("wolfpack.>",)
+
+BUCKET_NODES: Final = "nodes"
+BUCKET_PROFILES: Final = "profiles"
+BUCKET_IMAGES: Final = "images"
+BUCKET_OVERLAYS: Final = "overlays"
+BUCKET_BOOT: Final = "boot"
+BUCKETS: Final = (BUCKET_NODES, BUCKET_PROFILES, BUCKET_IMAGES, BUCKET_OVERLAYS, BUCKET_BOOT)
+
+API_PREFIX: Final = "/api/v1"
+TOKEN_FILE: Final = "api.token"
+DEFAULT_DATA: Final = "./var/wolfpack"
+
+
+def subject(kind: str, name: str, verb: str) -> str:
+    """`wolfpack.<kind>.<name>.<verb>`; names are hostname labels, safe as tokens."""
+    return f"wolfpack.{kind}.{name}.{verb}"
+
+
+def node_subject(name: str, verb: str) -> str:
+    return subject("node", name, verb)
+
+
+def profile_subject(name: str, verb: str) -> str:
+    return subject("profile", name, verb)
+
+
+def image_subject(name: str, verb: str) -> str:
+    return subject("image", name, verb)
+
+
+def overlay_subject(name: str, verb: str) -> str:
+    return subject("overlay", name, verb)

@@ -1,0 +1,192 @@
+"""The service protocol and the host that runs one service: bus, token, HTTP server, signals.
+
+Every service package has `services/<name>/app.py` with `async def build(settings, bus) ->
+Service`; `serve` picks the builder by name from libs.runtime.services, starts the service,
+serves its FastAPI app with uvicorn until SIGINT/SIGTERM, then stops it and closes the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Final, Protocol, TypeVar
+
+import uvicorn
+from fastapi import FastAPI
+
+from libs.common import errors
+from libs.common.bus import Bus
+from libs.common.logs import setup_logging
+from libs.common.settings import Settings
+from libs.common.token import ensure_token
+
+T = TypeVar("T")
+
+SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+# Open HTTP requests get this long to finish at shutdown, and so does each shutdown step
+# (a service stopping, the bus closing): with NATS gone first, a step could wait forever.
+GRACEFUL_SHUTDOWN: Final = 5
+
+
+class Service(Protocol):
+    """What `build` returns: an optional HTTP app plus a start/stop lifetime."""
+
+    # Read-only, so a service whose `app` is a plain FastAPI attribute fits.
+    @property
+    def app(self) -> FastAPI | None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+Builder = Callable[[Settings, Bus], Awaitable[Service]]
+
+
+class StartupFailed(Exception):
+    """The service could not start; the message says why in one line."""
+
+
+class _Stopped(Exception):
+    """A stop signal arrived while the service was still starting."""
+
+
+async def _unless_stopped(stop: asyncio.Event, aw: Awaitable[T]) -> T:
+    """Await `aw`, but give up on it (cancel it) if a stop signal comes first."""
+    work = asyncio.ensure_future(aw)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if not work.done():
+        work.cancel()
+        await asyncio.wait({work}, timeout=GRACEFUL_SHUTDOWN)
+        raise _Stopped
+    return work.result()
+
+
+def _bounded(
+    what: str, step: Callable[[], Awaitable[None]], log: logging.Logger
+) -> Callable[[], Awaitable[None]]:
+    """`step` as a shutdown callback that gives up (and says so) after GRACEFUL_SHUTDOWN."""
+
+    async def run() -> None:
+        try:
+            async with asyncio.timeout(GRACEFUL_SHUTDOWN):
+                await step()
+        except TimeoutError:
+            log.warning("%s took over %ss; going on without it", what, GRACEFUL_SHUTDOWN)
+        except Exception as exc:
+            # Shutting down anyway: one line, and the other steps still run.
+            log.warning("%s failed: %s", what, str(exc) or type(exc).__name__)
+
+    return run
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the HTTP port before anything else, so "port in use" is one clear line, early."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise StartupFailed(f"cannot listen on {host}:{port}: {exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise StartupFailed(f"cannot listen on {host}:{port}: {reason}") from None
+    return sock
+
+
+def _load(name: str) -> Builder:
+    from libs.runtime.services import load
+
+    try:
+        return load(name)
+    except (ImportError, AttributeError) as exc:
+        raise StartupFailed(f"cannot load the {name} service: {exc}") from None
+
+
+async def _connect(name: str, settings: Settings, log: logging.Logger) -> Bus:
+    # Bus.connect retries an unreachable server forever (compose may start NATS last); what
+    # fails here is a server that answers but will not do (no JetStream, bad stream config).
+    log.info("connecting to NATS at %s", settings.nats_url)
+    try:
+        return await Bus.connect(settings.nats_url, name=f"wolfpack-{name}")
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+        raise StartupFailed(f"cannot use NATS at {settings.nats_url}: {reason}") from None
+
+
+async def _serve_http(
+    app: FastAPI, sock: socket.socket, stop: asyncio.Event, log: logging.Logger
+) -> None:
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        lifespan="off",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+    )
+    server = uvicorn.Server(config)
+    host, port = sock.getsockname()[:2]
+    # uvicorn handles SIGINT/SIGTERM itself while it serves and re-raises them afterwards;
+    # our loop handlers see them either way, so `stop` is set whoever catches the signal.
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    log.info("listening on http://%s:%d", host, port)
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    server.should_exit = True
+    await serving
+
+
+async def serve(name: str, settings: Settings) -> None:
+    """Run service `name` until SIGINT/SIGTERM. Raises StartupFailed if it cannot start."""
+    log = setup_logging(name, settings.log_level)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            build = _load(name)
+            sock = stack.enter_context(listen(settings.bind, settings.port(name)))
+            bus = await _unless_stopped(stop, _connect(name, settings, log))
+            stack.push_async_callback(_bounded("closing the bus", bus.close, log))
+            ensure_token(settings.data_dir)
+            service = await _unless_stopped(stop, _start(name, build, settings, bus, log))
+            stack.push_async_callback(_bounded(f"stopping {name}", service.stop, log))
+            if service.app is not None:
+                await _serve_http(service.app, sock, stop, log)
+            else:
+                await stop.wait()
+            log.info("stopping")
+    except _Stopped:
+        log.info("stopped while starting")
+    finally:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def _start(
+    name: str, build: Builder, settings: Settings, bus: Bus, log: logging.Logger
+) -> Service:
+    try:
+        service = await build(settings, bus)
+        await service.start()
+    except (StartupFailed, errors.WolfpackError, OSError) as exc:
+        raise StartupFailed(f"{name} failed to start: {exc}") from exc
+    except Exception as exc:
+        # Not a failure anyone planned for: the traceback is what a developer needs.
+        log.exception("start-up of %s failed", name)
+        raise StartupFailed(f"{name} failed to start: {type(exc).__name__}: {exc}") from exc
+    return service

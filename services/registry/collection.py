@@ -1,0 +1,150 @@
+"""One kind of stored object (nodes or profiles): an in-memory view of its KV bucket, kept
+current by a watch, with compare-and-set writes that publish an event after the state is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Generic, Literal, Protocol, TypeVar
+
+import msgspec
+
+from libs.common import names
+from libs.common.errors import Conflict, NotFound
+from libs.common.models.events import ChangeEvent
+
+log = logging.getLogger("wolfpack.registry")
+
+
+class Stored(Protocol):
+    name: str
+    revision: int
+
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+class ObjectBucket(Protocol[T]):
+    """The narrow part of libs.common.kv.Bucket a collection needs."""
+
+    async def create(self, key: str, value: T) -> int: ...
+    async def update(self, key: str, value: T, revision: int) -> int: ...
+    async def delete(self, key: str, revision: int | None = None) -> None: ...
+    async def items(self) -> dict[str, T]: ...
+    def watch(self) -> AsyncIterator[tuple[str, T | None, int]]: ...
+
+
+class Publisher(Protocol):
+    async def publish(self, subject: str, event: msgspec.Struct) -> int: ...
+
+
+Kind = Literal["node", "profile"]
+
+
+def changed_fields(old: msgspec.Struct | None, new: msgspec.Struct | None) -> list[str]:
+    """Top-level fields whose value differs (all set fields when one side is missing)."""
+    a = msgspec.to_builtins(old) if old is not None else {}
+    b = msgspec.to_builtins(new) if new is not None else {}
+    keys = (set(a) | set(b)) - {"revision", "name"}
+    return sorted(k for k in keys if a.get(k) != b.get(k))
+
+
+class Collection(Generic[T]):
+    def __init__(self, kind: Kind, bucket: ObjectBucket[T], publisher: Publisher) -> None:
+        self.kind: Kind = kind
+        self._bucket = bucket
+        self._publisher = publisher
+        self.items: dict[str, T] = {}
+        self._watch_task: asyncio.Task[None] | None = None
+        # Called with (name, old, new) whenever the view changes (own write or watched one).
+        self.on_change: Callable[[str, T | None, T | None], None] | None = None
+
+    async def load(self) -> None:
+        for name, value in (await self._bucket.items()).items():
+            self._apply(name, value)
+        self._watch_task = asyncio.create_task(self._watch(), name=f"watch-{self.kind}s")
+
+    async def close(self) -> None:
+        if self._watch_task:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+
+    async def _watch(self) -> None:
+        # Keeps the view current when another registry replica writes the bucket.
+        while True:
+            try:
+                async for name, value, revision in self._bucket.watch():
+                    current = self.items.get(name)
+                    if current is not None and _rev(current) >= revision:
+                        continue
+                    if value is None:
+                        if current is not None:
+                            self._apply(name, None)
+                    else:
+                        self._apply(name, value)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s watch failed; restarting it", self.kind)
+                await asyncio.sleep(1)
+
+    def _apply(self, name: str, value: T | None) -> None:
+        old = self.items.get(name)
+        if value is None:
+            self.items.pop(name, None)
+        else:
+            self.items[name] = msgspec.structs.replace(value, name=name)  # type: ignore[call-arg]
+        if self.on_change:
+            self.on_change(name, old, self.items.get(name))
+
+    def get(self, name: str) -> T:
+        try:
+            return self.items[name]
+        except KeyError:
+            raise NotFound(f"no {self.kind} named {name!r}", field="name") from None
+
+    def expect_revision(self, name: str, if_match: int | None) -> T | None:
+        current = self.items.get(name)
+        if if_match is not None:
+            if current is None:
+                raise Conflict(f"{self.kind} {name!r} does not exist (If-Match {if_match})")
+            if _rev(current) != if_match:
+                raise Conflict(
+                    f"stale revision for {self.kind} {name!r}: expected {if_match}, "
+                    f"current {_rev(current)}",
+                    field="revision",
+                )
+        return current
+
+    async def write(self, name: str, value: T, *, previous: T | None) -> T:
+        """Create (previous None) or compare-and-set update, then publish `updated`."""
+        body = msgspec.structs.replace(value, name=name, revision=0)  # type: ignore[call-arg]
+        if previous is None:
+            revision = await self._bucket.create(name, body)
+        else:
+            revision = await self._bucket.update(name, body, _rev(previous))
+        stored = msgspec.structs.replace(body, revision=revision)  # type: ignore[call-arg]
+        self._apply(name, stored)
+        await self._publish(name, "updated", revision, changed_fields(previous, stored))
+        return stored
+
+    async def remove(self, name: str, *, previous: T) -> None:
+        await self._bucket.delete(name, _rev(previous))
+        self._apply(name, None)
+        await self._publish(name, "deleted", _rev(previous), changed_fields(previous, None))
+
+    async def _publish(
+        self, name: str, action: Literal["updated", "deleted"], revision: int, fields: list[str]
+    ) -> None:
+        event = ChangeEvent(
+            kind=self.kind, name=name, action=action, revision=revision, fields=fields
+        )
+        await self._publisher.publish(names.subject(self.kind, name, action), event)
+
+
+def _rev(obj: msgspec.Struct) -> int:
+    return int(obj.revision)  # type: ignore[attr-defined]

@@ -1,0 +1,41 @@
+"""Fixtures shared by the whole suite: a real nats-server, a Bus on it, a data folder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from libs.common.bus import Bus
+from libs.common.natsd import NatsServer, free_port
+
+
+@pytest.fixture
+async def nats_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[NatsServer]:
+    """A fresh nats-server (JetStream, file store) per test: it starts and stops in ~40 ms,
+    so every test gets empty streams and buckets without any clean-up logic."""
+    server = NatsServer(tmp_path_factory.mktemp("nats"), port=free_port())
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
+    """A Bus connected to this test's server, with the WOLFPACK stream and every bucket."""
+    connected = await Bus.connect(nats_server.url, "test")
+    try:
+        yield connected
+    finally:
+        await connected.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """An empty DATA folder."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path

@@ -1,0 +1,85 @@
+"""Every change publishes an event on NATS, and only after the state it announces is stored."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import msgspec
+import nats
+
+from libs.common.models.events import ChangeEvent
+
+API = "/api/v1"
+
+
+async def test_every_change_is_an_event_published_after_the_store(
+    api: httpx.AsyncClient, registry
+) -> None:
+    nc = await nats.connect(registry.nats_url)
+    seen: list[tuple[str, ChangeEvent, int | None]] = []
+    checks: list[asyncio.Task[None]] = []
+    done = asyncio.Event()
+
+    async def on_event(msg) -> None:
+        event = msgspec.json.decode(msg.data, type=ChangeEvent)
+
+        async def check() -> None:
+            # What the event announces must already be readable.
+            r = await api.get(f"{API}/{event.kind}s/{event.name}")
+            current = r.json()["revision"] if r.status_code == 200 else None
+            seen.append((msg.subject, event, current))
+            if len(seen) == 6:
+                done.set()
+
+        checks.append(asyncio.create_task(check()))
+
+    await nc.subscribe("wolfpack.>", cb=on_event)
+    await nc.flush()
+    await api.put(f"{API}/profiles/compute", json={})
+    await api.post(f"{API}/nodes:bulk", json={"names": "n[1-3]", "profiles": ["compute"]})
+    await api.patch(f"{API}/nodes/n2", json={"image": "rocky9"})
+    await api.delete(f"{API}/nodes/n3")
+    await asyncio.wait_for(done.wait(), 10)
+    await asyncio.gather(*checks)
+    await nc.close()
+
+    subjects = [s for s, _, _ in seen]
+    assert sorted(subjects) == sorted(
+        [
+            "wolfpack.profile.compute.updated",
+            "wolfpack.node.n1.updated",
+            "wolfpack.node.n2.updated",
+            "wolfpack.node.n3.updated",
+            "wolfpack.node.n2.updated",
+            "wolfpack.node.n3.deleted",
+        ]
+    )
+    for subject, event, current in seen:
+        if event.action == "updated" and subject != "wolfpack.node.n3.updated":
+            assert current is not None and current >= event.revision, (subject, event)
+    patch_event = [e for s, e, _ in seen if s == "wolfpack.node.n2.updated"][-1]
+    assert patch_event.fields == ["image"]
+    assert all(e.kind in ("node", "profile") for _, e, _ in seen)
+
+
+async def test_events_are_kept_in_the_stream(api: httpx.AsyncClient, registry) -> None:
+    """A service that was down reads what it missed from the WOLFPACK stream."""
+    await api.put(f"{API}/nodes/late", json={})
+    nc = await nats.connect(registry.nats_url)
+    js = nc.jetstream()
+    sub = await js.subscribe("wolfpack.node.late.updated", ordered_consumer=True)
+    msg = await sub.next_msg(timeout=5)
+    event = msgspec.json.decode(msg.data, type=ChangeEvent)
+    assert event.name == "late" and event.action == "updated"
+    await nc.close()
+
+
+async def test_events_carry_no_secrets(api: httpx.AsyncClient, registry) -> None:
+    nc = await nats.connect(registry.nats_url)
+    sub = await nc.subscribe("wolfpack.node.bmc.*")
+    await nc.flush()
+    await api.put(f"{API}/nodes/bmc", json={"ipmi": {"username": "admin", "password": "s3cret!"}})
+    msg = await sub.next_msg(timeout=5)
+    assert b"s3cret!" not in msg.data
+    await nc.close()

@@ -1,0 +1,214 @@
+"""Helpers that start real wolfpack processes for tests (imported by conftest files)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from libs.common import names
+from libs.common.natsd import NatsServer, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RegistryProcess:
+    url: str
+    token: str
+    nats_url: str
+    data: str
+    process: subprocess.Popen[bytes]
+
+
+def log_tail(log: Path, lines: int = 40) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}:\n{log_tail(log)}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{url}/healthz did not answer within {timeout} s:\n{log_tail(log)}")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def start_nats(store: Path) -> Iterator[NatsServer]:
+    server = NatsServer(store, port=free_port())
+    asyncio.run(server.start())
+    try:
+        yield server
+    finally:
+        asyncio.run(server.stop())
+
+
+def run_service(
+    service: str, data: Path, nats_url: str, *extra: str
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    port = free_port()
+    offset = port - names.PORTS[service]
+    cmd = [
+        sys.executable,
+        "-m",
+        "libs.runtime.cli",
+        "run",
+        service,
+        "--data",
+        str(data),
+        "--nats",
+        nats_url,
+        "--bind",
+        "127.0.0.1",
+        "--port-offset",
+        str(offset),
+        *extra,
+    ]
+    data.mkdir(parents=True, exist_ok=True)
+    log = data.parent / f"{service}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    return process, port, log
+
+
+@contextlib.contextmanager
+def start_registry(tmp: Path, *extra: str) -> Iterator[RegistryProcess]:
+    data = tmp / "data"
+    with start_nats(tmp / "nats") as nats:
+        process, port, log = run_service("registry", data, nats.url, *extra)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, process, log)
+            token = (data / names.TOKEN_FILE).read_text().strip()
+            yield RegistryProcess(
+                url=url, token=token, nats_url=nats.url, data=str(data), process=process
+            )
+        finally:
+            stop_process(process)
+
+
+async def empty_registry(registry: RegistryProcess) -> None:
+    """Delete every node, then every profile (children before the profiles they use)."""
+    headers = {"Authorization": f"Bearer {registry.token}"}
+    async with httpx.AsyncClient(base_url=registry.url, headers=headers, timeout=60) as api:
+        nodes = (await api.get("/api/v1/nodes")).json()
+        sem = asyncio.Semaphore(32)
+
+        async def delete(path: str) -> None:
+            async with sem:
+                await api.delete(path)
+
+        await asyncio.gather(*(delete(f"/api/v1/nodes/{n['name']}") for n in nodes))
+        for _ in range(20):
+            profiles = (await api.get("/api/v1/profiles")).json()
+            if not profiles:
+                return
+            await asyncio.gather(*(delete(f"/api/v1/profiles/{p['name']}") for p in profiles))
+        raise RuntimeError("could not empty the registry's profiles")
+
+
+@dataclass
+class UpStack:
+    """A whole `wolfpack up` process tree: embedded nats-server and every service."""
+
+    data: Path
+    port_offset: int
+    token: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{names.PORTS[service] + self.port_offset}"
+
+    @property
+    def registry_url(self) -> str:
+        return self.url("registry")
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{names.NATS_PORT + self.port_offset}"
+
+
+def free_port_offset() -> int:
+    """An offset at which the NATS port and every service port are free."""
+    import random
+    import socket
+
+    for _ in range(100):
+        offset = random.randrange(20000, 50000)
+        wanted = [names.NATS_PORT + offset, *(p + offset for p in names.PORTS.values())]
+        try:
+            for port in wanted:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return offset
+    raise RuntimeError("no free port range found")
+
+
+@contextlib.contextmanager
+def start_up(data: Path, port_offset: int | None = None, *extra: str) -> Iterator[UpStack]:
+    offset = free_port_offset() if port_offset is None else port_offset
+    cmd = [
+        sys.executable,
+        "-m",
+        "libs.runtime.cli",
+        "up",
+        "--data",
+        str(data),
+        "--bind",
+        "127.0.0.1",
+        "--port-offset",
+        str(offset),
+        *extra,
+    ]
+    data.mkdir(parents=True, exist_ok=True)
+    log = data.parent / "up.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        stack = UpStack(data=data, port_offset=offset, token="", process=process, log=log)
+        for service in names.SERVICES:
+            wait_healthy(stack.url(service), process, log, timeout=60)
+        stack.token = (data / names.TOKEN_FILE).read_text().strip()
+        yield stack
+    finally:
+        stop_process(process, timeout=30)
