@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from libs.common.bus import Bus
 from libs.common.natsd import NatsServer, free_port
+
+from stack import RegistryProcess, empty_registry, start_registry
 
 
 @pytest.fixture
@@ -39,3 +42,27 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+# A real registry process (`wolfpack run registry`) on a real nats-server, one per test module;
+# each test starts from an empty registry.
+
+
+@pytest.fixture(scope="module")
+def registry_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    with start_registry(tmp_path_factory.mktemp("registry")) as process:
+        yield process
+
+
+@pytest.fixture
+async def registry(registry_process: RegistryProcess) -> RegistryProcess:
+    await empty_registry(registry_process)
+    return registry_process
+
+
+@pytest.fixture
+async def api(registry: RegistryProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=registry.url, headers={"Authorization": f"Bearer {registry.token}"}, timeout=30
+    ) as client:
+        yield client

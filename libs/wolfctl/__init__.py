@@ -1,0 +1,1 @@
+"""wolfctl: the admin CLI of wolfpack (Warewulf's wwctl verb tree over the registry API)."""

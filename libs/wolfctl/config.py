@@ -1,0 +1,79 @@
+"""Where the registry is and which token to send: flags, then environment, then the data dir.
+
+Order for the URL: `--url`, `WOLFPACK_URL`, `DATA/endpoints.json` (written by `wolfpack up`),
+the default port on localhost. For the token: `--token`, `WOLFPACK_TOKEN`, `DATA/api.token`.
+DATA is `WOLFPACK_DATA`, else `./var/wolfpack`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from libs.common import names
+from libs.common.errors import Invalid
+
+ENV_URL = "WOLFPACK_URL"
+ENV_TOKEN = "WOLFPACK_TOKEN"
+ENV_DATA = "WOLFPACK_DATA"
+ENDPOINTS_FILE = "endpoints.json"
+DEFAULT_URL = f"http://127.0.0.1:{names.PORTS['registry']}"
+
+
+class ApiConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """The registry's base URL (with the API prefix) and the bearer token, if any."""
+
+    url: str
+    token: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return api_base(self.url)
+
+
+def api_base(url: str) -> str:
+    """`http://host:9870` -> `http://host:9870/api/v1` (a URL that has the prefix keeps it)."""
+    url = url.rstrip("/")
+    return url if url.endswith(names.API_PREFIX) else url + names.API_PREFIX
+
+
+def data_dir(env: Mapping[str, str]) -> Path:
+    return Path(env.get(ENV_DATA) or names.DEFAULT_DATA)
+
+
+def _endpoint_from_file(data: Path) -> str | None:
+    path = data / ENDPOINTS_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise Invalid(f"cannot read {path}: {e.strerror}") from None
+    try:
+        endpoints = msgspec.json.decode(raw, type=dict[str, str])
+    except msgspec.DecodeError as e:
+        raise Invalid(f"{path} is not a JSON object of URLs: {e}") from None
+    return endpoints.get("registry")
+
+
+def _token_from_file(data: Path) -> str | None:
+    path = data / names.TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise Invalid(f"cannot read the API token {path}: {e.strerror}") from None
+    return token or None
+
+
+def resolve(
+    env: Mapping[str, str], *, url: str | None = None, token: str | None = None
+) -> ApiConfig:
+    """The registry endpoint, taking the first source that has a value (see module doc)."""
+    data = data_dir(env)
+    found_url = url or env.get(ENV_URL) or _endpoint_from_file(data) or DEFAULT_URL
+    found_token = token or env.get(ENV_TOKEN) or _token_from_file(data)
+    return ApiConfig(url=found_url, token=found_token)

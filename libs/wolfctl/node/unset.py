@@ -1,0 +1,8 @@
+"""`wolfctl node unset`: shared with the other noun, see libs.wolfctl.verbs."""
+
+from __future__ import annotations
+
+from libs.wolfctl.kinds import NODE
+from libs.wolfctl.verbs import make_unset
+
+command = make_unset(NODE)
