@@ -48,8 +48,10 @@ def encode(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(msgspec.json.encode(obj), status_code=status, headers=headers, media_type=JSON)
 
 
-def error_response(status: int, message: str, field: str | None = None, **headers: str) -> Response:
-    return encode(ErrorBody(error=message, field=field), status, headers or None)
+def error_response(
+    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    return encode(ErrorBody(error=message, field=field), status, headers)
 
 
 def _size(limit: int) -> str:
@@ -137,8 +139,8 @@ class CatchAll:
 async def _wolfpack_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.WolfpackError)
     status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
-    headers = BEARER_CHALLENGE if status == 401 else {}
-    return error_response(status, exc.message, exc.field, **headers)
+    headers = dict(BEARER_CHALLENGE) if status == 401 else None
+    return error_response(status, exc.message, exc.field, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -151,7 +153,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, str(exc.detail), **(exc.headers or {}))
+    return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
 
 def create_app(

@@ -96,7 +96,13 @@ class NatsServer:
         with self.log_path.open("ab") as stderr:
             # Popen, not asyncio: the server must outlive the event loop that started it.
             self._proc = subprocess.Popen(  # noqa: ASYNC220
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                # Its own session: Ctrl+C on `wolfpack up` must not kill NATS before the
+                # services it serves have stopped.
+                start_new_session=True,
             )
         try:
             await self._wait_ready(ready_within)

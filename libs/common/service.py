@@ -23,6 +23,7 @@ from libs.common.bus import Bus
 from libs.common.logs import setup_logging
 from libs.common.settings import Settings
 from libs.common.token import ensure_token
+from libs.runtime.services import load
 
 T = TypeVar("T")
 
@@ -108,8 +109,6 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def _load(name: str) -> Builder:
-    from libs.runtime.services import load
-
     try:
         return load(name)
     except (ImportError, AttributeError) as exc:
@@ -162,7 +161,7 @@ async def serve(name: str, settings: Settings) -> None:
             sock = stack.enter_context(listen(settings.bind, settings.port(name)))
             bus = await _unless_stopped(stop, _connect(name, settings, log))
             stack.push_async_callback(_bounded("closing the bus", bus.close, log))
-            ensure_token(settings.data_dir)
+            _ensure_token(settings)
             service = await _unless_stopped(stop, _start(name, build, settings, bus, log))
             stack.push_async_callback(_bounded(f"stopping {name}", service.stop, log))
             if service.app is not None:
@@ -175,6 +174,13 @@ async def serve(name: str, settings: Settings) -> None:
     finally:
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
+
+
+def _ensure_token(settings: Settings) -> None:
+    try:
+        ensure_token(settings.data_dir)
+    except (OSError, errors.WolfpackError) as exc:
+        raise StartupFailed(f"cannot create the API token in {settings.data_dir}: {exc}") from None
 
 
 async def _start(

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import msgspec
 
-from libs.common import names
+from libs.common import endpoints, names
 from libs.common.errors import Invalid
 
 ENV_URL = "WOLFPACK_URL"
 ENV_TOKEN = "WOLFPACK_TOKEN"
 ENV_DATA = "WOLFPACK_DATA"
-ENDPOINTS_FILE = "endpoints.json"
 DEFAULT_URL = f"http://127.0.0.1:{names.PORTS['registry']}"
 
 
@@ -44,18 +43,16 @@ def data_dir(env: Mapping[str, str]) -> Path:
 
 
 def _endpoint_from_file(data: Path) -> str | None:
-    path = data / ENDPOINTS_FILE
+    path = data / endpoints.FILE
     try:
-        raw = path.read_bytes()
+        found = endpoints.read_endpoints(data)
     except FileNotFoundError:
         return None
     except OSError as e:
         raise Invalid(f"cannot read {path}: {e.strerror}") from None
-    try:
-        endpoints = msgspec.json.decode(raw, type=dict[str, str])
     except msgspec.DecodeError as e:
-        raise Invalid(f"{path} is not a JSON object of URLs: {e}") from None
-    return endpoints.get("registry")
+        raise Invalid(f"{path} is not what `wolfpack up` writes: {e}") from None
+    return found.services.get("registry")
 
 
 def _token_from_file(data: Path) -> str | None:

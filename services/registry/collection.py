@@ -97,7 +97,7 @@ class Collection(Generic[T]):
         if value is None:
             self.items.pop(name, None)
         else:
-            self.items[name] = msgspec.structs.replace(value, name=name)  # type: ignore[call-arg]
+            self.items[name] = msgspec.structs.replace(value, name=name)
         if self.on_change:
             self.on_change(name, old, self.items.get(name))
 
@@ -122,12 +122,12 @@ class Collection(Generic[T]):
 
     async def write(self, name: str, value: T, *, previous: T | None) -> T:
         """Create (previous None) or compare-and-set update, then publish `updated`."""
-        body = msgspec.structs.replace(value, name=name, revision=0)  # type: ignore[call-arg]
+        body = msgspec.structs.replace(value, name=name, revision=0)
         if previous is None:
             revision = await self._bucket.create(name, body)
         else:
             revision = await self._bucket.update(name, body, _rev(previous))
-        stored = msgspec.structs.replace(body, revision=revision)  # type: ignore[call-arg]
+        stored = msgspec.structs.replace(body, revision=revision)
         self._apply(name, stored)
         await self._publish(name, "updated", revision, changed_fields(previous, stored))
         return stored

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from libs.common.endpoints import Endpoints, write_endpoints
 from libs.common.errors import Invalid
 from libs.wolfctl.config import DEFAULT_URL, api_base, resolve
 
@@ -17,8 +17,12 @@ def data(
     if token is not None:
         (tmp_path / "api.token").write_text(token)
     if registry is not None:
-        endpoints = {"registry": registry, "nats": "nats://127.0.0.1:4222"}
-        (tmp_path / "endpoints.json").write_text(json.dumps(endpoints))
+        found = Endpoints(
+            nats="nats://127.0.0.1:4222",
+            services={"registry": registry},
+            token_file=str(tmp_path / "api.token"),
+        )
+        write_endpoints(tmp_path, found)
     return {"WOLFPACK_DATA": str(tmp_path)}
 
 
@@ -59,7 +63,7 @@ def test_data_dir_defaults_to_var_wolfpack(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_endpoints_without_registry_falls_back(tmp_path: Path) -> None:
-    (tmp_path / "endpoints.json").write_text('{"nats": "nats://x:4222"}')
+    write_endpoints(tmp_path, Endpoints(nats="nats://x:4222", services={}, token_file=""))
     assert resolve({"WOLFPACK_DATA": str(tmp_path)}).url == DEFAULT_URL
 
 

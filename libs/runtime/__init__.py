@@ -1,0 +1,1 @@
+"""Running wolfpack: the `wolfpack` command, the process supervisor, the table of services."""

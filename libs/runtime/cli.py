@@ -1,0 +1,128 @@
+"""The `wolfpack` command: `up` (the whole stack) and `run SERVICE` (one service).
+
+Flags and environment variables map to libs.common.settings.Settings here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, TypeVar
+
+import click
+
+from libs.common import names
+from libs.common.logs import LEVELS
+from libs.common.service import StartupFailed, serve
+from libs.common.settings import Settings
+from libs.runtime.services import SERVICES
+from libs.runtime.up import up as run_stack
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Every shifted port must stay a valid port.
+MAX_OFFSET: Final = 65535 - max(names.PORTS.values())
+
+_OPTIONS = (
+    click.option(
+        "--data",
+        envvar="WOLFPACK_DATA",
+        default=names.DEFAULT_DATA,
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Data directory (token, content store, NATS).",
+    ),
+    click.option(
+        "--nats",
+        envvar="WOLFPACK_NATS",
+        default=None,
+        help=f"NATS server URL [default: nats://127.0.0.1:{names.NATS_PORT} + port offset].",
+    ),
+    click.option(
+        "--bind",
+        envvar="WOLFPACK_BIND",
+        default=Settings().bind,
+        show_default=True,
+        help="Address the HTTP and TFTP servers listen on.",
+    ),
+    click.option(
+        "--port-offset",
+        envvar="WOLFPACK_PORT_OFFSET",
+        type=click.IntRange(0, MAX_OFFSET),
+        default=0,
+        show_default=True,
+        help="Added to every default port.",
+    ),
+    click.option(
+        "--public-read/--no-public-read",
+        envvar="WOLFPACK_PUBLIC_READ",
+        default=False,
+        show_default=True,
+        help="Allow API reads without the token.",
+    ),
+    click.option(
+        "--log-level",
+        envvar="WOLFPACK_LOG_LEVEL",
+        type=click.Choice(LEVELS, case_sensitive=False),
+        default=Settings().log_level,
+        show_default=True,
+    ),
+)
+
+
+def settings_options(command: F) -> F:
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def to_settings(
+    data: str, nats: str | None, bind: str, port_offset: int, public_read: bool, log_level: str
+) -> Settings:
+    return Settings(
+        data=data,
+        nats_url=nats or f"nats://127.0.0.1:{names.NATS_PORT + port_offset}",
+        bind=bind,
+        port_offset=port_offset,
+        public_read=public_read,
+        log_level=log_level.lower(),
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """wolfpack: stateless provisioning for Linux clusters."""
+
+
+@cli.command()
+@settings_options
+def up(nats: str | None, **options: Any) -> None:
+    """Start nats-server and every service; stop all on Ctrl+C or SIGTERM."""
+    _run("up", run_stack(to_settings(nats=nats, **options), nats))
+
+
+@cli.command()
+@click.argument("service", metavar="SERVICE", type=click.Choice(list(SERVICES)))
+@settings_options
+def run(service: str, **options: Any) -> None:
+    """Run one SERVICE until SIGINT or SIGTERM (what each container runs)."""
+    _run(service, serve(service, to_settings(**options)))
+
+
+def _run(name: str, work: Coroutine[Any, Any, None]) -> None:
+    """Run to the end; a start-up failure is one log line and exit status 1."""
+    try:
+        asyncio.run(work)
+    except StartupFailed as exc:
+        logging.getLogger(f"wolfpack.{name}").error("%s", exc)
+        sys.exit(1)
+
+
+def main() -> None:
+    cli(prog_name="wolfpack")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""`wolfpack up`: nats-server (unless one is given), then every service as its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+import libs
+from libs.common import names
+from libs.common.endpoints import Endpoints, write_endpoints
+from libs.common.logs import setup_logging
+from libs.common.natsd import NatsServer
+from libs.common.service import StartupFailed, listen
+from libs.common.settings import Settings
+from libs.common.token import ensure_token
+from libs.runtime.services import SERVICES
+from libs.runtime.supervisor import Child, Supervisor
+
+SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+READY_TIMEOUT: Final = 60.0
+WILDCARDS: Final = {"", "0.0.0.0", "::"}
+
+
+def local_host(bind: str) -> str:
+    """Where a local client reaches a server bound to `bind`."""
+    if bind in WILDCARDS:
+        return "::1" if bind == "::" else "127.0.0.1"
+    return bind
+
+
+def base_url(settings: Settings, service: str) -> str:
+    host = local_host(settings.bind)
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.port(service)}"
+
+
+def run_argv(settings: Settings, service: str) -> list[str]:
+    """The `wolfpack run` command line that starts `service` with these settings."""
+    argv = [sys.executable, "-m", "libs.runtime.cli", "run", service]
+    argv += ["--data", str(settings.data_dir.resolve()), "--nats", settings.nats_url]
+    argv += ["--bind", settings.bind, "--port-offset", str(settings.port_offset)]
+    argv += ["--log-level", settings.log_level]
+    return argv + (["--public-read"] if settings.public_read else [])
+
+
+def child_env() -> dict[str, str]:
+    """Our environment, plus the tree `libs` came from on the path (not installed: still runs)."""
+    root = str(Path(libs.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return os.environ | {
+        "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def summary(settings: Settings, endpoints: Endpoints) -> str:
+    lines = [f"wolfpack is up; data in {settings.data_dir.resolve()}"]
+    for name, url in endpoints.services.items():
+        lines.append(f"  {name:<9} {url}")
+    api = endpoints.services["registry"] + names.API_PREFIX
+    lines.append(f"  {'API':<9} {api}  (docs: {endpoints.services['registry']}/docs)")
+    lines.append(f"  {'NATS':<9} {endpoints.nats}")
+    lines.append(f"  {'token':<9} {endpoints.token_file}")
+    lines.append("Stop with Ctrl+C.")
+    return "\n".join(lines)
+
+
+async def _start_nats(settings: Settings) -> NatsServer:
+    port = names.NATS_PORT + settings.port_offset
+    nats = NatsServer(settings.data_dir / "nats", port=port)
+    # nats-server's own complaint is a page of banner; say it in one line.
+    try:
+        listen(nats.host, port).close()
+    except StartupFailed as exc:
+        raise StartupFailed(f"cannot start nats-server: {exc} (use it with --nats?)") from None
+    try:
+        await nats.start()
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        reason = lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1].strip()}"
+        raise StartupFailed(f"cannot start nats-server: {reason}") from None
+    return nats
+
+
+async def up(settings: Settings, nats_url: str | None = None) -> None:
+    """Run the whole stack until SIGINT/SIGTERM. `nats_url` None: start our own nats-server."""
+    log = setup_logging("up", settings.log_level)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    run_dir = data / "run"
+    run_dir.mkdir(exist_ok=True)
+    ensure_token(data)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if nats_url is None:
+                nats = await _start_nats(settings)
+                stack.push_async_callback(nats.stop)  # stopped last: services go first
+                (run_dir / "nats-server.pid").write_text(f"{nats.pid}\n")
+                nats_url = nats.url
+            settings = msgspec.structs.replace(settings, nats_url=nats_url)
+            endpoints = Endpoints(
+                nats=nats_url,
+                services={name: base_url(settings, name) for name in SERVICES},
+                token_file=str(settings.token_path.resolve()),
+            )
+            write_endpoints(data, endpoints)
+            env = child_env()
+            children = [
+                Child(
+                    name=name,
+                    argv=run_argv(settings, name),
+                    health_url=f"{endpoints.services[name]}/healthz",
+                    env=env,
+                )
+                for name in SERVICES
+            ]
+            supervisor = Supervisor(children, run_dir=run_dir, log=log)
+            stack.push_async_callback(supervisor.stop)
+            await supervisor.start()
+            ready = asyncio.create_task(_announce(supervisor, settings, endpoints, log))
+            await stop.wait()
+            ready.cancel()
+            log.info("stopping")
+    finally:
+        (run_dir / "nats-server.pid").unlink(missing_ok=True)
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
+
+
+async def _announce(
+    supervisor: Supervisor, settings: Settings, endpoints: Endpoints, log: logging.Logger
+) -> None:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await supervisor.wait_ready()
+    except TimeoutError:
+        lagging = ", ".join(supervisor.not_ready())
+        log.warning("not ready after %gs: %s (still retrying)", READY_TIMEOUT, lagging)
+    print(summary(settings, endpoints), flush=True)

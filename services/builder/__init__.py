@@ -1,0 +1,1 @@
+"""builder: imports and builds images (shell: filled in by a later issue)."""

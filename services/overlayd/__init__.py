@@ -1,0 +1,1 @@
+"""overlayd: renders overlays and boot manifests (shell: filled in by a later issue)."""

@@ -1,0 +1,120 @@
+"""`wolfpack up` as a real process: nats-server and all five services, restarts, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from libs.common import names
+from libs.common.endpoints import Endpoints, read_endpoints
+
+from stack import UpStack, log_tail, start_up
+
+T = TypeVar("T")
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie has finished running)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def eventually(check: Callable[[], T | None], what: str, timeout: float = 60) -> T:
+    """Poll another process's state (no event to await across processes) until `check`
+    returns something."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result is not None:
+            return result
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} did not happen within {timeout}s")
+
+
+def healthz(url: str) -> dict[str, str] | None:
+    try:
+        answer = httpx.get(f"{url}/healthz", timeout=2, trust_env=False)
+    except httpx.HTTPError:
+        return None
+    return answer.json() if answer.status_code == 200 else None
+
+
+def pid_of(stack: UpStack, name: str) -> int | None:
+    try:
+        return int((stack.data / "run" / f"{name}.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
+    """One `wolfpack up` for the module; start_up waits until all five answer /healthz."""
+    with start_up(tmp_path_factory.mktemp("up") / "data") as up:
+        yield up
+
+
+def test_every_service_answers_healthz(stack: UpStack) -> None:
+    for service in names.SERVICES:
+        assert healthz(stack.url(service)) == {"service": service, "status": "ok"}
+
+
+def test_token_file_is_private(stack: UpStack) -> None:
+    path = stack.data / names.TOKEN_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(stack.token) >= 32
+
+
+def test_endpoints_json_says_where_everything_is(stack: UpStack) -> None:
+    assert read_endpoints(stack.data) == Endpoints(
+        nats=f"nats://127.0.0.1:{names.NATS_PORT + stack.port_offset}",
+        services={s: f"http://127.0.0.1:{p + stack.port_offset}" for s, p in names.PORTS.items()},
+        token_file=str((stack.data / names.TOKEN_FILE).resolve()),
+    )
+
+
+def test_nats_server_is_embedded(stack: UpStack) -> None:
+    pid = pid_of(stack, "nats-server")
+    assert pid is not None and alive(pid)
+    port = names.NATS_PORT + stack.port_offset
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        assert conn.recv(4096).startswith(b"INFO ")
+    assert (stack.data / "nats").is_dir()
+
+
+def test_killed_service_is_restarted(stack: UpStack) -> None:
+    old = pid_of(stack, "builder")
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+
+    def restarted() -> int | None:
+        pid = pid_of(stack, "builder")
+        return pid if pid not in (None, old) else None
+
+    new = eventually(restarted, "a new builder process")
+    assert alive(new) and not alive(old)
+    eventually(lambda: healthz(stack.url("builder")), "the new builder answering /healthz")
+    assert "builder exited with code -9" in stack.log.read_text()
+
+
+def test_sigterm_stops_every_process(tmp_path: Path) -> None:
+    with start_up(tmp_path / "data") as up:
+        run = up.data / "run"
+        pids = {p.stem: int(p.read_text()) for p in run.glob("*.pid")}
+        assert set(pids) == {*names.SERVICES, "nats-server"}
+        up.process.send_signal(signal.SIGTERM)
+        assert up.process.wait(timeout=60) == 0, log_tail(up.log)
+    assert [name for name, pid in pids.items() if alive(pid)] == []
+    assert all(healthz(up.url(service)) is None for service in names.SERVICES)
+    assert list(run.glob("*.pid")) == []
+    assert "stopped" in log_tail(up.log, 3)
