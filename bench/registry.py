@@ -60,6 +60,9 @@ class Figure(msgspec.Struct):
     unit: str
     # The figure must stay below this (same unit); None: reported only.
     goal: float | None = None
+    # The same measure on the reference in the same run (raw NATS KV, curl), when there is one.
+    reference: float | None = None
+    reference_name: str | None = None
 
 
 class Report(msgspec.Struct, kw_only=True):
@@ -192,7 +195,9 @@ async def bench_bulk(http: httpx.AsyncClient, hosts: str, count: int) -> list[Fi
     ]
 
 
-async def bench_put(http: httpx.AsyncClient, nodes: list[str], concurrency: int) -> list[Figure]:
+async def bench_put(
+    http: httpx.AsyncClient, nodes: list[str], concurrency: int, nats_url: str
+) -> list[Figure]:
     todo: Iterator[tuple[int, str]] = iter(enumerate(nodes))
 
     async def worker() -> None:
@@ -212,11 +217,36 @@ async def bench_put(http: httpx.AsyncClient, nodes: list[str], concurrency: int)
         check(await http.put(f"/nodes/{name}", content=node_body(name, index, "sequential")))
         latencies.append((time.perf_counter() - sent) * 1000)
     sequential = time.perf_counter() - start
-    return [
+    figures = [
         Figure(f"PUT rate, {concurrency} in flight", len(nodes) / parallel, "nodes/s"),
         Figure("PUT rate, one at a time", len(nodes) / sequential, "nodes/s"),
         *spread("PUT latency", latencies, (50, 95, 99), goal=20.0),
     ]
+    floor = await raw_kv_latencies(nats_url, nodes)
+    cuts = statistics.quantiles(floor, n=100, method="inclusive")
+    for f in figures[2:]:
+        f.reference = cuts[int(f.measure.rsplit("p", 1)[1]) - 1]
+        f.reference_name = "raw KV put"
+    return figures
+
+
+async def raw_kv_latencies(nats_url: str, nodes: list[str]) -> list[float]:
+    """The floor under a PUT: the same bodies written straight to a JetStream KV bucket, one
+    at a time, with no HTTP, validation or event."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        kv = await js.create_key_value(bucket="bench_reference", history=1)
+        latencies = []
+        for index, name in enumerate(nodes):
+            body = node_body(name, index, "reference")
+            sent = time.perf_counter()
+            await kv.put(name, body)
+            latencies.append((time.perf_counter() - sent) * 1000)
+        await js.delete_key_value("bench_reference")
+    finally:
+        await nc.close()
+    return latencies
 
 
 async def bench_events(
@@ -289,6 +319,11 @@ async def bench_list(stack: Stack, count: int) -> list[Figure]:
                 raise fail(f"{label} listed {listed} entries, expected {count}")
         median = statistics.median(seconds for seconds, _ in runs)
         figures.append(Figure(f"{label}, {count} nodes (median of 3)", median, "s", 2.0))
+    # Reference: the same listing fetched by curl, i.e. the HTTP transfer alone.
+    curl = ["curl", "-sf", "-H", f"Authorization: Bearer {stack.token}", f"{stack.api}/nodes"]
+    curl_median = statistics.median([(await timed(curl, env))[0] for _ in range(3)])
+    for f in figures:
+        f.reference, f.reference_name = curl_median, "curl GET /nodes"
     return figures
 
 
@@ -318,7 +353,7 @@ async def run(count: int, concurrency: int, events: int, offset: int) -> Report:
             profile = Profile(name=PROFILE, kernel=Kernel(args=["quiet"]))
             check(await http.put(f"/profiles/{PROFILE}", content=msgspec.json.encode(profile)))
             figures = await bench_bulk(http, hosts, count)
-            figures += await bench_put(http, nodes, concurrency)
+            figures += await bench_put(http, nodes, concurrency, stack.nats)
             event_figures, method = await bench_events(http, stack.nats, nodes[:events])
             figures += event_figures
         figures += await bench_list(stack, count)
@@ -337,14 +372,17 @@ def table(report: Report) -> str:
         f"wolfpack registry benchmark: {report.nodes} nodes, {report.concurrency} in flight, "
         f"{report.cpus} CPUs, Python {report.python}",
         "",
-        f"{'measure':<52} {'value':>12}  {'goal':<10} ",
+        f"{'measure':<52} {'value':>12}  {'goal':<10} {'':<6} {'reference':>24}  ratio",
     ]
     for f in report.figures:
         value = f"{f.value:,.0f} {f.unit}" if f.unit == "nodes/s" else f"{f.value:.2f} {f.unit}"
-        goal, verdict = "", ""
+        goal, verdict, ref, ratio = "", "", "", ""
         if f.goal is not None:
             goal, verdict = f"< {f.goal:g} {f.unit}", "ok" if f.value < f.goal else "MISSED"
-        lines.append(f"{f.measure:<52} {value:>12}  {goal:<10} {verdict}")
+        if f.reference:
+            ref = f"{f.reference_name} {f.reference:.2f} {f.unit}"
+            ratio = f"{f.value / f.reference:.2f}x"
+        lines.append(f"{f.measure:<52} {value:>12}  {goal:<10} {verdict:<6} {ref:>24}  {ratio}")
     return "\n".join([*lines, "", report.event_method])
 
 
