@@ -5,12 +5,14 @@ with optimistic concurrency. Pure domain logic over two collections; no HTTP her
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from libs.common import merge, nodesconf, ranges, validate
+from libs.common.defaults import DEFAULT_PROFILE_NAME, default_profile
 from libs.common.errors import Conflict, Invalid
 from libs.common.mergepatch import apply_merge_patch
 from libs.common.models.api import BulkAdd, BulkResult, ImportResult, MergedNode, MergedProfile
@@ -41,6 +43,10 @@ class Registry:
     async def start(self) -> None:
         await self.profiles.load()
         await self.nodes.load()
+        if not self.profiles.items and not self.nodes.items:
+            # A fresh install gets Warewulf's default profile, as `wwctl` users expect.
+            with contextlib.suppress(Conflict):  # another replica seeded it first
+                await self.put_profile(DEFAULT_PROFILE_NAME, default_profile(), create_only=True)
 
     async def stop(self) -> None:
         await self.nodes.close()
@@ -102,6 +108,9 @@ class Registry:
     async def bulk_add(self, bulk: BulkAdd) -> BulkResult:
         names = ranges.expand_names(bulk.names)
         template = _template_of(bulk)
+        if not template.profiles and DEFAULT_PROFILE_NAME in self.profiles.items:
+            # As `wwctl node add`: a node added without profiles gets the default one.
+            template = msgspec.structs.replace(template, profiles=[DEFAULT_PROFILE_NAME])
         addresses = ranges.count_up(bulk.ipaddr, len(names)) if bulk.ipaddr else None
         ipmi_addresses = ranges.count_up(bulk.ipmiaddr, len(names)) if bulk.ipmiaddr else None
         async with self._lock:
