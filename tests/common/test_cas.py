@@ -15,6 +15,8 @@ import pytest
 from libs.common.cas import TEMP_PREFIX, ContentStore, parse_digest
 from libs.common.errors import Invalid, NotFound
 
+from stack import unavailable
+
 HELLO = b"hello, node\n"
 HELLO_DIGEST = hashlib.sha256(HELLO).hexdigest()
 
@@ -160,7 +162,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         check=False,
     )
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+        unavailable(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
     try:
         yield mount
     finally:

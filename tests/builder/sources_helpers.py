@@ -1,0 +1,219 @@
+"""Building test images from Python: tar layers with every kind of entry, OCI layouts (one
+platform or a multi-platform index), archives, and a snapshot of a tree to compare."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import stat
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+MTIME = 1_700_000_000
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+CAP_NET_RAW = bytes.fromhex("0100000200200000000000000000000000000000")
+
+Entry = tuple[tarfile.TarInfo, bytes]
+
+
+def _info(name: str, kind: bytes, mode: int, uid: int = 0, gid: int = 0) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.uid, info.gid = uid, gid
+    info.mtime = MTIME
+    return info
+
+
+def file(
+    name: str,
+    data: bytes = b"",
+    mode: int = 0o644,
+    uid: int = 0,
+    gid: int = 0,
+    xattrs: dict[str, bytes] | None = None,
+) -> Entry:
+    info = _info(name, tarfile.REGTYPE, mode, uid, gid)
+    info.size = len(data)
+    for key, value in (xattrs or {}).items():
+        info.pax_headers[f"SCHILY.xattr.{key}"] = value.decode("utf-8", "surrogateescape")
+    return info, data
+
+
+def directory(name: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> Entry:
+    return _info(name, tarfile.DIRTYPE, mode, uid, gid), b""
+
+
+def symlink(name: str, target: str) -> Entry:
+    info = _info(name, tarfile.SYMTYPE, 0o777)
+    info.linkname = target
+    return info, b""
+
+
+def hardlink(name: str, target: str) -> Entry:
+    info = _info(name, tarfile.LNKTYPE, 0o644)
+    info.linkname = target
+    return info, b""
+
+
+def device(name: str, kind: str, major: int, minor: int, mode: int = 0o600) -> Entry:
+    info = _info(name, tarfile.CHRTYPE if kind == "c" else tarfile.BLKTYPE, mode)
+    info.devmajor, info.devminor = major, minor
+    return info, b""
+
+
+def fifo(name: str, mode: int = 0o644) -> Entry:
+    return _info(name, tarfile.FIFOTYPE, mode), b""
+
+
+def whiteout(path: str) -> Entry:
+    folder, _, base = path.rpartition("/")
+    return file(f"{folder}/.wh.{base}" if folder else f".wh.{base}")
+
+
+def opaque(folder: str) -> Entry:
+    return file(f"{folder}/.wh..wh..opq")
+
+
+def tar_bytes(entries: list[Entry], compression: str | None = None) -> bytes:
+    """A PAX tar of `entries` (names kept exactly as given, hostile ones included)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for info, data in entries:
+            archive.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return compress(buffer.getvalue(), compression)
+
+
+def compress(data: bytes, compression: str | None) -> bytes:
+    if compression == "gzip":
+        return gzip.compress(data, mtime=0)
+    if compression == "zstd":
+        return zstandard.ZstdCompressor().compress(data)
+    return data
+
+
+class LayoutWriter:
+    """Writes blobs and index.json of an OCI image layout."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+        self.tags: list[dict[str, Any]] = []
+
+    def blob(self, data: bytes, media_type: str) -> dict[str, Any]:
+        digest = hashlib.sha256(data).hexdigest()
+        (self.path / "blobs" / "sha256" / digest).write_bytes(data)
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+    def image(
+        self,
+        layers: list[list[Entry]],
+        *,
+        arch: str = "amd64",
+        variant: str | None = None,
+        compression: str | None = "gzip",
+        config: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Blobs of one image; returns its manifest's descriptor (with its platform)."""
+        descs, diff_ids = [], []
+        for entries in layers:
+            plain = tar_bytes(entries)
+            diff_ids.append(f"sha256:{hashlib.sha256(plain).hexdigest()}")
+            suffix = {"gzip": "+gzip", "zstd": "+zstd", None: ""}[compression]
+            descs.append(self.blob(compress(plain, compression), OCI_LAYER + suffix))
+        platform = {"architecture": arch, "os": "linux"} | ({"variant": variant} if variant else {})
+        document = platform | {
+            "config": config or {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+        config_desc = self.blob(json.dumps(document).encode(), OCI_CONFIG)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config_desc,
+            "layers": descs,
+        }
+        return self.blob(json.dumps(manifest).encode(), OCI_MANIFEST) | {"platform": platform}
+
+    def index(self, manifests: list[dict[str, Any]]) -> dict[str, Any]:
+        document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
+        return self.blob(json.dumps(document).encode(), OCI_INDEX)
+
+    def tag(self, desc: dict[str, Any], tag: str) -> None:
+        entry = {k: v for k, v in desc.items() if k != "platform"}
+        self.tags.append(entry | {"annotations": {"org.opencontainers.image.ref.name": tag}})
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": self.tags}
+        (self.path / "index.json").write_text(json.dumps(index))
+
+
+def image_layout(path: Path, layers: list[list[Entry]], tag: str = "latest", **kw: Any) -> Path:
+    writer = LayoutWriter(path)
+    writer.tag(writer.image(layers, **kw), tag)
+    return path
+
+
+def multiplatform_layout(path: Path, per_arch: dict[str, list[list[Entry]]], tag: str) -> Path:
+    writer = LayoutWriter(path)
+    manifests = [writer.image(layers, arch=arch) for arch, layers in per_arch.items()]
+    writer.tag(writer.index(manifests), tag)
+    return path
+
+
+def skopeo(*args: str) -> None:
+    done = subprocess.run(["skopeo", *args], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def push(layout: Path, tag: str, url: str, *, creds: str | None = None) -> None:
+    """Push a layout's tag (all platforms) to a plain-HTTP registry, `url` = host:port/repo:tag."""
+    auth = ["--dest-creds", creds] if creds else []
+    skopeo("copy", "--all", "--dest-tls-verify=false", *auth, f"oci:{layout}:{tag}", f"docker://{url}")
+
+
+def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
+    """Every entry below `root`: kind, mode, owner and content / target / device numbers,
+    xattrs; hardlinked files list the paths they share an inode with."""
+    entries: dict[str, tuple[Any, ...]] = {}
+    inodes: dict[int, list[str]] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in sorted(dirs + files):
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root)
+            st = os.lstat(path)
+            kind = stat.S_IFMT(st.st_mode)
+            if stat.S_ISLNK(st.st_mode):
+                entries[rel] = ("symlink", os.readlink(path), st.st_uid, st.st_gid)
+                continue
+            perms = stat.S_IMODE(st.st_mode)
+            xattrs = {key: os.getxattr(path, key) for key in sorted(os.listxattr(path))}
+            if stat.S_ISREG(st.st_mode):
+                content: Any = Path(path).read_bytes()
+                if st.st_nlink > 1:
+                    inodes.setdefault(st.st_ino, []).append(rel)
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                content = (os.major(st.st_rdev), os.minor(st.st_rdev))
+            else:
+                content = None
+            label = {
+                stat.S_IFREG: "file",
+                stat.S_IFDIR: "dir",
+                stat.S_IFCHR: "chr",
+                stat.S_IFBLK: "blk",
+                stat.S_IFIFO: "fifo",
+            }[kind]
+            entries[rel] = (label, perms, st.st_uid, st.st_gid, content, xattrs)
+    for paths in inodes.values():
+        for rel in paths:
+            entries[rel] += (tuple(sorted(paths)),)
+    return entries
