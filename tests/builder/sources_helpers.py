@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
 import stat
 import subprocess
@@ -24,6 +25,14 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 CAP_NET_RAW = bytes.fromhex("0100000200200000000000000000000000000000")
 
 Entry = tuple[tarfile.TarInfo, bytes]
+
+
+class OciRegistry:
+    """A running docker-registry: `host` is 127.0.0.1:PORT."""
+
+    def __init__(self, host: str, process: subprocess.Popen[bytes]) -> None:
+        self.host = host
+        self.process = process
 
 
 def _info(name: str, kind: bytes, mode: int, uid: int = 0, gid: int = 0) -> tarfile.TarInfo:
@@ -45,8 +54,10 @@ def file(
 ) -> Entry:
     info = _info(name, tarfile.REGTYPE, mode, uid, gid)
     info.size = len(data)
-    for key, value in (xattrs or {}).items():
-        info.pax_headers[f"SCHILY.xattr.{key}"] = value.decode("utf-8", "surrogateescape")
+    info.pax_headers = {
+        f"SCHILY.xattr.{key}": value.decode("utf-8", "surrogateescape")
+        for key, value in (xattrs or {}).items()
+    }
     return info, data
 
 
@@ -99,6 +110,8 @@ def compress(data: bytes, compression: str | None) -> bytes:
         return gzip.compress(data, mtime=0)
     if compression == "zstd":
         return zstandard.ZstdCompressor().compress(data)
+    if compression == "xz":
+        return lzma.compress(data)
     return data
 
 
@@ -178,7 +191,9 @@ def skopeo(*args: str) -> None:
 def push(layout: Path, tag: str, url: str, *, creds: str | None = None) -> None:
     """Push a layout's tag (all platforms) to a plain-HTTP registry, `url` = host:port/repo:tag."""
     auth = ["--dest-creds", creds] if creds else []
-    skopeo("copy", "--all", "--dest-tls-verify=false", *auth, f"oci:{layout}:{tag}", f"docker://{url}")
+    skopeo(
+        "copy", "--all", "--dest-tls-verify=false", *auth, f"oci:{layout}:{tag}", f"docker://{url}"
+    )
 
 
 def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
@@ -217,3 +232,132 @@ def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
         for rel in paths:
             entries[rel] += (tuple(sorted(paths)),)
     return entries
+
+
+# -- one image with every kind of entry, and the tree it must give --
+
+
+def base_layer() -> list[Entry]:
+    return [
+        directory("etc"),
+        file("etc/hostname", b"base\n"),
+        file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+        symlink("etc/mtab", "/proc/self/mounts"),
+        directory("usr"),
+        directory("usr/bin"),
+        file("usr/bin/busybox", b"#!busybox\n", mode=0o755),
+        file("usr/bin/ping", b"ping\n", mode=0o4755, xattrs={"security.capability": CAP_NET_RAW}),
+        hardlink("usr/bin/ping6", "usr/bin/ping"),
+        symlink("bin", "usr/bin"),
+        directory("dev"),
+        device("dev/console", "c", 5, 1),
+        device("dev/sda", "b", 8, 0, mode=0o660),
+        directory("run"),
+        fifo("run/initctl", mode=0o600),
+        directory("home"),
+        directory("home/user", mode=0o700, uid=1000, gid=1000),
+        file("home/user/.profile", b"export A=1\n", mode=0o600, uid=1000, gid=1000,
+             xattrs={"user.origin": b"\xffbinary\x00value"}),
+        directory("opt"),
+        directory("opt/old"),
+        file("opt/old/a", b"a"),
+        directory("opt/old/sub"),
+        file("opt/old/sub/c", b"c"),
+        directory("var"),
+        directory("var/cache"),
+        file("var/cache/x", b"x"),
+        directory("srv"),
+        directory("srv/data"),
+        file("srv/data/inner", b"inner"),
+    ]  # fmt: skip
+
+
+def upper_layers() -> list[list[Entry]]:
+    second = [
+        file("etc/hostname", b"node\n"),
+        whiteout("var/cache/x"),
+        directory("opt/old"),
+        opaque("opt/old"),
+        file("opt/old/new", b"new"),
+        hardlink("usr/bin/sh", "usr/bin/busybox"),
+        file("srv/data", b"now a file\n"),
+        file("usr/bin/wall", b"wall\n", mode=0o2755, gid=5),
+    ]
+    third = [whiteout("usr/bin/ping6"), file("etc/.wh.keep-me-not", b"")]
+    return [second, third]
+
+
+def _d(mode: int = 0o755, uid: int = 0, gid: int = 0) -> tuple[object, ...]:
+    return ("dir", mode, uid, gid, None, {})
+
+
+def _f(
+    data: bytes,
+    mode: int = 0o644,
+    uid: int = 0,
+    gid: int = 0,
+    xattrs: dict[str, bytes] | None = None,
+) -> tuple[object, ...]:
+    return ("file", mode, uid, gid, data, xattrs or {})
+
+
+def _l(target: str) -> tuple[object, ...]:
+    return ("symlink", target, 0, 0)
+
+
+def base_tree() -> dict[str, tuple[object, ...]]:
+    """What base_layer() must give, as snapshot() reports it."""
+    ping = ("usr/bin/ping", "usr/bin/ping6")
+    cap = {"security.capability": CAP_NET_RAW}
+    return {
+        "etc": _d(),
+        "etc/hostname": _f(b"base\n"),
+        "etc/passwd": _f(b"root:x:0:0::/root:/bin/sh\n"),
+        "etc/mtab": _l("/proc/self/mounts"),
+        "usr": _d(),
+        "usr/bin": _d(),
+        "usr/bin/busybox": _f(b"#!busybox\n", 0o755),
+        "usr/bin/ping": (*_f(b"ping\n", 0o4755, xattrs=cap), ping),
+        "usr/bin/ping6": (*_f(b"ping\n", 0o4755, xattrs=cap), ping),
+        "bin": _l("usr/bin"),
+        "dev": _d(),
+        "dev/console": ("chr", 0o600, 0, 0, (5, 1), {}),
+        "dev/sda": ("blk", 0o660, 0, 0, (8, 0), {}),
+        "run": _d(),
+        "run/initctl": ("fifo", 0o600, 0, 0, None, {}),
+        "home": _d(),
+        "home/user": _d(0o700, 1000, 1000),
+        "home/user/.profile": _f(
+            b"export A=1\n", 0o600, 1000, 1000, {"user.origin": b"\xffbinary\x00value"}
+        ),
+        "opt": _d(),
+        "opt/old": _d(),
+        "opt/old/a": _f(b"a"),
+        "opt/old/sub": _d(),
+        "opt/old/sub/c": _f(b"c"),
+        "var": _d(),
+        "var/cache": _d(),
+        "var/cache/x": _f(b"x"),
+        "srv": _d(),
+        "srv/data": _d(),
+        "srv/data/inner": _f(b"inner"),
+    }
+
+
+def layered_tree() -> dict[str, tuple[object, ...]]:
+    """What base_layer() then upper_layers() must give."""
+    tree = base_tree()
+    for gone in ("var/cache/x", "opt/old/a", "opt/old/sub", "opt/old/sub/c", "usr/bin/ping6"):
+        del tree[gone]
+    del tree["srv/data/inner"]
+    busybox = ("usr/bin/busybox", "usr/bin/sh")
+    tree |= {
+        "etc/hostname": _f(b"node\n"),
+        "opt/old/new": _f(b"new"),
+        "usr/bin/ping": _f(b"ping\n", 0o4755, xattrs={"security.capability": CAP_NET_RAW}),
+        "usr/bin/busybox": (*_f(b"#!busybox\n", 0o755), busybox),
+        "usr/bin/sh": (*_f(b"#!busybox\n", 0o755), busybox),
+        "srv/data": _f(b"now a file\n"),
+        "usr/bin/wall": _f(b"wall\n", 0o2755, 0, 5),
+    }
+    return tree

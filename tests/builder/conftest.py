@@ -1,0 +1,102 @@
+"""Fixtures for image-source tests: a real CNCF Distribution registry (Debian's
+docker-registry) on a loopback port, open or behind htpasswd auth."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sources_helpers import OciRegistry
+
+from libs.common.natsd import free_port
+
+from stack import unavailable
+
+REGISTRY_BIN = "docker-registry"
+USER, PASSWORD = "wolf", "pack-secret"
+
+
+def _start(folder: Path, htpasswd: Path | None) -> OciRegistry:
+    if shutil.which(REGISTRY_BIN) is None:
+        pytest.fail("docker-registry is not installed (Debian package docker-registry)")
+    port = free_port()
+    auth = (
+        f"auth:\n  htpasswd:\n    realm: wolfpack-test\n    path: {htpasswd}\n" if htpasswd else ""
+    )
+    config = folder / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: error\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {folder / 'storage'}\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n" + auth
+    )
+    log = (folder / "registry.log").open("wb")
+    process = subprocess.Popen(
+        [REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
+    )
+    host = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    # The registry tells no one it is ready: poll /v2/ until it answers (401 counts).
+    while True:
+        try:
+            httpx.get(f"http://{host}/v2/", timeout=1)
+            return OciRegistry(host, process)
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(
+                    f"docker-registry did not start: {(folder / 'registry.log').read_text()}"
+                )
+            time.sleep(0.05)
+
+
+def _stop(registry: OciRegistry) -> None:
+    registry.process.terminate()
+    try:
+        registry.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        registry.process.kill()
+        registry.process.wait()
+
+
+@pytest.fixture(scope="session")
+def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OciRegistry]:
+    """An open registry (plain HTTP) shared by the session; tests use their own repos."""
+    registry = _start(tmp_path_factory.mktemp("oci-registry"), None)
+    yield registry
+    _stop(registry)
+
+
+def htpasswd_line(user: str, password: str) -> str | None:
+    """A bcrypt htpasswd line (what docker-registry accepts), or None without a tool."""
+    if shutil.which("htpasswd"):
+        done = subprocess.run(
+            ["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+    try:
+        import bcrypt
+    except ImportError:
+        return None
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+    return f"{user}:{hashed}"
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OciRegistry]:
+    """A registry behind htpasswd basic auth (user `wolf`)."""
+    line = htpasswd_line(USER, PASSWORD)
+    if line is None:
+        unavailable("neither htpasswd (apache2-utils) nor python bcrypt to make an htpasswd")
+        return
+    folder = tmp_path_factory.mktemp("oci-registry-auth")
+    (folder / "htpasswd").write_text(line + "\n")
+    registry = _start(folder, folder / "htpasswd")
+    yield registry
+    _stop(registry)
