@@ -37,7 +37,6 @@ from services.builder.vnfs.compress import Codec
 
 CACHE = Path.home() / ".cache" / "wolfpack-bench"
 SUITE = "bookworm"
-FALLBACK_MIRROR = "http://deb.debian.org/debian"
 CHANGED_FILE = "etc/motd"
 
 
@@ -75,7 +74,9 @@ def mirror_url() -> str:
             match = re.match(r"deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line.strip())
             if match and match.group(2) == SUITE:
                 return match.group(1)
-    return FALLBACK_MIRROR
+    raise SystemExit(
+        f"no apt source for {SUITE} in /etc/apt: pass --rootfs DIR with a rootfs to measure"
+    )
 
 
 def debian_rootfs() -> Path:
