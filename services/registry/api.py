@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import GenericAlias
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
@@ -15,6 +18,7 @@ from libs.common.models.node import Node, Profile
 from services.registry.registry import Registry
 
 YAML = "application/yaml"
+T = TypeVar("T", Node, Profile)
 
 
 def _revision(if_match: str | None) -> int | None:
@@ -48,127 +52,108 @@ def _patch_body(raw: bytes) -> dict[str, Any]:
     return doc
 
 
-def node_routes(registry: Registry, auth: TokenAuth) -> APIRouter:
-    r = APIRouter(prefix=names.API_PREFIX, tags=["nodes"])
-    read, write = [Depends(auth.require_read)], [Depends(auth.require_write)]
+@dataclass(frozen=True)
+class Kind(Generic[T]):
+    """What the routes of one stored kind (nodes, profiles) call; both share every route."""
 
-    @r.get("/nodes", dependencies=read, openapi_extra=body_schema(response=list[Node]))
-    async def list_nodes(
+    plural: str
+    model: type[T]
+    merged_model: type[Any]
+    existing: Mapping[str, T]
+    listing: Callable[[list[str] | None], list[T]]
+    get: Callable[[str], T]
+    merged: Callable[[str], Any]
+    put: Callable[..., Awaitable[T]]
+    patch: Callable[..., Awaitable[T]]
+    delete: Callable[..., Awaitable[None]]
+
+
+def kinds(registry: Registry) -> tuple[Kind[Node], Kind[Profile]]:
+    nodes = Kind(
+        "nodes", Node, MergedNode, registry.nodes.items, registry.list_nodes,
+        registry.nodes.get, registry.merged_node, registry.put_node, registry.patch_node,
+        registry.delete_node,
+    )  # fmt: skip
+    profiles = Kind(
+        "profiles", Profile, MergedProfile, registry.profiles.items, registry.list_profiles,
+        registry.profiles.get, registry.merged_profile, registry.put_profile,
+        registry.patch_profile, registry.delete_profile,
+    )  # fmt: skip
+    return nodes, profiles
+
+
+def object_routes(kind: Kind[Any], auth: TokenAuth) -> APIRouter:
+    """List, get (stored or merged with provenance), put, patch and delete of one kind."""
+    r = APIRouter(prefix=names.API_PREFIX, tags=[kind.plural])
+    read, write = [Depends(auth.require_read)], [Depends(auth.require_write)]
+    one = f"/{kind.plural}/{{name}}"
+
+    listed = GenericAlias(list, (kind.model,)) | GenericAlias(list, (kind.merged_model,))
+
+    @r.get(f"/{kind.plural}", dependencies=read, openapi_extra=body_schema(response=listed))
+    async def list_objects(
         merged: bool = False,
         names_: str | None = Query(None, alias="names", description="hostlist range"),
     ) -> Response:
-        selected = ranges.expand_names(names_) if names_ else None
-        nodes = registry.list_nodes(selected)
+        objects = kind.listing(ranges.expand_names(names_) if names_ else None)
         if merged:
-            return encode([registry.merged_node(n.name) for n in nodes])
-        return encode(nodes)
-
-    @r.post(
-        "/nodes:bulk",
-        dependencies=write,
-        openapi_extra=body_schema(request=BulkAdd, response=BulkResult),
-    )
-    async def bulk_add(request: Request) -> Response:
-        bulk = await decode_body(request, BulkAdd)
-        return encode(await registry.bulk_add(bulk), status=201)
+            return encode([kind.merged(o.name) for o in objects])
+        return encode(objects)
 
     @r.get(
-        "/nodes/{name}", dependencies=read, openapi_extra=body_schema(response=Node | MergedNode)
+        one, dependencies=read, openapi_extra=body_schema(response=kind.model | kind.merged_model)
     )
-    async def get_node(name: str, merged: bool = False) -> Response:
+    async def get_object(name: str, merged: bool = False) -> Response:
         if merged:
-            return encode(registry.merged_node(name))
-        return _stored(registry.nodes.get(name))
+            return encode(kind.merged(name))
+        return _stored(kind.get(name))
 
     @r.put(
-        "/nodes/{name}", dependencies=write, openapi_extra=body_schema(request=Node, response=Node)
+        one, dependencies=write, openapi_extra=body_schema(request=kind.model, response=kind.model)
     )
-    async def put_node(
+    async def put_object(
         name: str,
         request: Request,
         if_match: str | None = Header(None),
         if_none_match: str | None = Header(None),
     ) -> Response:
-        node = await decode_body(request, Node)
-        existed = name in registry.nodes.items
-        stored = await registry.put_node(
-            name, node, if_match=_revision(if_match), create_only=_create_only(if_none_match)
+        obj = await decode_body(request, kind.model)
+        existed = name in kind.existing
+        stored = await kind.put(
+            name, obj, if_match=_revision(if_match), create_only=_create_only(if_none_match)
         )
         return _stored(stored, 200 if existed else 201)
 
     @r.patch(
-        "/nodes/{name}",
+        one,
         dependencies=write,
-        openapi_extra=body_schema(request=dict[str, Any], response=Node),
+        openapi_extra=body_schema(request=dict[str, Any], response=kind.model),
     )
-    async def patch_node(
+    async def patch_object(
         name: str, request: Request, if_match: str | None = Header(None)
     ) -> Response:
         patch = _patch_body(await request.body())
-        return _stored(await registry.patch_node(name, patch, if_match=_revision(if_match)))
+        return _stored(await kind.patch(name, patch, if_match=_revision(if_match)))
 
-    @r.delete("/nodes/{name}", dependencies=write, status_code=204)
-    async def delete_node(name: str, if_match: str | None = Header(None)) -> Response:
-        await registry.delete_node(name, if_match=_revision(if_match))
+    @r.delete(one, dependencies=write, status_code=204)
+    async def delete_object(name: str, if_match: str | None = Header(None)) -> Response:
+        await kind.delete(name, if_match=_revision(if_match))
         return Response(status_code=204)
 
     return r
 
 
-def profile_routes(registry: Registry, auth: TokenAuth) -> APIRouter:
-    r = APIRouter(prefix=names.API_PREFIX, tags=["profiles"])
-    read, write = [Depends(auth.require_read)], [Depends(auth.require_write)]
+def bulk_routes(registry: Registry, auth: TokenAuth) -> APIRouter:
+    r = APIRouter(prefix=names.API_PREFIX, tags=["nodes"])
 
-    @r.get("/profiles", dependencies=read, openapi_extra=body_schema(response=list[Profile]))
-    async def list_profiles(merged: bool = False) -> Response:
-        profiles = registry.list_profiles()
-        if merged:
-            return encode([registry.merged_profile(p.name) for p in profiles])
-        return encode(profiles)
-
-    @r.get(
-        "/profiles/{name}",
-        dependencies=read,
-        openapi_extra=body_schema(response=Profile | MergedProfile),
+    @r.post(
+        "/nodes:bulk",
+        dependencies=[Depends(auth.require_write)],
+        openapi_extra=body_schema(request=BulkAdd, response=BulkResult, status=201),
     )
-    async def get_profile(name: str, merged: bool = False) -> Response:
-        if merged:
-            return encode(registry.merged_profile(name))
-        return _stored(registry.profiles.get(name))
-
-    @r.put(
-        "/profiles/{name}",
-        dependencies=write,
-        openapi_extra=body_schema(request=Profile, response=Profile),
-    )
-    async def put_profile(
-        name: str,
-        request: Request,
-        if_match: str | None = Header(None),
-        if_none_match: str | None = Header(None),
-    ) -> Response:
-        profile = await decode_body(request, Profile)
-        existed = name in registry.profiles.items
-        stored = await registry.put_profile(
-            name, profile, if_match=_revision(if_match), create_only=_create_only(if_none_match)
-        )
-        return _stored(stored, 200 if existed else 201)
-
-    @r.patch(
-        "/profiles/{name}",
-        dependencies=write,
-        openapi_extra=body_schema(request=dict[str, Any], response=Profile),
-    )
-    async def patch_profile(
-        name: str, request: Request, if_match: str | None = Header(None)
-    ) -> Response:
-        patch = _patch_body(await request.body())
-        return _stored(await registry.patch_profile(name, patch, if_match=_revision(if_match)))
-
-    @r.delete("/profiles/{name}", dependencies=write, status_code=204)
-    async def delete_profile(name: str, if_match: str | None = Header(None)) -> Response:
-        await registry.delete_profile(name, if_match=_revision(if_match))
-        return Response(status_code=204)
+    async def bulk_add(request: Request) -> Response:
+        bulk = await decode_body(request, BulkAdd)
+        return encode(await registry.bulk_add(bulk), status=201)
 
     return r
 
@@ -197,5 +182,8 @@ def conf_routes(registry: Registry, auth: TokenAuth) -> APIRouter:
 
 
 def mount(app: FastAPI, registry: Registry, auth: TokenAuth) -> None:
-    for router in (node_routes, profile_routes, conf_routes):
-        app.include_router(router(registry, auth))
+    # The bulk route goes first: `/nodes:bulk` must not be taken for a node name.
+    app.include_router(bulk_routes(registry, auth))
+    for kind in kinds(registry):
+        app.include_router(object_routes(kind, auth))
+    app.include_router(conf_routes(registry, auth))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Generic, Literal, Protocol, TypeVar
 
 import msgspec
@@ -100,6 +100,11 @@ class Collection(Generic[T]):
             self.items[name] = msgspec.structs.replace(value, name=name)
         if self.on_change:
             self.on_change(name, old, self.items.get(name))
+
+    def listing(self, names: Iterable[str] | None = None) -> list[T]:
+        """All objects sorted by name, or those of `names` that exist, in that order."""
+        wanted = sorted(self.items) if names is None else [n for n in names if n in self.items]
+        return [self.items[n] for n in wanted]
 
     def get(self, name: str) -> T:
         try:

@@ -60,13 +60,10 @@ class Registry:
     # -- reads ---------------------------------------------------------------------------
 
     def list_nodes(self, names: Iterable[str] | None = None) -> list[Node]:
-        items = self.nodes.items
-        wanted = sorted(items) if names is None else [n for n in names if n in items]
-        return [items[n] for n in wanted]
+        return self.nodes.listing(names)
 
-    def list_profiles(self) -> list[Profile]:
-        items = self.profiles.items
-        return [items[n] for n in sorted(items)]
+    def list_profiles(self, names: Iterable[str] | None = None) -> list[Profile]:
+        return self.profiles.listing(names)
 
     def merged_node(self, name: str) -> MergedNode:
         return merge.merge_node(self.nodes.get(name), self.profiles.items)
