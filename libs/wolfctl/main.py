@@ -10,6 +10,7 @@ import click
 
 from libs.wolfctl.context import FORMATS, Globals
 from libs.wolfctl.groups import PROG, RootGroup
+from libs.wolfctl.image import image
 from libs.wolfctl.node import node
 from libs.wolfctl.profile import profile
 
@@ -36,12 +37,13 @@ from libs.wolfctl.profile import profile
 )
 @click.pass_context
 def cli(ctx: click.Context, url: str | None, token: str | None, output: str) -> None:
-    """Administer a wolfpack cluster: nodes and profiles, Warewulf style."""
+    """Administer a wolfpack cluster: nodes, profiles and images, Warewulf style."""
     ctx.obj = Globals(url=url, token=token, output=output)
 
 
 cli.add_command(node)
 cli.add_command(profile)
+cli.add_command(image)
 
 
 def main() -> None:

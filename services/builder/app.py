@@ -1,27 +1,53 @@
-"""builder wiring: a shell that answers /healthz until its issue fills it in."""
+"""Builder service wiring: KV bucket, store and bus in, FastAPI app out."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
-from libs.common.bus import Bus
-from libs.common.httpapi import create_app
-from libs.common.service import Service
+from fastapi import FastAPI
+
+from libs.common import names
+from libs.common.bus import Bus, Consumer
+from libs.common.cas import ContentStore
+from libs.common.httpapi import TokenAuth, create_app
+from libs.common.models.image import ImageMeta
 from libs.common.settings import Settings
+from libs.common.token import ensure_token
+from services.builder import api
+from services.builder import bus as bus_handlers
+from services.builder.images import Images
+from services.builder.layout import Layout
+from services.builder.webhook import RegistryWebhook
 
 log = logging.getLogger("wolfpack.builder")
 
 
 class BuilderService:
-    def __init__(self) -> None:
-        self.app = create_app("builder", title="wolfpack builder", version="1")
+    def __init__(self, app: FastAPI, images: Images, bus: Bus) -> None:
+        self.app = app
+        self.images = images
+        self._bus = bus
+        self._consumers: list[Consumer[Any]] = []
 
     async def start(self) -> None:
-        log.info("builder ready (shell: filled in by a later issue)")
+        await self.images.start()
+        self._consumers = await bus_handlers.subscribe(self._bus, self.images)
+        log.info("builder ready: images in %s", self.images.layout.images)
 
     async def stop(self) -> None:
-        pass
+        # Jobs first: a rebuild for a push ends unacknowledged, so it is handed over again.
+        await self.images.stop()
+        await asyncio.gather(*(consumer.stop() for consumer in self._consumers))
 
 
-async def build(settings: Settings, bus: Bus) -> Service:
-    return BuilderService()
+async def build(settings: Settings, bus: Bus) -> BuilderService:
+    store = ContentStore(settings.cas_dir)
+    images = Images(
+        await bus.bucket(names.BUCKET_IMAGES, ImageMeta), bus, store, Layout(settings.data_dir)
+    )
+    auth = TokenAuth(ensure_token(settings.data_dir), public_read=settings.public_read)
+    app = create_app("builder", title="wolfpack builder", version="1")
+    api.mount(app, images, RegistryWebhook(images, bus), auth)
+    return BuilderService(app, images, bus)

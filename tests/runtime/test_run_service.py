@@ -34,7 +34,7 @@ def test_run_builder_answers_healthz_and_stops_cleanly(tmp_path: Path) -> None:
         finally:
             stop_process(process)
     text = log.read_text()
-    assert "INFO builder: builder ready (shell: filled in by a later issue)" in text
+    assert "INFO builder: builder ready" in text
     assert "Traceback" not in text
 
 

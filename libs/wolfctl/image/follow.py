@@ -1,0 +1,143 @@
+"""Following a job to its end: its events over NATS (subscribed before the request that
+starts it, so none is missed), with the job endpoint polled as a fallback, and a progress bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any, Final
+
+import msgspec
+
+from libs.common.errors import NotFound, WolfpackError
+from libs.common.models.image import (
+    ImageBuilt,
+    ImageDetails,
+    ImageFailed,
+    ImageJob,
+    ImageProgress,
+    ImageUnchanged,
+    subject_token,
+)
+from libs.wolfctl.image.client import BuilderClient
+from libs.wolfctl.image.progress import ProgressDisplay
+
+# How long without an event before asking the job endpoint how the job is.
+POLL_AFTER: Final = 2.0
+NATS_CONNECT_TIMEOUT: Final = 2.0
+_MODELS: Final[dict[str, type[msgspec.Struct]]] = {
+    "progress": ImageProgress,
+    "built": ImageBuilt,
+    "failed": ImageFailed,
+    "unchanged": ImageUnchanged,
+}
+
+
+class ImageEvents:
+    """The events of one image, from a live NATS subscription."""
+
+    def __init__(self, nc: Any, sub: Any) -> None:
+        self._nc = nc
+        self._sub = sub
+
+    @classmethod
+    async def open(cls, url: str, name: str) -> ImageEvents | None:
+        """Subscribe to `wolfpack.image.<name>.>`; None if NATS cannot be reached (the job
+        endpoint is polled instead)."""
+        import nats
+
+        try:
+            nc = await nats.connect(
+                url,
+                connect_timeout=NATS_CONNECT_TIMEOUT,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+            )
+        except Exception:
+            return None
+        sub = await nc.subscribe(f"wolfpack.image.{subject_token(name)}.>")
+        await nc.flush()
+        return cls(nc, sub)
+
+    async def next(self, wait: float) -> msgspec.Struct | None:
+        """The next event, or None after `wait` seconds without one."""
+        import nats.errors
+
+        try:
+            msg = await self._sub.next_msg(timeout=wait)
+        except nats.errors.TimeoutError:
+            return None
+        except nats.errors.Error:
+            await asyncio.sleep(wait)  # connection gone: the poll takes over
+            return None
+        verb = msg.subject.rsplit(".", 1)[-1]
+        model = _MODELS.get(verb)
+        if model is None:
+            return None
+        try:
+            return msgspec.json.decode(msg.data, type=model)
+        except msgspec.DecodeError:
+            return None
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._nc.close()
+
+
+async def follow(
+    api: BuilderClient, events: ImageEvents | None, job: ImageJob, *, show: bool = True
+) -> ImageDetails:
+    """Wait for `job` to end, showing its progress; the image as built, or the failure
+    raised as a WolfpackError carrying the builder's reason."""
+    display = ProgressDisplay(job.name, enabled=show)
+    try:
+        with display:
+            await _wait(api, events, job, display)
+    finally:
+        if events is not None:
+            await events.close()
+    return await api.get(f"/images/{job.name}", ImageDetails)
+
+
+async def _wait(
+    api: BuilderClient, events: ImageEvents | None, job: ImageJob, display: ProgressDisplay
+) -> None:
+    quiet_since = time.monotonic()
+    while True:
+        if events is None:
+            await asyncio.sleep(0.5)
+            event = None
+        else:
+            event = await events.next(0.5)
+        if event is not None:
+            if getattr(event, "job", None) != job.id:
+                continue
+            quiet_since = time.monotonic()
+            if isinstance(event, ImageProgress):
+                display.update(event)
+            elif isinstance(event, ImageFailed):
+                raise WolfpackError(f"image {job.name}: {event.reason}")
+            elif isinstance(event, ImageBuilt | ImageUnchanged):
+                return
+            continue
+        if time.monotonic() - quiet_since < POLL_AFTER and events is not None:
+            continue
+        # No event for a while (or no NATS): ask the builder how the job is.
+        quiet_since = time.monotonic()
+        try:
+            current = await api.get(f"/images/{job.name}/job", ImageJob)
+        except NotFound:
+            current = None
+        if current is None or current.id != job.id:
+            raise WolfpackError(
+                f"job {job.id} of image {job.name} is gone (did the builder restart?); "
+                f"`wolfctl image show {job.name}` tells what is served"
+            )
+        if current.progress is not None:
+            display.update(current.progress)
+        if current.state == "failed":
+            raise WolfpackError(f"image {job.name}: {current.reason}")
+        if current.state != "running":
+            return

@@ -1,0 +1,94 @@
+"""A builder stopped in the middle of a job: killed, the job is simply gone and the last good
+image is what KV names; stopped politely, the job ends `failed` saying so. Either way no
+staging folder survives the next start and no blob is half written."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+from pathlib import Path
+
+import msgspec
+import pytest
+from service_helpers import (
+    Builder,
+    busybox_rootfs,
+    import_image,
+    launch_builder,
+    read_kv,
+    start_import,
+    tarball,
+    watching,
+)
+from vnfs_helpers import describe
+
+from libs.common.models.image import ImageMeta
+from libs.common.natsd import NatsServer
+
+from stack import stop_process
+
+NAME = "steady"
+
+
+def trees(folder: Path) -> tuple[Path, Path]:
+    """A small good tarball and a slow one (64 MiB that does not compress)."""
+    good = tarball(busybox_rootfs(folder / "good"), folder / "good.tar.gz")
+    slow_tree = busybox_rootfs(folder / "slow")
+    (slow_tree / "srv").mkdir()
+    for number in range(64):
+        (slow_tree / "srv" / f"blob-{number:02d}").write_bytes(os.urandom(1 << 20))
+    return good, tarball(slow_tree, folder / "slow.tar.gz")
+
+
+def whole_blobs(data: Path) -> None:
+    """Every blob path holds exactly the content its name says."""
+    for path in (data / "cas" / "sha256").glob("*/*"):
+        if not path.name.startswith("."):
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, path
+
+
+def staging(data: Path) -> list[str]:
+    return sorted(p.name for p in (data / "images" / ".staging").iterdir())
+
+
+@pytest.mark.parametrize("how", ["kill", "terminate"])
+async def test_a_builder_stopped_mid_job_keeps_the_last_good_image(
+    nats_server: NatsServer, tmp_path: Path, how: str
+) -> None:
+    good, slow = await asyncio.to_thread(trees, tmp_path)
+    data = tmp_path / "data"
+    builder: Builder = await asyncio.to_thread(launch_builder, data, nats_server.url)
+    try:
+        async with watching(nats_server.url) as events, builder.client() as api:
+            await import_image(api, events, name=NAME, source=str(good))
+            before = await read_kv(nats_server.url, NAME)
+            tree = await asyncio.to_thread(describe, data / "images" / NAME / "rootfs")
+
+            job = await start_import(api, name=NAME, source=str(slow))
+            # Mid-job: the new rootfs is unpacked and chunks are being stored.
+            await events.wait(NAME, ("progress",), job.id, where=lambda p: p.phase == "compress")
+            if how == "kill":
+                builder.process.send_signal(signal.SIGKILL)
+                await asyncio.to_thread(builder.process.wait)
+            else:
+                await asyncio.to_thread(stop_process, builder.process)
+                _, failed = await events.wait(NAME, ("failed",), job.id)
+                assert failed.reason.startswith("the builder stopped before the job ended")
+                assert staging(data) == []
+            assert not events.of(NAME, "built", job=job.id)
+
+            builder = await asyncio.to_thread(launch_builder, data, nats_server.url)
+            assert staging(data) == []
+            await asyncio.to_thread(whole_blobs, data)
+            assert await read_kv(nats_server.url, NAME) == before
+            assert await asyncio.to_thread(describe, data / "images" / NAME / "rootfs") == tree
+            async with builder.client() as again:  # a new process, on a new port
+                r = await again.get(f"/images/{NAME}/job")
+                assert r.status_code == 404  # jobs live in memory: a restart forgets them
+                shown = msgspec.json.decode((await again.get(f"/images/{NAME}")).content)
+            stored = {k: v for k, v in shown.items() if k not in ("rootfs", "job")}
+            assert msgspec.convert(stored, ImageMeta) == before
+    finally:
+        await asyncio.to_thread(stop_process, builder.process)
