@@ -1,0 +1,163 @@
+"""What `include_host(path)` and `include_image(path)` may read, and how.
+
+include_host reads only below the allowed roots (/etc, /root/.ssh, the DATA folder, minus the
+API token): the path is resolved with every symlink and `..` first, and the result must still be
+inside a root. include_image reads inside the node's image rootfs, resolving symlinks the way a
+chroot sees them (an absolute link starts again at the image's root), so nothing outside the
+rootfs is ever reached. Both read regular files only, at most MAX_INCLUDE bytes, and keep
+what they read for the rest of the wave (10,000 nodes reading one file read it once).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from libs.common import names
+
+MAX_INCLUDE: Final = 16 << 20
+MAX_LINKS: Final = 40
+_MISSING: Final = object()
+
+
+class IncludeError(Exception):
+    """A helper refused or failed; the message names the path and why."""
+
+
+def default_host_roots(data_dir: Path) -> list[Path]:
+    return [Path("/etc"), Path("/root/.ssh"), Path(data_dir)]
+
+
+class HostFiles:
+    """include_host(path): a host file below the allowed roots."""
+
+    def __init__(self, roots: Sequence[Path], denied: Sequence[Path] = ()) -> None:
+        self.roots = [Path(os.path.realpath(root)) for root in roots]
+        self.denied = {Path(os.path.realpath(path)) for path in denied}
+        self._cache: dict[str, str | IncludeError] = {}
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path, roots: Sequence[Path] | None = None) -> HostFiles:
+        chosen = default_host_roots(data_dir) if roots is None else roots
+        return cls(chosen, denied=[Path(data_dir) / names.TOKEN_FILE])
+
+    def read(self, path: str, default: str | None = None) -> str:
+        found = self._cache.get(path)
+        if found is None:
+            try:
+                found = self._read(path)
+            except IncludeError as err:
+                found = err
+            self._cache[path] = found
+        if isinstance(found, IncludeError):
+            if default is not None and isinstance(found.__cause__, FileNotFoundError):
+                return default
+            raise found
+        return found
+
+    def _read(self, path: str) -> str:
+        if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
+            raise IncludeError(f"include_host({path!r}): give an absolute path")
+        resolved = Path(os.path.realpath(path))
+        if resolved in self.denied or not any(resolved.is_relative_to(r) for r in self.roots):
+            allowed = ", ".join(str(r) for r in self.roots)
+            raise IncludeError(
+                f"include_host({path!r}): {resolved} is outside the allowed roots ({allowed})"
+            )
+        return _read_text(resolved, f"include_host({path!r})")
+
+
+class ImageFiles:
+    """include_image(path): a file of an image's rootfs, `images_dir/<image>/rootfs`."""
+
+    def __init__(self, images_dir: Path) -> None:
+        self.images_dir = Path(images_dir)
+        self._cache: dict[tuple[str, str], str | IncludeError] = {}
+
+    def read(self, image: str | None, path: str, default: str | None = None) -> str:
+        key = (image or "", path)
+        found = self._cache.get(key)
+        if found is None:
+            try:
+                found = self._read(image, path)
+            except IncludeError as err:
+                found = err
+            self._cache[key] = found
+        if isinstance(found, IncludeError):
+            if default is not None and isinstance(found.__cause__, FileNotFoundError):
+                return default
+            raise found
+        return found
+
+    def _read(self, image: str | None, path: str) -> str:
+        what = f"include_image({path!r})"
+        if not image:
+            raise IncludeError(f"{what}: the node has no image")
+        if "/" in image or image in (".", "..") or "\x00" in image:
+            raise IncludeError(f"{what}: {image!r} is not an image name")
+        if not isinstance(path, str) or "\x00" in path:
+            raise IncludeError(f"{what}: not a path")
+        root = self.images_dir / image / "rootfs"
+        if not root.is_dir():
+            raise IncludeError(f"{what}: image {image!r} has no rootfs at {root}")
+        return _read_text(resolve_in_root(root, path, what), what)
+
+
+def resolve_in_root(root: Path, path: str, what: str) -> Path:
+    """`path` inside `root` as a chroot at `root` would resolve it; never leaves `root`."""
+    pending = [p for p in path.split("/") if p not in ("", ".")]
+    done: list[str] = []
+    links = 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        candidate = root.joinpath(*done, part)
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError as err:
+            raise IncludeError(f"{what}: no such file in the image") from err
+        except NotADirectoryError as err:
+            raise IncludeError(f"{what}: no such file in the image") from err
+        if stat.S_ISLNK(info.st_mode):
+            links += 1
+            if links > MAX_LINKS:
+                raise IncludeError(f"{what}: too many levels of symbolic links")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                done = []
+            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
+            continue
+        done.append(part)
+    return root.joinpath(*done)
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError as err:
+        raise IncludeError(f"{what}: no such file") from err
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise IncludeError(f"{what}: a symbolic link; refused") from err
+        raise IncludeError(f"{what}: {err.strerror}") from err
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise IncludeError(f"{what}: not a regular file")
+        if info.st_size > MAX_INCLUDE:
+            raise IncludeError(f"{what}: {info.st_size} bytes; at most {MAX_INCLUDE} are read")
+        with os.fdopen(os.dup(fd), "rb") as source:
+            data = source.read(MAX_INCLUDE + 1)
+    finally:
+        os.close(fd)
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise IncludeError(f"{what}: not UTF-8 text") from None
