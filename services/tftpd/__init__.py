@@ -1,1 +1,1 @@
-"""tftpd: serves iPXE binaries over TFTP (shell: filled in by a later issue; no UDP yet)."""
+"""tftpd: serves the iPXE binaries over TFTP, read-only and confined to its root."""
