@@ -161,7 +161,7 @@ class UpStack:
 
 
 def free_port_offset() -> int:
-    """An offset at which the NATS port and every service port are free."""
+    """An offset at which the NATS port, every service port and TFTP's UDP port are free."""
     import random
     import socket
 
@@ -172,6 +172,8 @@ def free_port_offset() -> int:
             for port in wanted:
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", port))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", names.TFTP_PORT + offset))
         except OSError:
             continue
         return offset
