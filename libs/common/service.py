@@ -2,7 +2,8 @@
 
 Every service package has `services/<name>/app.py` with `async def build(settings, bus) ->
 Service`; `serve` picks the builder by name from libs.runtime.services, starts the service,
-serves its FastAPI app with uvicorn until SIGINT/SIGTERM, then stops it and closes the bus.
+serves its FastAPI app with uvicorn (or granian, if the service's `http_server` says so) until
+SIGINT/SIGTERM, then stops it and closes the bus.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
@@ -31,6 +33,8 @@ SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 # Open HTTP requests get this long to finish at shutdown, and so does each shutdown step
 # (a service stopping, the bus closing): with NATS gone first, a step could wait forever.
 GRACEFUL_SHUTDOWN: Final = 5
+# Pending connections granian accepts at once (its embedded default, 128, drops a boot storm's).
+GRANIAN_BACKLOG: Final = 2048
 
 
 class Service(Protocol):
@@ -148,6 +152,35 @@ async def _serve_http(
     await serving
 
 
+async def _serve_granian(
+    app: FastAPI, sock: socket.socket, stop: asyncio.Event, log: logging.Logger
+) -> None:
+    """Serve with granian embedded in this loop: it sends files (ASGI pathsend) from Rust,
+    about 5x uvicorn's throughput for blobs. It binds its own socket, so ours is let go."""
+    from granian.constants import Interfaces
+    from granian.server.embed import Server as Granian
+
+    host, port = sock.getsockname()[:2]
+    sock.close()
+    # One Rust I/O thread per core: the file bodies are sent from these threads.
+    server = Granian(
+        app,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGINL,
+        runtime_threads=os.cpu_count() or 1,
+        backlog=GRANIAN_BACKLOG,
+        log_enabled=False,
+    )
+    serving = asyncio.create_task(server.serve())
+    log.info("listening on http://%s:%d (granian)", host, port)
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    server.stop()
+    await serving
+
+
 async def serve(name: str, settings: Settings) -> None:
     """Run service `name` until SIGINT/SIGTERM. Raises StartupFailed if it cannot start."""
     log = setup_logging(name, settings.log_level)
@@ -165,7 +198,10 @@ async def serve(name: str, settings: Settings) -> None:
             service = await _unless_stopped(stop, _start(name, build, settings, bus, log))
             stack.push_async_callback(_bounded(f"stopping {name}", service.stop, log))
             if service.app is not None:
-                await _serve_http(service.app, sock, stop, log)
+                if getattr(service, "http_server", "uvicorn") == "granian":
+                    await _serve_granian(service.app, sock, stop, log)
+                else:
+                    await _serve_http(service.app, sock, stop, log)
             else:
                 await stop.wait()
             log.info("stopping")

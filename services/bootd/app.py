@@ -1,27 +1,109 @@
-"""bootd wiring: a shell that answers /healthz until its issue fills it in."""
+"""bootd wiring: the index watchers, the boot server and its routes, served by granian."""
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
+from typing import Final
 
+import nats.errors
+from fastapi import FastAPI
+
+from libs.common import endpoints, names
 from libs.common.bus import Bus
-from libs.common.httpapi import create_app
-from libs.common.service import Service
+from libs.common.cas import ContentStore
+from libs.common.httpapi import TokenAuth, create_app
+from libs.common.models.node import Node
+from libs.common.models.overlay import BootManifest
 from libs.common.settings import Settings
+from libs.common.token import ensure_token
+from services.bootd import api
+from services.bootd.boot import BootServer
+from services.bootd.discovery import Discovery
+from services.bootd.history import TftpStages, replay
+from services.bootd.index import IndexFeeder, ManifestIndex
+from services.bootd.script import ScriptRenderer
+from services.bootd.status import StagePublisher, StatusBook
 
 log = logging.getLogger("wolfpack.bootd")
 
+# Secure mode (runtime overlays only to privileged source ports) is on unless this says no.
+ENV_SECURE: Final = "WOLFPACK_BOOTD_SECURE"
+ENV_REGISTRY: Final = "WOLFPACK_REGISTRY_URL"
+FALSE: Final = ("0", "false", "no", "off")
+
 
 class BootdService:
-    def __init__(self) -> None:
-        self.app = create_app("bootd", title="wolfpack bootd", version="1")
+    # Blobs go out through ASGI pathsend, which granian sends itself (libs.common.service).
+    http_server: Final = "granian"
+
+    def __init__(
+        self,
+        app: FastAPI,
+        feeder: IndexFeeder,
+        discovery: Discovery,
+        bus: Bus,
+        book: StatusBook,
+    ) -> None:
+        self.app = app
+        self.feeder = feeder
+        self.discovery = discovery
+        self._bus = bus
+        self._book = book
+        self._tftp = TftpStages(bus, book)
 
     async def start(self) -> None:
-        log.info("bootd ready (shell: filled in by a later issue)")
+        await self.feeder.start()
+        try:
+            replayed = await replay(self._bus, self._book)
+        except nats.errors.Error as err:
+            log.warning("boot history not read from the stream: %s", err)
+            replayed = 0
+        await self._tftp.start()
+        log.info(
+            "bootd ready: %d boot manifests, %d discoverable nodes, %d past boot stages",
+            len(self.feeder.index.by_node),
+            len(self.feeder.index.discoverable),
+            replayed,
+        )
 
     async def stop(self) -> None:
-        pass
+        await self._tftp.stop()
+        await self.feeder.stop()
+        await self.discovery.close()
 
 
-async def build(settings: Settings, bus: Bus) -> Service:
-    return BootdService()
+def registry_url(settings: Settings, env: Mapping[str, str]) -> str:
+    """Where discovery writes: $WOLFPACK_REGISTRY_URL, DATA/endpoints.json, else this host."""
+    if env.get(ENV_REGISTRY):
+        return env[ENV_REGISTRY]
+    try:
+        found = endpoints.read_endpoints(settings.data_dir).services.get("registry")
+    except (OSError, ValueError):
+        found = None
+    host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::", "") else settings.bind
+    return found or f"http://{host}:{settings.port('registry')}"
+
+
+async def build(settings: Settings, bus: Bus) -> BootdService:
+    token = ensure_token(settings.data_dir)
+    index = ManifestIndex()
+    feeder = IndexFeeder(
+        index,
+        await bus.bucket(names.BUCKET_BOOT, BootManifest),
+        await bus.bucket(names.BUCKET_NODES, Node),
+    )
+    book = StatusBook()
+    discovery = Discovery(registry_url(settings, os.environ), token)
+    boot = BootServer(
+        index,
+        ContentStore(settings.cas_dir),
+        ScriptRenderer(),
+        discovery,
+        StagePublisher(bus, book),
+        secure=os.environ.get(ENV_SECURE, "true").lower() not in FALSE,
+    )
+    app = create_app("bootd", title="wolfpack bootd", version="1")
+    api.mount(app, boot, book, TokenAuth(token, public_read=settings.public_read))
+    return BootdService(app, feeder, discovery, bus, book)

@@ -11,6 +11,7 @@ from libs.wolfctl.node.export import command as export_command
 from libs.wolfctl.node.import_ import command as import_command
 from libs.wolfctl.node.list import command as list_command
 from libs.wolfctl.node.set import command as set_command
+from libs.wolfctl.node.status import command as status_command
 from libs.wolfctl.node.unset import command as unset_command
 
 
@@ -27,5 +28,6 @@ for _command in (
     delete_command,
     import_command,
     export_command,
+    status_command,
 ):
     node.add_command(_command)

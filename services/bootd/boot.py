@@ -1,0 +1,142 @@
+"""What a booting node asks for, answered from the in-memory index: its script (discovering it
+if needed), the blobs of each stage, its runtime overlay; every answer is a boot stage."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from libs.common.cas import ContentStore
+from libs.common.errors import Invalid, NotFound
+from libs.common.models.boot_stage import UNKNOWN_NODE, BootStage, Stage
+from libs.common.models.overlay import BootManifest
+from services.bootd import script
+from services.bootd.access import check_asset_key
+from services.bootd.discovery import Discovery
+from services.bootd.index import ManifestIndex
+from services.bootd.macs import normalize_mac
+from services.bootd.status import StagePublisher
+
+log = logging.getLogger("wolfpack.bootd")
+
+FILE_STAGES: tuple[Stage, ...] = ("kernel", "image", "system", "runtime")
+
+
+class BootServer:
+    def __init__(
+        self,
+        index: ManifestIndex,
+        store: ContentStore,
+        renderer: script.ScriptRenderer,
+        discovery: Discovery,
+        publisher: StagePublisher,
+        *,
+        secure: bool = True,
+    ) -> None:
+        self.index = index
+        self.store = store
+        self.renderer = renderer
+        self.discovery = discovery
+        self.publisher = publisher
+        self.secure = secure
+
+    def manifest(self, mac: str, assetkey: str | None) -> BootManifest:
+        """The manifest of the node owning `mac`, its asset key checked."""
+        manifest = self.index.manifest_for_mac(mac)
+        if manifest is None:
+            raise NotFound(f"no node has MAC {mac}", field="mac")
+        check_asset_key(manifest, assetkey)
+        return manifest
+
+    async def script(self, mac: str, base: str, assetkey: str | None) -> tuple[str, str]:
+        """(iPXE script, node name) for `mac`; an unknown MAC is discovered or told to wait."""
+        manifest = self.index.manifest_for_mac(mac)
+        if manifest is not None:
+            check_asset_key(manifest, assetkey)
+            size = self._size(manifest.image_digest)
+            try:
+                context = script.boot_context(manifest, mac, base, size)
+            except NotFound as err:
+                return script.waiting_script(mac, base, err.message, script.RETRY_SECONDS), (
+                    manifest.node
+                )
+            return self.renderer.render(context, manifest.ipxe_template), manifest.node
+        claimed = self.discovery.claimed.get(mac)
+        if claimed is not None:
+            return script.discovered_script(claimed, mac, base), claimed
+        node = self.index.first_discoverable()
+        if node is not None and await self.discovery.claim(node, mac):
+            self.index.set_node(node.name, None)  # taken: the registry's event follows
+            return script.discovered_script(node.name, mac, base), node.name
+        return script.unconfigured_script(mac, base), UNKNOWN_NODE
+
+    def stage_digests(self, manifest: BootManifest, stage: str) -> list[str]:
+        """The blobs a Warewulf stage route serves for the node."""
+        digests: dict[str, list[str | None]] = {
+            "kernel": [manifest.kernel_digest],
+            "image": [manifest.image_digest],
+            "system": list(manifest.system_digests),
+            "runtime": [manifest.runtime_digest],
+        }
+        if stage not in digests:
+            raise Invalid(f"unknown stage {stage!r} (want one of ipxe, {', '.join(digests)})")
+        found = [d for d in digests[stage] if d is not None]
+        if not found:
+            raise NotFound(f"node {manifest.node} has no {stage} yet", field="stage")
+        return found
+
+    def blob_owner(self, wwid: str | None, digest: str) -> tuple[str, Stage] | None:
+        """Which node (by the `?wwid=` its script put on the URL) fetches `digest`, as what."""
+        if wwid is None:
+            return None
+        try:
+            manifest = self.index.manifest_for_mac(normalize_mac(wwid))
+        except Invalid:
+            return None
+        if manifest is None:
+            return None
+        digest = digest.removeprefix("sha256:").lower()
+        if digest == manifest.kernel_digest:
+            return manifest.node, "kernel"
+        if digest == manifest.image_digest:
+            return manifest.node, "image"
+        if digest == manifest.runtime_digest:
+            return manifest.node, "runtime"
+        if digest in manifest.system_digests:
+            return manifest.node, "system"
+        return None
+
+    async def record(
+        self,
+        node: str,
+        stage: Stage,
+        file: str,
+        *,
+        remote: str,
+        hwaddr: str = "",
+        sent: int = 0,
+        started: float | None = None,
+        error: str = "",
+    ) -> None:
+        duration = time.monotonic() - started if started is not None else 0.0
+        await self.publisher.publish(
+            BootStage(
+                node=node,
+                stage=stage,
+                file=file,
+                bytes=sent,
+                remote=remote,
+                hwaddr=hwaddr,
+                duration=duration,
+                ok=not error,
+                error=error,
+            )
+        )
+
+    def _size(self, digest: str | None) -> int | None:
+        if digest is None:
+            return None
+        try:
+            return self.store.size(digest)
+        except (NotFound, Invalid):
+            return None

@@ -1,0 +1,123 @@
+"""A real bootd (`wolfpack run bootd`) beside a real registry, sharing one nats-server and one
+DATA folder, once per module; tests write manifests to KV `boot` and blobs to the CAS as
+overlayd would, each test under node names and MACs of its own."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from libs.common import names
+from libs.common.bus import Bus
+from libs.common.cas import ContentStore
+from libs.common.endpoints import Endpoints, write_endpoints
+from libs.common.models.overlay import BootManifest
+
+from stack import RegistryProcess, run_service, stop_process, wait_healthy
+
+
+@dataclass
+class Bootd:
+    url: str
+    nats_url: str
+    data: Path
+    token: str
+    registry: RegistryProcess
+
+    @property
+    def store(self) -> ContentStore:
+        return ContentStore(self.data / "cas")
+
+
+@pytest.fixture(scope="module")
+def bootd_process(registry_process: RegistryProcess) -> Iterator[Bootd]:
+    data = Path(registry_process.data)
+    write_endpoints(
+        data,
+        Endpoints(
+            nats=registry_process.nats_url,
+            services={"registry": registry_process.url},
+            token_file=str(data / names.TOKEN_FILE),
+        ),
+    )
+    process, port, log = run_service("bootd", data, registry_process.nats_url)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield Bootd(url, registry_process.nats_url, data, registry_process.token, registry_process)
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture
+def bootd(bootd_process: Bootd) -> Bootd:
+    return bootd_process
+
+
+@pytest.fixture
+async def nbus(bootd: Bootd) -> AsyncIterator[Bus]:
+    connected = await Bus.connect(bootd.nats_url, "bootd-test")
+    try:
+        yield connected
+    finally:
+        await connected.close()
+
+
+@pytest.fixture
+async def http(bootd: Bootd) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=bootd.url, timeout=10) as client:
+        yield client
+
+
+_serial = itertools.count(1)
+
+
+def fresh_mac() -> str:
+    """A MAC no other test in this run uses."""
+    n = next(_serial)
+    return f"52:54:00:{(n >> 16) & 0xFF:02x}:{(n >> 8) & 0xFF:02x}:{n & 0xFF:02x}"
+
+
+@dataclass
+class BootFiles:
+    manifest: BootManifest
+    kernel: bytes
+    image: bytes
+    systems: list[bytes]
+    runtime: bytes
+
+
+async def boot_node(
+    bus: Bus,
+    store: ContentStore,
+    node: str,
+    mac: str,
+    *,
+    asset_key: str | None = None,
+    image: bytes | None = None,
+    kernel_args: list[str] | None = None,
+) -> BootFiles:
+    """Blobs into the CAS and a manifest into KV `boot`, as overlayd writes them."""
+    kernel = f"kernel of {node}".encode()
+    image = image if image is not None else f"image of {node}".encode() * 100
+    systems = [f"wwinit of {node}".encode(), f"hosts of {node}".encode()]
+    runtime = f"runtime of {node}".encode()
+    manifest = BootManifest(
+        node=node,
+        hwaddrs=[mac],
+        asset_key=asset_key,
+        image="demo",
+        kernel_digest=await store.put_bytes(kernel),
+        image_digest=await store.put_bytes(image),
+        system_digests=[await store.put_bytes(s) for s in systems],
+        runtime_digest=await store.put_bytes(runtime),
+        kernel_args=kernel_args if kernel_args is not None else ["quiet", "crashkernel=no"],
+    )
+    boot = await bus.bucket(names.BUCKET_BOOT, BootManifest)
+    await boot.put(node, manifest)
+    return BootFiles(manifest, kernel, image, systems, runtime)

@@ -1,0 +1,35 @@
+"""An unknown MAC goes to the first discoverable node, through the real registry."""
+
+from __future__ import annotations
+
+import httpx
+from conftest import Bootd, fresh_mac
+
+
+async def test_first_discoverable_node_gets_the_mac(
+    bootd: Bootd, api: httpx.AsyncClient, http: httpx.AsyncClient
+) -> None:
+    for name, discoverable in (("d3", True), ("d1", None), ("d2", True)):
+        body = {"discoverable": discoverable} if discoverable else {}
+        assert (await api.put(f"/api/v1/nodes/{name}", json=body)).status_code in (200, 201)
+    mac = fresh_mac()
+    answer = ""
+    for _ in range(2000):
+        answer = (await http.get(f"/ipxe/{mac.upper()}")).text
+        if "was given to node" in answer:
+            break
+    assert f"MAC {mac} was given to node d2" in answer
+    assert f"chain {bootd.url}/ipxe/{mac}" in answer
+    node = (await api.get("/api/v1/nodes/d2")).json()
+    assert node["network_devices"]["default"]["hwaddr"] == mac
+    assert node.get("discoverable") is None
+    assert "network_devices" not in (await api.get("/api/v1/nodes/d1")).json()
+    # The next unknown MAC goes to the next discoverable node; then none is left.
+    other = fresh_mac()
+    for _ in range(2000):
+        answer = (await http.get(f"/ipxe/{other}")).text
+        if "d3" in answer:
+            break
+    assert f"MAC {other} was given to node d3" in answer
+    third = fresh_mac()
+    assert "unconfigured" in (await http.get(f"/ipxe/{third}")).text

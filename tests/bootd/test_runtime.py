@@ -1,0 +1,97 @@
+"""`/runtime/{mac}`: only the owning node, with its asset key, from a privileged port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import httpx
+import pytest
+from conftest import Bootd, boot_node, fresh_mac
+from rawhttp import get_from_port
+
+from libs.common.bus import Bus
+from libs.common.models.boot_stage import BootStage
+
+PRIVILEGED = (700, 800)
+
+
+@pytest.fixture(autouse=True)
+def need_root() -> None:
+    if os.geteuid() != 0:
+        from stack import unavailable
+
+        unavailable("binding a privileged source port needs root")
+
+
+async def ready(http: httpx.AsyncClient, mac: str) -> None:
+    """Wait (without sleeping) until bootd has the manifest of `mac`."""
+    for _ in range(2000):
+        if "kernel --name" in (await http.get(f"/ipxe/{mac}")).text:
+            return
+    raise AssertionError(f"bootd never loaded the manifest of {mac}")
+
+
+async def test_privileged_port_gets_the_runtime_overlay(
+    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+) -> None:
+    mac = fresh_mac()
+    files = await boot_node(nbus, bootd.store, "rt1", mac)
+    await ready(http, mac)
+    events = await nbus.subscribe("wolfpack.node.rt1.boot", BootStage)
+    try:
+        status, body = await get_from_port(f"{bootd.url}/runtime/{mac.upper()}", *PRIVILEGED)
+        assert status == 200
+        assert body == files.runtime
+        async with asyncio.timeout(10):
+            async for _, event in events:
+                if event.stage == "runtime":
+                    break
+        assert event.ok and event.bytes == len(files.runtime) and event.hwaddr == mac
+    finally:
+        await events.stop()
+
+
+async def test_unprivileged_port_is_refused_with_an_event(
+    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+) -> None:
+    mac = fresh_mac()
+    await boot_node(nbus, bootd.store, "rt2", mac)
+    await ready(http, mac)
+    events = await nbus.subscribe("wolfpack.node.rt2.boot", BootStage)
+    try:
+        answer = await http.get(f"/runtime/{mac}")
+        assert answer.status_code == 403
+        assert "privileged source port" in answer.json()["error"]
+        async with asyncio.timeout(10):
+            async for _, event in events:
+                if event.stage == "runtime":
+                    break
+        assert not event.ok and "privileged" in event.error
+    finally:
+        await events.stop()
+
+
+async def test_unknown_mac_is_refused(bootd: Bootd) -> None:
+    status, body = await get_from_port(f"{bootd.url}/runtime/{fresh_mac()}", *PRIVILEGED)
+    assert status == 403
+    assert b"no node owns MAC" in body
+
+
+async def test_another_nodes_mac_gets_that_nodes_overlay_only(
+    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+) -> None:
+    mac_a, mac_b = fresh_mac(), fresh_mac()
+    a = await boot_node(nbus, bootd.store, "rt3a", mac_a)
+    b = await boot_node(nbus, bootd.store, "rt3b", mac_b, asset_key="b-key")
+    await ready(http, mac_a)
+    status, body = await get_from_port(f"{bootd.url}/runtime/{mac_a}", *PRIVILEGED)
+    assert status == 200 and body == a.runtime and body != b.runtime
+    # Node b's key does not open node a's... and a's MAC with b's key is still a's overlay only;
+    # b's overlay needs b's asset key.
+    status, body = await get_from_port(f"{bootd.url}/runtime/{mac_b}", *PRIVILEGED)
+    assert status == 401 and b"asset key" in body
+    status, body = await get_from_port(f"{bootd.url}/runtime/{mac_b}?assetkey=wrong", *PRIVILEGED)
+    assert status == 401 and b"wrong asset key" in body
+    status, body = await get_from_port(f"{bootd.url}/runtime/{mac_b}?assetkey=b-key", *PRIVILEGED)
+    assert status == 200 and body == b.runtime
