@@ -12,6 +12,7 @@ from libs.wolfctl.context import FORMATS, Globals
 from libs.wolfctl.groups import PROG, RootGroup
 from libs.wolfctl.image import image
 from libs.wolfctl.node import node
+from libs.wolfctl.overlay import overlay
 from libs.wolfctl.profile import profile
 
 
@@ -44,6 +45,7 @@ def cli(ctx: click.Context, url: str | None, token: str | None, output: str) -> 
 cli.add_command(node)
 cli.add_command(profile)
 cli.add_command(image)
+cli.add_command(overlay)
 
 
 def main() -> None:

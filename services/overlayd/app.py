@@ -1,27 +1,97 @@
-"""overlayd wiring: a shell that answers /healthz until its issue fills it in."""
+"""overlayd wiring: buckets, store and bus in; the renderer, its waves and the API out."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any, Final
 
-from libs.common.bus import Bus
-from libs.common.httpapi import create_app
-from libs.common.service import Service
+from fastapi import FastAPI
+
+from libs.common import names
+from libs.common.bus import Bus, Consumer
+from libs.common.cas import ContentStore
+from libs.common.httpapi import MiB, TokenAuth, create_app
+from libs.common.models.image import ImageMeta
+from libs.common.models.node import Node, Profile
+from libs.common.models.overlay import BootManifest, OverlayMeta
 from libs.common.settings import Settings
+from libs.common.token import ensure_token
+from services.overlayd import api
+from services.overlayd import bus as bus_handlers
+from services.overlayd.catalog import Catalog
+from services.overlayd.cluster import ClusterView
+from services.overlayd.config import load_config, template_settings
+from services.overlayd.engine import OverlayRenderer, OverlaySources, ShippedOverlays
+from services.overlayd.hostconfig import HostConfig, HostWriter
+from services.overlayd.keys import load_host_keys
+from services.overlayd.manifests import Manifests
+from services.overlayd.rendering import Rendering
+from services.overlayd.storage import OverlayStorage
+from services.overlayd.storage_files import MAX_IMPORT_BYTES
+from services.overlayd.waves import Waves
 
 log = logging.getLogger("wolfpack.overlayd")
 
+# An import's tar archive may be as big as an overlay may be, plus its headers.
+BODY_LIMIT: Final = MAX_IMPORT_BYTES + 16 * MiB
+
 
 class OverlaydService:
-    def __init__(self) -> None:
-        self.app = create_app("overlayd", title="wolfpack overlayd", version="1")
+    def __init__(
+        self, app: FastAPI, view: ClusterView, manifests: Manifests, waves: Waves, bus: Bus
+    ) -> None:
+        self.app = app
+        self.view = view
+        self.manifests = manifests
+        self.waves = waves
+        self._bus = bus
+        self._consumers: list[Consumer[Any]] = []
 
     async def start(self) -> None:
-        log.info("overlayd ready (shell: filled in by a later issue)")
+        await self.view.start()
+        await self.manifests.load()
+        # The start-up render runs in the background (10,000 nodes take a while); events
+        # that come meanwhile wait for it.
+        await self.waves.start()
+        self._consumers = await bus_handlers.subscribe(self._bus, self.view, self.waves)
+        log.info(
+            "overlayd ready: %d nodes, %d profiles, %d manifests; rendering every node",
+            len(self.view.nodes.items),
+            len(self.view.profiles.items),
+            len(self.manifests.current),
+        )
 
     async def stop(self) -> None:
-        pass
+        await asyncio.gather(*(consumer.stop() for consumer in self._consumers))
+        await self.waves.stop()
+        await self.view.stop()
 
 
-async def build(settings: Settings, bus: Bus) -> Service:
-    return OverlaydService()
+async def build(settings: Settings, bus: Bus) -> OverlaydService:
+    config = load_config(settings.data_dir)
+    template = template_settings(config, settings)
+    store = ContentStore(settings.cas_dir)
+    shipped = ShippedOverlays()
+    storage = OverlayStorage(
+        await bus.bucket(names.BUCKET_OVERLAYS, OverlayMeta), store, shipped, publisher=bus
+    )
+    renderer = OverlayRenderer(
+        OverlaySources(shipped, storage, store),
+        template,
+        await load_host_keys(settings.data_dir),
+        store,
+        data_dir=settings.data_dir,
+    )
+    view = ClusterView(
+        await bus.bucket(names.BUCKET_NODES, Node),
+        await bus.bucket(names.BUCKET_PROFILES, Profile),
+        await bus.bucket(names.BUCKET_IMAGES, ImageMeta),
+    )
+    manifests = Manifests(await bus.bucket(names.BUCKET_BOOT, BootManifest), bus)
+    hosts = HostWriter(HostConfig(settings.data_dir, template, config))
+    waves = Waves(view, Rendering(view, renderer, manifests, bus), hosts)
+    auth = TokenAuth(ensure_token(settings.data_dir), public_read=settings.public_read)
+    app = create_app("overlayd", title="wolfpack overlayd", version="1", body_limit=BODY_LIMIT)
+    api.mount(app, Catalog(storage, renderer, view, settings.data_dir), waves, manifests, auth)
+    return OverlaydService(app, view, manifests, waves, bus)

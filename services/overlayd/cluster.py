@@ -1,0 +1,73 @@
+"""What overlayd knows of the cluster: KV `nodes`, `profiles` and `images` mirrored in memory,
+and every node merged with its profiles, re-merged only when the node or a profile changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from libs.common.merge import merge_node
+from libs.common.models.image import ImageMeta
+from libs.common.models.node import Node, Profile
+from services.overlayd.engine.plan import nodes_with_profile
+from services.overlayd.mirror import Mirror, WatchedBucket
+
+
+class ClusterView:
+    def __init__(
+        self,
+        nodes: WatchedBucket[Node],
+        profiles: WatchedBucket[Profile],
+        images: WatchedBucket[ImageMeta],
+    ) -> None:
+        self.nodes = Mirror(nodes)
+        self.profiles = Mirror(profiles)
+        self.images = Mirror(images)
+        self._merged: dict[str, Node] = {}
+        self._stale_nodes: set[str] = set()
+        self._stale_profiles: set[str] = set()
+        self._all_stale = True
+        # Bumped on every change of nodes or profiles: the host configuration follows it.
+        self.generation = 0
+        self.nodes.on_change = self._node_changed
+        self.profiles.on_change = self._profile_changed
+
+    async def start(self) -> None:
+        await asyncio.gather(self.profiles.start(), self.nodes.start(), self.images.start())
+
+    async def stop(self) -> None:
+        await asyncio.gather(self.nodes.stop(), self.profiles.stop(), self.images.stop())
+
+    def _node_changed(self, name: str) -> None:
+        self._stale_nodes.add(name)
+        self.generation += 1
+
+    def _profile_changed(self, name: str) -> None:
+        self._stale_profiles.add(name)
+        self.generation += 1
+
+    def merged(self) -> dict[str, Node]:
+        """Every node merged with its profiles (Warewulf's view), by name."""
+        if self._all_stale:
+            self._merged = {}
+            self._stale_nodes = set(self.nodes.items)
+            self._stale_profiles.clear()
+            self._all_stale = False
+        if self._stale_profiles:
+            for profile in self._stale_profiles:
+                self._stale_nodes |= nodes_with_profile(
+                    profile, self.nodes.items, self.profiles.items
+                )
+            self._stale_profiles.clear()
+        if self._stale_nodes:
+            for name in self._stale_nodes:
+                node = self.nodes.items.get(name)
+                if node is None:
+                    self._merged.pop(name, None)
+                else:
+                    self._merged[name] = merge_node(node, self.profiles.items).node
+            self._stale_nodes.clear()
+        return self._merged
+
+    def image_of(self, node: Node) -> ImageMeta | None:
+        return self.images.items.get(node.image) if node.image else None

@@ -1,0 +1,162 @@
+"""Boot manifests (KV `boot`, key = node name): built from a node, its render and its image;
+written only when they differ from what is stored, then announced (state first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final, Protocol
+
+import msgspec
+
+from libs.common import names
+from libs.common.errors import Invalid, NotFound
+from libs.common.models.image import ImageMeta
+from libs.common.models.node import Node
+from libs.common.models.overlay import BootManifest, RenderedEvent
+from libs.common.validate import normalize_mac
+from services.overlayd.engine import NodeRender
+
+log = logging.getLogger("wolfpack.overlayd")
+
+# KV writes (and their events) in flight at once.
+WRITE_WINDOW: Final = 128
+PROGRESS: Final = 64
+_COMPARED: Final = tuple(f for f in BootManifest.__struct_fields__ if f != "revision")
+
+
+class BootBucket(Protocol):
+    """The narrow part of libs.common.kv.Bucket the manifests need."""
+
+    async def put(self, key: str, value: BootManifest) -> int: ...
+    async def delete(self, key: str, revision: int | None = None) -> None: ...
+    async def items(self) -> dict[str, BootManifest]: ...
+
+
+class Publisher(Protocol):
+    async def publish(self, subject: str, event: msgspec.Struct) -> int: ...
+
+
+def hwaddrs(node: Node) -> list[str]:
+    """The MACs of every network device of the node, lowercase colon form, in device order."""
+    found: list[str] = []
+    for _, device in sorted(node.network_devices.items()):
+        if not device.hwaddr:
+            continue
+        try:
+            mac = normalize_mac(device.hwaddr)
+        except Invalid:
+            log.warning("node %s: ignoring hwaddr %r, not a MAC", node.name, device.hwaddr)
+            continue
+        if mac not in found:
+            found.append(mac)
+    return found
+
+
+def build_manifest(node: Node, render: NodeRender, image: ImageMeta | None) -> BootManifest:
+    """`node` merged; `image` its KV `images` entry (None: no image, or not built yet)."""
+    return BootManifest(
+        node=node.name,
+        hwaddrs=hwaddrs(node),
+        asset_key=node.asset_key,
+        image=node.image,
+        kernel_digest=image.kernel_digest if image else None,
+        image_digest=image.image_digest if image else None,
+        system_digests=list(render.system_digests),
+        runtime_digest=render.runtime_digest,
+        kernel_args=list(node.kernel.args) if node.kernel else [],
+        ipxe_template=node.ipxe_template,
+    )
+
+
+def changed_fields(old: BootManifest | None, new: BootManifest) -> list[str]:
+    if old is None:
+        return [f for f in _COMPARED if getattr(new, f) not in (None, [], "")]
+    return [f for f in _COMPARED if getattr(old, f) != getattr(new, f)]
+
+
+def changed_overlays(old: BootManifest | None, render: NodeRender) -> list[str]:
+    """The system overlays whose archive differs from the stored manifest's."""
+    before = old.system_digests if old else []
+    return [
+        overlay
+        for i, (overlay, digest) in enumerate(
+            zip(render.system_overlays, render.system_digests, strict=True)
+        )
+        if i >= len(before) or before[i] != digest
+    ]
+
+
+class Manifests:
+    """KV `boot` as overlayd last wrote it (it is the only writer)."""
+
+    def __init__(self, bucket: BootBucket, publisher: Publisher) -> None:
+        self._bucket = bucket
+        self._publisher = publisher
+        self.current: dict[str, BootManifest] = {}
+
+    async def load(self) -> None:
+        self.current = await self._bucket.items()
+
+    def get(self, node: str) -> BootManifest:
+        found = self.current.get(node)
+        if found is None:
+            raise NotFound(f"node {node!r} has no boot manifest (yet)", field="name")
+        return found
+
+    def differs(self, manifest: BootManifest) -> bool:
+        old = self.current.get(manifest.node)
+        return old is None or msgspec.structs.replace(old, revision=0) != manifest
+
+    async def write(
+        self,
+        updates: Sequence[tuple[BootManifest, NodeRender]],
+        stop: Callable[[], bool] | None = None,
+    ) -> tuple[int, list[str]]:
+        """Store each manifest that changed, then publish its `rendered` event. Once `stop()`
+        says so (asked after the first PROGRESS writes: each call makes progress), the rest is
+        left unwritten. Returns how many were written and the nodes left."""
+        changed = [(m, r) for m, r in updates if self.differs(m)]
+        gate = asyncio.Semaphore(WRITE_WINDOW)
+        left: list[str] = []
+        started = 0
+
+        async def one(manifest: BootManifest, render: NodeRender) -> None:
+            nonlocal started
+            async with gate:
+                if started >= PROGRESS and stop is not None and stop():
+                    left.append(manifest.node)
+                    return
+                started += 1
+                old = self.current.get(manifest.node)
+                revision = await self._bucket.put(manifest.node, manifest)
+                self.current[manifest.node] = msgspec.structs.replace(manifest, revision=revision)
+                event = RenderedEvent(
+                    node=manifest.node,
+                    revision=revision,
+                    changed=changed_fields(old, manifest),
+                    overlays=changed_overlays(old, render),
+                    system_digests=manifest.system_digests,
+                    runtime_digest=manifest.runtime_digest,
+                )
+                await self._publisher.publish(names.node_subject(manifest.node, "rendered"), event)
+
+        await asyncio.gather(*(one(m, r) for m, r in changed))
+        return len(changed) - len(left), left
+
+    async def delete(self, nodes: Iterable[str]) -> int:
+        """Remove the manifests of nodes that are gone; returns how many there were."""
+        gone = [node for node in nodes if node in self.current]
+        gate = asyncio.Semaphore(WRITE_WINDOW)
+
+        async def one(node: str) -> None:
+            async with gate:
+                with contextlib.suppress(NotFound):  # already gone: what we wanted
+                    await self._bucket.delete(node)
+                self.current.pop(node, None)
+
+        await asyncio.gather(*(one(node) for node in gone))
+        return len(gone)

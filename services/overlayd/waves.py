@@ -1,0 +1,302 @@
+"""The incremental renderer: changes in, waves of rendering out, boot manifests in KV `boot`.
+
+Start-up renders every node and makes KV `boot` what a fresh full render gives (manifests of
+nodes that are gone are deleted). After that each wave answers the changes that came since
+the last one (pending.py coalesces them), rendering only the nodes engine.plan names:
+
+1. the first edited nodes alone, their all-node files (hosts) kept from the last wave, so a
+   single edit's manifest lands fast;
+2. every other node whose own inputs changed;
+3. a follow-up for the nodes whose all-node files may have changed, once changes have been
+   quiet for a moment (at most FOLLOWUP_MAX later), in chunks, paused as soon as new changes
+   wait (after some progress): those come first, and the rest of the follow-up waits for its
+   turn again. The host files (dnsmasq, hosts) follow the same way.
+
+rendering.py writes a manifest only when it differs from the stored one; a node whose render
+fails keeps its manifest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final
+
+from libs.common.models.node import Node
+from libs.common.models.overlay_api import OverlaydStatus, WaveReason, WaveReport
+from services.overlayd.cluster import ClusterView
+from services.overlayd.engine import Change, NodeRender, RenderError, plan
+from services.overlayd.hostconfig import HostWriter
+from services.overlayd.pending import Batch, Pending
+from services.overlayd.rendering import Rendering
+
+log = logging.getLogger("wolfpack.overlayd")
+
+FAST: Final = 8  # edited nodes rendered first, on their own
+FOLLOWUP_CHUNK: Final = 500  # small: a change waits for the chunk being rendered
+FOLLOWUP_QUIET: Final = 0.25  # follow-ups wait for changes to pause this long...
+FOLLOWUP_MAX: Final = 3.0  # ...but never longer than this
+RETRY_DELAY: Final = 1.0
+FREEZE_AFTER: Final = 1000  # nodes rendered in one wave
+
+
+class Waves:
+    def __init__(
+        self,
+        view: ClusterView,
+        rendering: Rendering,
+        hosts: HostWriter | None = None,
+        pending: Pending | None = None,
+    ) -> None:
+        self.view = view
+        self.rendering = rendering
+        self.hosts = hosts
+        self.pending = pending or Pending()
+        self._followup: set[str] = set()
+        self._followup_since = 0.0
+        # Overlay → the context variables it reads (engine.plan needs them); dropped when the
+        # overlay changes.
+        self._reads: dict[str, frozenset[str]] = {}
+        self._busy = False
+        self._reconciled = False
+        self._waves = 0
+        self._last: WaveReport | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[None] | None = None
+        self._nudge = asyncio.Event()
+
+    # -- what the service calls -------------------------------------------------------------
+
+    def notice(self, change: Change) -> None:
+        """An event said something changed (the view already reflects it)."""
+        self.pending.add(change)
+
+    async def build(self, nodes: Sequence[str] | None) -> WaveReport:
+        """Render `nodes` (all, forgetting remembered renders, if None) in the next wave."""
+        if nodes is None:
+            return await self.pending.request([Change(kind="settings")], fresh=True)
+        return await self.pending.request([Change(kind="node", name=n) for n in nodes])
+
+    def status(self) -> OverlaydStatus:
+        return OverlaydStatus(
+            reconciled=self._reconciled,
+            busy=self._busy,
+            waves=self._waves,
+            pending=len(self.pending),
+            followup=len(self._followup),
+            failing=len(self.rendering.failing),
+            manifests=len(self.rendering.manifests.current),
+            host_files_pending=self.hosts is not None
+            and (self.hosts.pending or self._flushing is not None),
+            last=self._last,
+        )
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="overlayd waves")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._flushing is not None:
+            await asyncio.wait([self._flushing])
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._reconciled:
+            try:
+                await self._reconcile()
+            except Exception:
+                log.exception("the start-up render failed; trying again")
+                await asyncio.sleep(RETRY_DELAY)
+        while True:
+            hosts = self._hosts_due()
+            if not self.pending.arrived.is_set() and not self._followup and hosts is None:
+                await self._idle()
+            if self.pending.arrived.is_set():
+                await self.pending.settled()
+                batch = self.pending.take()
+                try:
+                    await self._wave(batch)
+                except Exception:
+                    log.exception("a wave failed; its changes go into the next one")
+                    self.pending.put_back(batch)
+                    await asyncio.sleep(RETRY_DELAY)
+            elif self._followup:
+                if await self._quiet(self._followup_since):
+                    try:
+                        await self._follow_up()
+                    except Exception:
+                        log.exception("a follow-up failed; trying again")
+                        await asyncio.sleep(RETRY_DELAY)
+            elif hosts is not None and await self._quiet(hosts.since):
+                self._flush_hosts(hosts)
+
+    async def _reconcile(self) -> None:
+        report, generation, merged = self._begin("reconcile")
+        try:
+            await self.rendering.render(sorted(merged), merged, report)
+            manifests = self.rendering.manifests
+            stale = [name for name in manifests.current if name not in merged]
+            report.manifests_deleted = await manifests.delete(stale)
+            self._hand_over(merged, generation)
+            self._reconciled = True
+        finally:
+            self._end(report)
+        log.info(
+            "start-up render: %d nodes in %.2fs, %d manifests written, %d deleted, %d failed",
+            report.nodes_rendered,
+            report.seconds,
+            report.manifests_written,
+            report.manifests_deleted,
+            report.failed,
+        )
+
+    async def _wave(self, batch: Batch) -> None:
+        report, generation, merged = self._begin("build" if batch.waiters else "events")
+        report.changes = len(batch.changes)
+        try:
+            await self._answer(batch, merged, report)
+            self._hand_over(merged, generation)
+        except BaseException as err:
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_exception(err if isinstance(err, Exception) else RuntimeError())
+            raise
+        finally:
+            self._end(report)
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_result(report)
+
+    async def _answer(self, batch: Batch, merged: dict[str, Node], report: WaveReport) -> None:
+        if batch.fresh:
+            self.rendering.renderer.clear_caches()
+            self._reads.clear()
+        for change in batch.changes:
+            if change.kind == "overlay":
+                self._reads.pop(change.name, None)
+        gone = [c.name for c in batch.changes if c.kind == "node" and c.name not in merged]
+        report.manifests_deleted = await self.rendering.manifests.delete(gone)
+        self.rendering.forget(gone)
+        self._followup.intersection_update(merged)
+        edited: list[str] = []
+        if not batch.build:
+            # A node's own change always makes it urgent: no need to plan before it.
+            edited = [n for n in dict.fromkeys(batch.edited_nodes()) if n in merged][:FAST]
+            results, _ = await self.rendering.render(edited, merged, report, defer=True)
+            self._defer(n for n, r in results.items() if _deferred(r))
+        nodes, profiles = self.view.nodes.items, self.view.profiles.items
+        todo = plan(batch.changes, merged, nodes, profiles, await self._overlay_reads(merged))
+        urgent = todo.urgent.difference(edited)
+        await self.rendering.render(sorted(urgent), merged, report)
+        self._followup.difference_update(urgent)
+        if batch.events:
+            self._defer(todo.followup)
+
+    async def _idle(self) -> None:
+        """Wait for a change, or for the host files to be written (newer ones may wait)."""
+        waits = [asyncio.ensure_future(e.wait()) for e in (self.pending.arrived, self._nudge)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        self._nudge.clear()
+
+    def _hosts_due(self) -> HostWriter | None:
+        """The host writer, if it has files to write and is not writing."""
+        if self.hosts is not None and self.hosts.pending and self._flushing is None:
+            return self.hosts
+        return None
+
+    def _flush_hosts(self, hosts: HostWriter) -> None:
+        """Write the host files in the background: the loop goes on to the next change (the
+        text of 10,000 leases takes a while, in a thread)."""
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._flushing = None
+            self._nudge.set()
+
+        self._flushing = asyncio.create_task(hosts.flush(), name="overlayd host files")
+        self._flushing.add_done_callback(done)
+
+    async def _quiet(self, since: float) -> bool:
+        """Wait for a follow-up's turn (see the module docstring), one that has waited since
+        `since`; False if a change came first."""
+        while True:
+            waited = time.monotonic() - since
+            left = min(FOLLOWUP_QUIET - self.pending.quiet_for(), FOLLOWUP_MAX - waited)
+            if left <= 0:
+                return True
+            try:
+                await asyncio.wait_for(self.pending.arrived.wait(), left)
+            except TimeoutError:
+                continue
+            return False
+
+    async def _follow_up(self) -> None:
+        """All-node files (hosts) of the nodes that wait for them, until new changes come."""
+        report, _, merged = self._begin("followup")
+        try:
+            self._followup.intersection_update(merged)
+            interrupted = self.pending.arrived.is_set
+            while self._followup and not interrupted():
+                chunk = sorted(self._followup)[:FOLLOWUP_CHUNK]
+                _, left = await self.rendering.render(chunk, merged, report, stop=interrupted)
+                self._followup.difference_update(set(chunk).difference(left))
+            if self._followup:
+                # Interrupted: the rest waits for its turn again, so a stream of edits is not
+                # slowed down by a follow-up after every one of them.
+                self._followup_since = time.monotonic()
+        finally:
+            self._end(report)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _begin(self, reason: WaveReason) -> tuple[WaveReport, int, dict[str, Node]]:
+        self._busy = True
+        generation = self.view.generation
+        # A copy: the view may merge again (an API render) while this wave awaits.
+        merged = dict(self.view.merged())
+        return WaveReport(reason=reason, started_at=time.time()), generation, merged
+
+    def _end(self, report: WaveReport) -> None:
+        if report.nodes_rendered >= FREEZE_AFTER:
+            # What a big wave leaves (views, remembered renders) lives long: out of the
+            # collector's sight, so a later full collection does not stall an edit for 200 ms.
+            gc.collect()
+            gc.freeze()
+        self._busy = False
+        self._waves += 1
+        report.seconds = round(time.time() - report.started_at, 4)
+        self._last = report
+
+    def _defer(self, nodes: Iterable[str]) -> None:
+        """Nodes whose all-node files wait for the follow-up."""
+        if not self._followup:
+            self._followup_since = time.monotonic()
+        self._followup.update(nodes)
+
+    def _hand_over(self, merged: Mapping[str, Node], generation: int) -> None:
+        if self.hosts is not None:
+            self.hosts.schedule(merged.values(), generation)
+
+    async def _overlay_reads(self, merged: Mapping[str, Node]) -> dict[str, frozenset[str]]:
+        used: set[str] = set()
+        for node in merged.values():
+            used.update(node.system_overlay)
+            used.update(node.runtime_overlay)
+        for name in used.difference(self._reads):
+            self._reads[name] = await self.rendering.renderer.overlay_reads(name)
+        return self._reads
+
+
+def _deferred(result: NodeRender | RenderError) -> bool:
+    return isinstance(result, NodeRender) and bool(result.deferred)
