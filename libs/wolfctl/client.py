@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import msgspec
 
@@ -74,8 +74,9 @@ def error_from_response(status: int, body: bytes) -> WolfpackError:
     return cls(f"the registry answered {status}" + (f": {text[:200]}" if text else ""))
 
 
-class Registry:
-    """`async with Registry(config) as api:` one connection pool for one command."""
+class ApiClient:
+    """`async with Client(config) as api:` one connection pool for one command, to any of the
+    wolfpack APIs (registry, builder, overlayd): bearer token and JSON accept set once."""
 
     def __init__(self, config: ApiConfig, *, timeout: float = 60.0) -> None:
         # Imported here: httpx takes ~0.1 s to import, which `wolfctl --help` need not pay.
@@ -92,7 +93,7 @@ class Registry:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
 
-    async def __aenter__(self) -> Registry:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -102,6 +103,10 @@ class Registry:
         tb: TracebackType | None,
     ) -> None:
         await self._http.aclose()
+
+
+class Registry(ApiClient):
+    """The registry API."""
 
     async def request(
         self,

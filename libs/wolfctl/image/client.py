@@ -4,14 +4,13 @@ DATA/endpoints.json, then the defaults), and a small client with wolfctl's typed
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
 
 from libs.common import endpoints, names
 from libs.common.errors import Invalid, Unauthorized, WolfpackError
-from libs.wolfctl.client import Unreachable, error_from_response
+from libs.wolfctl.client import ApiClient, Unreachable, error_from_response
 from libs.wolfctl.config import ApiConfig, data_dir, resolve
 
 if TYPE_CHECKING:
@@ -53,28 +52,8 @@ def nats_url(env: Mapping[str, str]) -> str:
     return env.get(ENV_NATS) or (found.nats if found else None) or DEFAULT_NATS
 
 
-class BuilderClient:
+class BuilderClient(ApiClient):
     """`async with BuilderClient(config) as api:` requests to the builder API."""
-
-    def __init__(self, config: ApiConfig, *, timeout: float = 60.0) -> None:
-        import httpx
-
-        self.config = config
-        headers = {"Accept": "application/json"}
-        if config.token:
-            headers["Authorization"] = f"Bearer {config.token}"
-        self._http = httpx.AsyncClient(base_url=config.base_url, headers=headers, timeout=timeout)
-
-    async def __aenter__(self) -> BuilderClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._http.aclose()
 
     async def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
         import httpx

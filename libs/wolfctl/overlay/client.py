@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
@@ -14,7 +13,7 @@ import msgspec
 
 from libs.common import endpoints, names
 from libs.common.errors import Invalid, Unauthorized, WolfpackError
-from libs.wolfctl.client import Unreachable, error_from_response
+from libs.wolfctl.client import ApiClient, Unreachable, error_from_response
 from libs.wolfctl.config import ApiConfig, data_dir, resolve
 from libs.wolfctl.context import globals_of
 
@@ -49,28 +48,11 @@ def client(ctx: click.Context) -> OverlaydClient:
     return OverlaydClient(overlayd_config(os.environ, token=globals_of(ctx).token))
 
 
-class OverlaydClient:
+class OverlaydClient(ApiClient):
     """`async with OverlaydClient(config) as api:` requests to the overlayd API."""
 
     def __init__(self, config: ApiConfig, *, timeout: float = TIMEOUT) -> None:
-        import httpx
-
-        self.config = config
-        headers = {"Accept": "application/json"}
-        if config.token:
-            headers["Authorization"] = f"Bearer {config.token}"
-        self._http = httpx.AsyncClient(base_url=config.base_url, headers=headers, timeout=timeout)
-
-    async def __aenter__(self) -> OverlaydClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._http.aclose()
+        super().__init__(config, timeout=timeout)
 
     async def request(
         self,
