@@ -151,6 +151,9 @@ class Bus:
     async def subscribe(self, subject: str, model: type[T]) -> Subscription[T]:
         """A live core-NATS subscription (no replay): for watchers, CLIs and tests."""
         sub = await self.nc.subscribe(subject)
+        # A round trip: the server has our interest before we return, so an event published
+        # right after (by another process) is not missed.
+        await self.nc.flush()
         return Subscription(sub, model)
 
     async def bucket(self, name: str, model: type[T]) -> Bucket[T]:
