@@ -5,8 +5,10 @@
 With N nodes on the default profile (Warewulf's default overlays), each with a name and an
 address of its own, it measures (a) the first render: one `POST /nodes:bulk` until all N boot
 manifests are in KV `boot`; (b) a full re-render (`POST /overlays:build`, overlayd's caches
-dropped); (c) overlayd's peak RSS (VmHWM); (d) one node's address edited until its new manifest
-is in KV, p50/p95 over E edits of different nodes; (e) a `default` profile edit until all N
+dropped); (c) overlayd's peak RSS (VmHWM); (d) one node's address edited (PATCH sent) until
+its new manifest is in KV (seen by a KV watch: the one whose wwinit archive, which holds the
+address, changed; every node's hosts file follows later), p50/p95 over E edits of different
+nodes, one after the other; (e) a `default` profile edit (kernel arguments) until all N
 manifests are updated; (f) distinct system-overlay blobs among the N manifests.
 
 References from the same run: the same templates rendered by plain Jinja2 in a loop (no
@@ -76,6 +78,8 @@ class Report(msgspec.Struct, kw_only=True):
     edits: int
     cpus: int
     python: str
+    # 1-minute load average before and after: other work on the machine shows here.
+    load: tuple[float, float]
     figures: list[Figure]
 
 
@@ -384,6 +388,7 @@ def spread(measure: str, ms: list[float], ref: list[float], ref_name: str) -> li
 
 
 async def run(count: int, edits: int) -> Report:
+    load_before = os.getloadavg()[0]
     width = max(5, len(str(count)))
     profiles = {"default": default_profile()}
     nodes = [merge_node(node_of(i, width), profiles).node for i in range(count)]
@@ -414,6 +419,7 @@ async def run(count: int, edits: int) -> Report:
         edits=edits,
         cpus=len(os.sched_getaffinity(0)),
         python=platform.python_version(),
+        load=(load_before, os.getloadavg()[0]),
         figures=[
             Figure(
                 f"first render: bulk add -> {count} manifests in KV", first, "s", 60.0, floor, plain
@@ -430,7 +436,8 @@ async def run(count: int, edits: int) -> Report:
 def table(report: Report) -> str:
     lines = [
         f"wolfpack overlay benchmark: {report.nodes} nodes, {report.edits} edits, "
-        f"{report.cpus} CPUs, Python {report.python}",
+        f"{report.cpus} CPUs, Python {report.python}, load average {report.load[0]:.2f} before, "
+        f"{report.load[1]:.2f} after",
         "",
         f"{'measure':<52} {'value':>12}  {'goal':<12} {'':<6} {'reference':>30}  ratio",
     ]

@@ -5,6 +5,7 @@ and every node merged with its profiles, re-merged only when the node or a profi
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 from libs.common.merge import merge_node
 from libs.common.models.image import ImageMeta
@@ -24,6 +25,8 @@ class ClusterView:
         self.profiles = Mirror(profiles)
         self.images = Mirror(images)
         self._merged: dict[str, Node] = {}
+        # Overlay → how many merged nodes use it.
+        self._users: Counter[str] = Counter()
         self._stale_nodes: set[str] = set()
         self._stale_profiles: set[str] = set()
         self._all_stale = True
@@ -49,7 +52,7 @@ class ClusterView:
     def merged(self) -> dict[str, Node]:
         """Every node merged with its profiles (Warewulf's view), by name."""
         if self._all_stale:
-            self._merged = {}
+            self._merged, self._users = {}, Counter()
             self._stale_nodes = set(self.nodes.items)
             self._stale_profiles.clear()
             self._all_stale = False
@@ -61,13 +64,23 @@ class ClusterView:
             self._stale_profiles.clear()
         if self._stale_nodes:
             for name in self._stale_nodes:
+                self._count(self._merged.pop(name, None), -1)
                 node = self.nodes.items.get(name)
-                if node is None:
-                    self._merged.pop(name, None)
-                else:
+                if node is not None:
                     self._merged[name] = merge_node(node, self.profiles.items).node
+                    self._count(self._merged[name], 1)
             self._stale_nodes.clear()
         return self._merged
+
+    def overlays_used(self) -> list[str]:
+        """Every overlay some merged node uses (system or runtime)."""
+        self.merged()
+        return [name for name, users in self._users.items() if users > 0]
+
+    def _count(self, node: Node | None, step: int) -> None:
+        if node is not None:
+            for overlay in {*node.system_overlay, *node.runtime_overlay}:
+                self._users[overlay] += step
 
     def image_of(self, node: Node) -> ImageMeta | None:
         return self.images.items.get(node.image) if node.image else None

@@ -12,7 +12,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from libs.common.models.node import Node
@@ -105,18 +105,39 @@ async def run_reload(command: str, limit: float, what: str) -> bool:
 
 class HostWriter:
     """The host files lag behind on purpose: a wave hands over the nodes as they are and goes
-    on; the waves' loop flushes the newest set once changes pause (rendering 10,000 leases takes
-    long enough to slow down an edit's render if it ran beside it)."""
+    on; the waves' loop has the newest set written, in the background, once changes pause
+    (10,000 leases take long enough to slow down an edit's render if it ran beside it)."""
 
     def __init__(self, host: HostConfig) -> None:
         self.host = host
         self.since = 0.0  # when the set waiting was first handed over
         self._latest: list[Node] | None = None
         self._generation = -1
+        self._writing: asyncio.Task[None] | None = None
 
     @property
     def pending(self) -> bool:
-        return self._latest is not None
+        """A set waits to be written, or is being written."""
+        return self._latest is not None or self._writing is not None
+
+    @property
+    def due(self) -> bool:
+        """A set waits, and nothing is being written."""
+        return self._latest is not None and self._writing is None
+
+    def write_in_background(self, done: Callable[[], None]) -> None:
+        """Write the newest set; `done()` once written."""
+
+        def finished(task: asyncio.Task[None]) -> None:
+            self._writing = None
+            done()
+
+        self._writing = asyncio.create_task(self.flush(), name="overlayd host files")
+        self._writing.add_done_callback(finished)
+
+    async def stop(self) -> None:
+        if self._writing is not None:
+            await asyncio.wait([self._writing])
 
     def schedule(self, nodes: Iterable[Node], generation: int) -> None:
         """The nodes at registry `generation` (nothing to do if that one was handed over)."""

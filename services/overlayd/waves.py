@@ -7,10 +7,10 @@ the last one (pending.py coalesces them), rendering only the nodes engine.plan n
 1. the first edited nodes alone, their all-node files (hosts) kept from the last wave, so a
    single edit's manifest lands fast;
 2. every other node whose own inputs changed;
-3. a follow-up for the nodes whose all-node files may have changed, once changes have been
-   quiet for a moment (at most FOLLOWUP_MAX later), in chunks, paused as soon as new changes
-   wait (after some progress): those come first, and the rest of the follow-up waits for its
-   turn again. The host files (dnsmasq, hosts) follow the same way.
+3. when its turn comes (followup.py), a follow-up for the nodes whose all-node files may have
+   changed, in chunks, paused as soon as new changes wait (after some progress): those come
+   first, and the rest waits for its turn again. The host files (dnsmasq, hosts) are written
+   in the background on their turn.
 
 rendering.py writes a manifest only when it differs from the stored one; a node whose render
 fails keeps its manifest.
@@ -23,13 +23,16 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from libs.common.models.node import Node
 from libs.common.models.overlay_api import OverlaydStatus, WaveReason, WaveReport
+from services.overlayd import followup
 from services.overlayd.cluster import ClusterView
 from services.overlayd.engine import Change, NodeRender, RenderError, plan
+from services.overlayd.engine.plan import nodes_reading_nodes
+from services.overlayd.followup import FollowUp
 from services.overlayd.hostconfig import HostWriter
 from services.overlayd.pending import Batch, Pending
 from services.overlayd.rendering import Rendering
@@ -37,9 +40,6 @@ from services.overlayd.rendering import Rendering
 log = logging.getLogger("wolfpack.overlayd")
 
 FAST: Final = 8  # edited nodes rendered first, on their own
-FOLLOWUP_CHUNK: Final = 500  # small: a change waits for the chunk being rendered
-FOLLOWUP_QUIET: Final = 0.25  # follow-ups wait for changes to pause this long...
-FOLLOWUP_MAX: Final = 3.0  # ...but never longer than this
 RETRY_DELAY: Final = 1.0
 FREEZE_AFTER: Final = 1000  # nodes rendered in one wave
 
@@ -56,8 +56,7 @@ class Waves:
         self.rendering = rendering
         self.hosts = hosts
         self.pending = pending or Pending()
-        self._followup: set[str] = set()
-        self._followup_since = 0.0
+        self.followup = FollowUp()
         # Overlay → the context variables it reads (engine.plan needs them); dropped when the
         # overlay changes.
         self._reads: dict[str, frozenset[str]] = {}
@@ -66,8 +65,7 @@ class Waves:
         self._waves = 0
         self._last: WaveReport | None = None
         self._task: asyncio.Task[None] | None = None
-        self._flushing: asyncio.Task[None] | None = None
-        self._nudge = asyncio.Event()
+        self._nudge = asyncio.Event()  # the host files were written (newer ones may wait)
 
     # -- what the service calls -------------------------------------------------------------
 
@@ -87,11 +85,10 @@ class Waves:
             busy=self._busy,
             waves=self._waves,
             pending=len(self.pending),
-            followup=len(self._followup),
+            followup=self.followup.size(len(self.view.nodes.items)),
             failing=len(self.rendering.failing),
             manifests=len(self.rendering.manifests.current),
-            host_files_pending=self.hosts is not None
-            and (self.hosts.pending or self._flushing is not None),
+            host_files_pending=self.hosts is not None and self.hosts.pending,
             last=self._last,
         )
 
@@ -103,8 +100,8 @@ class Waves:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._flushing is not None:
-            await asyncio.wait([self._flushing])
+        if self.hosts is not None:
+            await self.hosts.stop()
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -116,8 +113,8 @@ class Waves:
                 log.exception("the start-up render failed; trying again")
                 await asyncio.sleep(RETRY_DELAY)
         while True:
-            hosts = self._hosts_due()
-            if not self.pending.arrived.is_set() and not self._followup and hosts is None:
+            hosts = self.hosts if self.hosts is not None and self.hosts.due else None
+            if not self.pending.arrived.is_set() and not self.followup.waits() and hosts is None:
                 await self._idle()
             if self.pending.arrived.is_set():
                 await self.pending.settled()
@@ -128,15 +125,15 @@ class Waves:
                     log.exception("a wave failed; its changes go into the next one")
                     self.pending.put_back(batch)
                     await asyncio.sleep(RETRY_DELAY)
-            elif self._followup:
-                if await self._quiet(self._followup_since):
+            elif self.followup.waits():
+                if await followup.turn(self.pending, self.followup.since):
                     try:
                         await self._follow_up()
                     except Exception:
                         log.exception("a follow-up failed; trying again")
                         await asyncio.sleep(RETRY_DELAY)
-            elif hosts is not None and await self._quiet(hosts.since):
-                self._flush_hosts(hosts)
+            elif hosts is not None and await followup.turn(self.pending, hosts.since):
+                hosts.write_in_background(self._nudge.set)
 
     async def _reconcile(self) -> None:
         report, generation, merged = self._begin("reconcile")
@@ -185,20 +182,28 @@ class Waves:
         gone = [c.name for c in batch.changes if c.kind == "node" and c.name not in merged]
         report.manifests_deleted = await self.rendering.manifests.delete(gone)
         self.rendering.forget(gone)
-        self._followup.intersection_update(merged)
+        self.followup.nodes.intersection_update(merged)
         edited: list[str] = []
         if not batch.build:
             # A node's own change always makes it urgent: no need to plan before it.
             edited = [n for n in dict.fromkeys(batch.edited_nodes()) if n in merged][:FAST]
             results, _ = await self.rendering.render(edited, merged, report, defer=True)
-            self._defer(n for n, r in results.items() if _deferred(r))
+            self.followup.add(n for n, r in results.items() if _deferred(r))
+            if all(
+                c.kind == "node" and (c.name in edited or c.name in gone) for c in batch.changes
+            ):
+                # Only node edits, all rendered: what is left is engine.plan's follow-up for
+                # them (the nodes reading `nodes`), worked out when the follow-up runs rather
+                # than now (it looks at every node; the next edit may be waiting).
+                self.followup.add(unplanned=True)
+                return
         nodes, profiles = self.view.nodes.items, self.view.profiles.items
-        todo = plan(batch.changes, merged, nodes, profiles, await self._overlay_reads(merged))
+        todo = plan(batch.changes, merged, nodes, profiles, await self._overlay_reads())
         urgent = todo.urgent.difference(edited)
         await self.rendering.render(sorted(urgent), merged, report)
-        self._followup.difference_update(urgent)
+        self.followup.nodes.difference_update(urgent)
         if batch.events:
-            self._defer(todo.followup)
+            self.followup.add(todo.followup)
 
     async def _idle(self) -> None:
         """Wait for a change, or for the host files to be written (newer ones may wait)."""
@@ -210,51 +215,22 @@ class Waves:
                 wait.cancel()
         self._nudge.clear()
 
-    def _hosts_due(self) -> HostWriter | None:
-        """The host writer, if it has files to write and is not writing."""
-        if self.hosts is not None and self.hosts.pending and self._flushing is None:
-            return self.hosts
-        return None
-
-    def _flush_hosts(self, hosts: HostWriter) -> None:
-        """Write the host files in the background: the loop goes on to the next change (the
-        text of 10,000 leases takes a while, in a thread)."""
-
-        def done(task: asyncio.Task[None]) -> None:
-            self._flushing = None
-            self._nudge.set()
-
-        self._flushing = asyncio.create_task(hosts.flush(), name="overlayd host files")
-        self._flushing.add_done_callback(done)
-
-    async def _quiet(self, since: float) -> bool:
-        """Wait for a follow-up's turn (see the module docstring), one that has waited since
-        `since`; False if a change came first."""
-        while True:
-            waited = time.monotonic() - since
-            left = min(FOLLOWUP_QUIET - self.pending.quiet_for(), FOLLOWUP_MAX - waited)
-            if left <= 0:
-                return True
-            try:
-                await asyncio.wait_for(self.pending.arrived.wait(), left)
-            except TimeoutError:
-                continue
-            return False
-
     async def _follow_up(self) -> None:
         """All-node files (hosts) of the nodes that wait for them, until new changes come."""
         report, _, merged = self._begin("followup")
         try:
-            self._followup.intersection_update(merged)
+            waiting = self.followup
+            if waiting.unplanned:
+                waiting.unplanned = False
+                waiting.add(nodes_reading_nodes(merged, await self._overlay_reads()))
+            waiting.nodes.intersection_update(merged)
             interrupted = self.pending.arrived.is_set
-            while self._followup and not interrupted():
-                chunk = sorted(self._followup)[:FOLLOWUP_CHUNK]
+            while waiting.nodes and not interrupted():
+                chunk = sorted(waiting.nodes)[: followup.CHUNK]
                 _, left = await self.rendering.render(chunk, merged, report, stop=interrupted)
-                self._followup.difference_update(set(chunk).difference(left))
-            if self._followup:
-                # Interrupted: the rest waits for its turn again, so a stream of edits is not
-                # slowed down by a follow-up after every one of them.
-                self._followup_since = time.monotonic()
+                waiting.nodes.difference_update(set(chunk).difference(left))
+            if waiting.waits():
+                waiting.postpone()
         finally:
             self._end(report)
 
@@ -278,22 +254,12 @@ class Waves:
         report.seconds = round(time.time() - report.started_at, 4)
         self._last = report
 
-    def _defer(self, nodes: Iterable[str]) -> None:
-        """Nodes whose all-node files wait for the follow-up."""
-        if not self._followup:
-            self._followup_since = time.monotonic()
-        self._followup.update(nodes)
-
     def _hand_over(self, merged: Mapping[str, Node], generation: int) -> None:
         if self.hosts is not None:
             self.hosts.schedule(merged.values(), generation)
 
-    async def _overlay_reads(self, merged: Mapping[str, Node]) -> dict[str, frozenset[str]]:
-        used: set[str] = set()
-        for node in merged.values():
-            used.update(node.system_overlay)
-            used.update(node.runtime_overlay)
-        for name in used.difference(self._reads):
+    async def _overlay_reads(self) -> dict[str, frozenset[str]]:
+        for name in set(self.view.overlays_used()).difference(self._reads):
             self._reads[name] = await self.rendering.renderer.overlay_reads(name)
         return self._reads
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import statistics
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from libs.common.defaults import default_profile
+from libs.common.models.overlay import BootManifest
 
 # The overlayd tests' helpers (tests/overlayd is not a package; e2e tests borrow from it).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "overlayd"))
@@ -88,7 +90,7 @@ async def test_the_issue_check(stack: Stack, tmp_path: Path) -> None:
                 f"/nodes/{NODE}", json={"network_devices": {"default": {"ipaddr": address}}}
             )
             assert r.status_code == 200, r.text
-            edited = await boot.manifest(NODE, lambda m, b=before: m.revision > b)
+            edited = await boot.manifest(NODE, partial(newer, before))
             arrived = next(t for n, rev, t in boot.log if n == NODE and rev == edited.revision)
             latencies.append(arrived - started)
             files = unpack(stack.data, edited.system_digests, tmp_path / f"edit{i}")
@@ -116,6 +118,10 @@ async def test_the_issue_check(stack: Stack, tmp_path: Path) -> None:
             at = system.index(overlay)
             assert len({m.system_digests[at] for m in manifests.values()}) == 1, overlay
         assert len(distinct) < NODES * len(system) / 2
+
+
+def newer(revision: int, manifest: BootManifest) -> bool:
+    return manifest.revision > revision
 
 
 def boot_clock() -> float:
