@@ -79,14 +79,15 @@ def changed_fields(old: BootManifest | None, new: BootManifest) -> list[str]:
 
 
 def changed_overlays(old: BootManifest | None, render: NodeRender) -> list[str]:
-    """The system overlays whose archive differs from the stored manifest's."""
+    """The system overlays in an archive that differs from the stored manifest's."""
     before = old.system_digests if old else []
     return [
         overlay
-        for i, (overlay, digest) in enumerate(
-            zip(render.system_overlays, render.system_digests, strict=True)
+        for i, (group, digest) in enumerate(
+            zip(render.system_groups, render.system_digests, strict=True)
         )
         if i >= len(before) or before[i] != digest
+        for overlay in group
     ]
 
 

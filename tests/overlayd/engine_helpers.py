@@ -117,7 +117,7 @@ def unpack(store: ContentStore, digest: str, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     raw = gzip.decompress(store.path(digest).read_bytes())
     subprocess.run(
-        ["cpio", "-idm", "--quiet", "--no-absolute-filenames"],
+        ["cpio", "-idmu", "--quiet", "--no-absolute-filenames"],
         input=raw,
         cwd=dest,
         check=True,

@@ -68,19 +68,21 @@ async def test_identical_nodes_share_blobs(tmp_path: Path) -> None:
         ssh_dir=None,
     )
     results = await renderer.render_nodes(merged, merged, {})
-    digests: dict[str, set[str]] = {name: set() for name in DEFAULTS.system_overlay}
-    for result in results.values():
-        assert not isinstance(result, Exception), result
-        for name, digest in zip(result.system_overlays, result.system_digests, strict=True):
-            digests[name].add(digest)
-    shared = {name for name, found in digests.items() if len(found) == 1}
-    # Everything that does not name the node or its addresses is one blob for all 40.
-    assert {"wwclient", "hosts", "fstab", "ssh.host_keys", "resolv"} <= shared
-    assert len(digests["hostname"]) == len(digests["wwinit"]) == 40
+    renders = [r for r in results.values() if not isinstance(r, Exception)]
+    assert len(renders) == 40, results
+    shared_names, own_names = renders[0].system_groups
+    # What reads nothing of the node is one blob for all 40; the rest one blob per node.
+    assert {"wwclient", "hosts", "ssh.host_keys"} <= set(shared_names)
+    assert {"hostname", "wwinit", "fstab", "resolv"} <= set(own_names)
+    assert sorted(shared_names + own_names) == sorted(DEFAULTS.system_overlay)
+    assert len({r.system_digests[0] for r in renders}) == 1
+    assert len({r.system_digests[1] for r in renders}) == 40
     first = results["n001"]
     assert not isinstance(first, Exception)
-    wwinit = unpack(await store.get_bytes(first.system_digests[0]), tmp_path / "wwinit")
-    assert stat.S_IMODE((wwinit / "init").stat().st_mode) == 0o755
-    assert "WWNAME='n001'" in (wwinit / "warewulf/config").read_text().splitlines()
-    hosts = unpack(await store.get_bytes(first.system_digests[2]), tmp_path / "hosts")
+    own = unpack(await store.get_bytes(first.system_digests[1]), tmp_path / "own")
+    assert stat.S_IMODE((own / "init").stat().st_mode) == 0o755
+    assert "WWNAME='n001'" in (own / "warewulf/config").read_text().splitlines()
+    assert (own / "etc/hostname").read_text().strip() == "n001"
+    hosts = unpack(await store.get_bytes(first.system_digests[0]), tmp_path / "hosts")
+    assert not (hosts / "etc/hostname").exists()
     assert "10.0.1.40 n040 n040-default n040-eth0" in (hosts / "etc/hosts").read_text().splitlines()

@@ -77,18 +77,22 @@ async def test_a_thousand_nodes_share_what_does_not_depend_on_the_node(
     nodes = cluster(1000)
     renderer = make_renderer(data_dir, overlays)
     results = {k: rendered(v) for k, v in (await renderer.render_nodes(nodes, nodes, {})).items()}
-    by_overlay = list(zip(*(r.system_digests for r in results.values()), strict=True))
-    hostname, hosts, agent, keys = (set(digests) for digests in by_overlay)
-    assert len(hostname) == 1000
-    assert len(hosts) == len(agent) == len(keys) == 1
+    assert {tuple(map(tuple, r.system_groups)) for r in results.values()} == {
+        (("hosts", "agent", "keys"), ("hostname",))
+    }
+    shared = {r.system_digests[0] for r in results.values()}
+    own = {r.system_digests[1] for r in results.values()}
+    assert len(shared) == 1 and len(own) == 1000
     assert len({r.runtime_digest for r in results.values()}) == 1
     stored = set(renderer.store.iter_digests())
-    assert stored == hostname | hosts | agent | keys | {results["n0000"].runtime_digest}
-    root = unpack(renderer.store, hosts.pop(), tmp_path / "hosts")
+    assert stored == shared | own | {results["n0000"].runtime_digest}
+    root = unpack(renderer.store, shared.pop(), tmp_path / "shared")
     lines = (root / "etc/hosts").read_text().splitlines()
     assert lines[0] == "10.0.0.1 n0000" and len(lines) == 1000
-    agent_root = unpack(renderer.store, agent.pop(), tmp_path / "agent")
-    assert stat.S_IMODE(os.stat(agent_root / "warewulf/agent").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(root / "warewulf/agent").st_mode) == 0o755
+    assert not (root / "etc/hostname").exists()
+    mine = unpack(renderer.store, results["n0007"].system_digests[1], tmp_path / "own")
+    assert (mine / "etc/hostname").read_text() == "n0007\n"
 
 
 async def test_the_runtime_archive_combines_overlays_later_ones_winning(
@@ -107,6 +111,28 @@ async def test_the_runtime_archive_combines_overlays_later_ones_winning(
     assert (out / "etc/only-two").read_text() == "n1\n"
 
 
+async def test_two_system_archives_keep_the_node_order(data_dir: Path, tmp_path: Path) -> None:
+    """Unpacked shared first then own, the files are those of the overlays merged in the
+    node's order: a later overlay wins whether it is shared or the node's own."""
+    root = tmp_path / "overlays"
+    write_overlay(root, "base", {"etc/issue": "base\n", "etc/motd": "base\n"})
+    write_overlay(
+        root, "mine", {"etc/issue.j2": "{{ node.name }}\n", "etc/motd.j2": "{{ node.name }}\n"}
+    )
+    write_overlay(root, "site", {"etc/motd": "site\n"})
+    renderer = make_renderer(data_dir, root)
+    n = node("n1", system=["base", "mine", "site"], runtime=[])
+    done = rendered((await renderer.render_nodes([n], [n], {}))["n1"])
+    assert done.system_groups == [["base", "site"], ["mine"]]
+    out = tmp_path / "root"
+    for digest in done.system_digests:  # as the kernel unpacks initrds: later ones overwrite
+        unpack(renderer.store, digest, out)
+    assert (out / "etc/issue").read_text() == "n1\n"  # mine after base
+    assert (out / "etc/motd").read_text() == "site\n"  # site after mine
+    own = unpack(renderer.store, done.system_digests[1], tmp_path / "own")
+    assert not (own / "etc/motd").exists()
+
+
 async def test_each_distinct_content_is_compressed_once(
     data_dir: Path, overlays: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -121,8 +147,8 @@ async def test_each_distinct_content_is_compressed_once(
     nodes = cluster(50)
     renderer = make_renderer(data_dir, overlays)
     await renderer.render_nodes(nodes, nodes, {})
-    # 50 hostnames + hosts + agent + keys + one runtime archive.
-    assert len(calls) == 54
+    # 50 nodes' own archives (their hostname) + one shared archive + one runtime archive.
+    assert len(calls) == 52
     calls.clear()
     # A comment edit changes a node's view, so hosts renders again: same bytes, no gzip.
     nodes[3] = node(
@@ -134,7 +160,7 @@ async def test_each_distinct_content_is_compressed_once(
     )
     again = await renderer.render_nodes(nodes, nodes, {})
     assert calls == []
-    assert rendered(again["n0003"]).system_digests[1] == rendered(again["n0001"]).system_digests[1]
+    assert rendered(again["n0003"]).system_digests[0] == rendered(again["n0001"]).system_digests[0]
 
 
 async def test_an_unchanged_wave_renders_nothing(
@@ -163,9 +189,9 @@ async def test_an_unchanged_wave_renders_nothing(
     )
     changed = await renderer.render_nodes([nodes[5]], nodes, {})
     assert sorted(renders) == ["hostname", "hosts"]
-    assert (
-        rendered(changed["n0005"]).system_digests[1] != rendered(first["n0005"]).system_digests[1]
-    )
+    before, after = rendered(first["n0005"]), rendered(changed["n0005"])
+    assert after.system_digests[0] != before.system_digests[0]  # hosts, in the shared archive
+    assert after.system_digests[1] == before.system_digests[1]  # its hostname: the same text
 
 
 async def test_defer_all_nodes_keeps_the_last_hosts_archive(data_dir: Path, overlays: Path) -> None:
@@ -178,11 +204,12 @@ async def test_defer_all_nodes_keeps_the_last_hosts_archive(data_dir: Path, over
     fast = rendered(
         (await renderer.render_nodes([nodes[2]], nodes, {}, defer_all_nodes=True))["n0002"]
     )
-    assert fast.deferred == ["hosts", "runtime"]
-    assert fast.system_digests[1] == first.system_digests[1]  # hosts kept
+    assert fast.deferred == ["system", "runtime"]
+    assert fast.system_digests[0] == first.system_digests[0]  # hosts kept
+    assert fast.system_digests[1] == first.system_digests[1]  # its hostname did not change
     full = rendered((await renderer.render_nodes([nodes[2]], nodes, {}))["n0002"])
     assert full.deferred == []
-    assert full.system_digests[1] != first.system_digests[1]
+    assert full.system_digests[0] != first.system_digests[0]
     assert full.runtime_digest != first.runtime_digest
 
 

@@ -107,6 +107,7 @@ async def test_a_killed_overlayd_converges_to_a_fresh_render(stack: Stack, tmp_p
             pytest.fail(f"KV boot differs from a fresh render for {differ[:10]}")
     assert all(m.kernel_args == ["quiet"] for n, m in boot.manifests.items() if n != "lone")
     assert "ghost" not in boot.manifests
+    # Its new shared overlay (the agent) next to its own one (hostname): two archives.
     assert len(boot.manifests["lone"].system_digests) == 2
 
 
@@ -118,7 +119,9 @@ async def change_behind_its_back(stack: Stack) -> None:
     try:
         nodes = await bus.bucket(names.BUCKET_NODES, Node)
         lone = await nodes.get("lone")
-        await nodes.put("lone", msgspec.structs.replace(lone, system_overlay=["hostname", "issue"]))
+        await nodes.put(
+            "lone", msgspec.structs.replace(lone, system_overlay=["hostname", "wwclient"])
+        )
         boot = await bus.bucket(names.BUCKET_BOOT, BootManifest)
         await boot.put("ghost", BootManifest(node="ghost", hwaddrs=["aa:bb:cc:dd:ee:ff"]))
         wrong = await boot.get("r010")

@@ -67,7 +67,8 @@ class BootManifest(msgspec.Struct, kw_only=True, frozen=True):
     image: str | None = None
     kernel_digest: str | None = None
     image_digest: str | None = None
-    # The node's system overlays' archives, in the node's order (one blob per overlay).
+    # The node's system overlays in at most two archives, unpacked in this order: the files
+    # every node with the same overlays shares (one blob for all of them), then the node's own.
     system_digests: list[str] = msgspec.field(default_factory=list)
     # One archive combining the node's runtime overlays.
     runtime_digest: str | None = None

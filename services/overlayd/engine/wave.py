@@ -63,7 +63,8 @@ class Wave:
         self._wave_parts: dict[str, bytes] = {}
         # Results of this wave, kept apart until its blobs are stored (then committed).
         self.memo: dict[bytes, Result] = {}
-        self.last: dict[tuple[str, str], str] = {}
+        self.last: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self._paths: dict[bytes, tuple[bytes, frozenset[str]]] = {}
         self.members: dict[bytes, tuple[str, list[Member]]] = {}
         self.blobs: list[bytes] = []
         self.packed: Pending = {}
@@ -107,6 +108,14 @@ class Wave:
             return _NO_IMAGE
         found = self.images.get(image)
         return found[1] if found else fingerprint(b"\0unknown image", image.encode())
+
+    def paths_of(self, fp: bytes, members: list[Member]) -> tuple[bytes, frozenset[str]]:
+        """The paths of an overlay's render `fp`, and their fingerprint (computed once)."""
+        found = self._paths.get(fp)
+        if found is None:
+            paths = frozenset(m.path for m in members)
+            found = self._paths[fp] = (fingerprint(*sorted(p.encode() for p in paths)), paths)
+        return found
 
     # -- the context --
 
