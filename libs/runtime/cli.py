@@ -14,9 +14,11 @@ from typing import Any, Final, TypeVar
 import click
 
 from libs.common import names
+from libs.common.errors import Invalid
 from libs.common.logs import LEVELS
 from libs.common.service import StartupFailed, serve
 from libs.common.settings import Settings
+from libs.runtime.network import server_network
 from libs.runtime.services import SERVICES
 from libs.runtime.up import up as run_stack
 
@@ -72,8 +74,42 @@ _OPTIONS = (
 )
 
 
+# `up` only: the network nodes boot from, checked by libs.runtime.network.
+_NETWORK_OPTIONS = (
+    click.option(
+        "--ip",
+        envvar="WOLFPACK_IP",
+        default=None,
+        metavar="ADDR",
+        help="Address nodes reach bootd and tftpd at [default: the --dhcp interface's address, "
+        "else overlayd.yaml's ip, else this host's first non-loopback IPv4].",
+    ),
+    click.option(
+        "--dhcp",
+        envvar="WOLFPACK_DHCP",
+        default=None,
+        metavar="IFACE",
+        help="Run dnsmasq (DHCP only) on IFACE with the configuration overlayd renders "
+        "[default: no DHCP server; see docs/dhcp.md to use your own].",
+    ),
+    click.option(
+        "--dhcp-range",
+        envvar="WOLFPACK_DHCP_RANGE",
+        default=None,
+        metavar="FIRST,LAST",
+        help="Dynamic addresses for unknown machines [default: registered nodes only].",
+    ),
+)
+
+
 def settings_options(command: F) -> F:
     for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def network_options(command: F) -> F:
+    for option in reversed(_NETWORK_OPTIONS):
         command = option(command)
     return command
 
@@ -98,9 +134,17 @@ def cli() -> None:
 
 @cli.command()
 @settings_options
-def up(nats: str | None, **options: Any) -> None:
-    """Start nats-server and every service; stop all on Ctrl+C or SIGTERM."""
-    _run("up", run_stack(to_settings(nats=nats, **options), nats))
+@network_options
+def up(
+    nats: str | None, ip: str | None, dhcp: str | None, dhcp_range: str | None, **options: Any
+) -> None:
+    """Start nats-server and every service (and dnsmasq with --dhcp); stop all on Ctrl+C or
+    SIGTERM."""
+    try:
+        network = server_network(ip, dhcp, dhcp_range)
+    except Invalid as err:  # the message names the flag
+        raise click.UsageError(err.message) from None
+    _run("up", run_stack(to_settings(nats=nats, **options), nats, network))
 
 
 @cli.command()

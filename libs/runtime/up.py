@@ -16,11 +16,14 @@ import msgspec
 import libs
 from libs.common import names
 from libs.common.endpoints import Endpoints, write_endpoints
+from libs.common.errors import Invalid
 from libs.common.logs import setup_logging
 from libs.common.natsd import NatsServer
 from libs.common.service import StartupFailed, listen
 from libs.common.settings import Settings
 from libs.common.token import ensure_token
+from libs.runtime import dhcp
+from libs.runtime.network import ServerNetwork
 from libs.runtime.services import SERVICES
 from libs.runtime.supervisor import Child, Supervisor
 
@@ -61,13 +64,15 @@ def child_env() -> dict[str, str]:
     }
 
 
-def summary(settings: Settings, endpoints: Endpoints) -> str:
+def summary(settings: Settings, endpoints: Endpoints, network: ServerNetwork | None = None) -> str:
     lines = [f"wolfpack is up; data in {settings.data_dir.resolve()}"]
     for name, url in endpoints.services.items():
         lines.append(f"  {name:<9} {url}")
     api = endpoints.services["registry"] + names.API_PREFIX
     lines.append(f"  {'API':<9} {api}  (docs: {endpoints.services['registry']}/docs)")
     lines.append(f"  {'NATS':<9} {endpoints.nats}")
+    if network is not None and network.dhcp_interface is not None:
+        lines.append(f"  {'DHCP':<9} {dhcp.describe(network)}")
     lines.append(f"  {'token':<9} {endpoints.token_file}")
     lines.append("Stop with Ctrl+C.")
     return "\n".join(lines)
@@ -90,18 +95,25 @@ async def _start_nats(settings: Settings) -> NatsServer:
     return nats
 
 
-async def up(settings: Settings, nats_url: str | None = None) -> None:
-    """Run the whole stack until SIGINT/SIGTERM. `nats_url` None: start our own nats-server."""
+async def up(
+    settings: Settings, nats_url: str | None = None, network: ServerNetwork | None = None
+) -> None:
+    """Run the whole stack until SIGINT/SIGTERM. `nats_url` None: start our own nats-server.
+    `network` (checked flags): written into overlayd.yaml; with DHCP, dnsmasq runs too."""
     log = setup_logging("up", settings.log_level)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in SIGNALS:
-        loop.add_signal_handler(sig, stop.set)
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     run_dir = data / "run"
     run_dir.mkdir(exist_ok=True)
     ensure_token(data)
+    try:
+        dnsmasq = dhcp.configure(settings, network, run_dir)
+    except Invalid as err:
+        raise StartupFailed(err.message) from None
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
     try:
         async with contextlib.AsyncExitStack() as stack:
             if nats_url is None:
@@ -117,7 +129,9 @@ async def up(settings: Settings, nats_url: str | None = None) -> None:
             )
             write_endpoints(data, endpoints)
             env = child_env()
-            children = [
+            # dnsmasq first: its pid file is current before overlayd can signal it.
+            children = [dnsmasq] if dnsmasq is not None else []
+            children += [
                 Child(
                     name=name,
                     argv=run_argv(settings, name),
@@ -129,7 +143,9 @@ async def up(settings: Settings, nats_url: str | None = None) -> None:
             supervisor = Supervisor(children, run_dir=run_dir, log=log)
             stack.push_async_callback(supervisor.stop)
             await supervisor.start()
-            ready = asyncio.create_task(_announce(supervisor, settings, endpoints, log))
+            ready = asyncio.create_task(
+                _announce(supervisor, summary(settings, endpoints, network), log)
+            )
             await stop.wait()
             ready.cancel()
             log.info("stopping")
@@ -140,13 +156,11 @@ async def up(settings: Settings, nats_url: str | None = None) -> None:
     log.info("stopped")
 
 
-async def _announce(
-    supervisor: Supervisor, settings: Settings, endpoints: Endpoints, log: logging.Logger
-) -> None:
+async def _announce(supervisor: Supervisor, text: str, log: logging.Logger) -> None:
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             await supervisor.wait_ready()
     except TimeoutError:
         lagging = ", ".join(supervisor.not_ready())
         log.warning("not ready after %gs: %s (still retrying)", READY_TIMEOUT, lagging)
-    print(summary(settings, endpoints), flush=True)
+    print(text, flush=True)

@@ -1,8 +1,8 @@
 """overlayd's own settings: the server as nodes see it (address, netmask, DHCP range, NFS
 exports) and the host-side commands, read from `DATA/overlayd.yaml` when it exists.
 
-Values only, loaded once at start-up and passed in. libs.common.settings.Settings has no
-fields for these yet; `wolfpack up --ip/--dhcp-range` (issue #5) is meant to write this file.
+Values only, loaded once at start-up and passed in. `wolfpack up --ip/--dhcp/--dhcp-range`
+writes its keys into this file before the services start (libs/runtime/dhcp.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import ipaddress
 import socket
 import struct
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 import yaml
@@ -53,7 +53,8 @@ class OverlaydConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
     update_interval: Annotated[int, meta("seconds between the agent's runtime fetches")] = 60
     secure: Annotated[bool, meta("agents fetch from a privileged port with the asset key")] = True
     dhcp_reload: Annotated[
-        str | None, meta('shell command after dnsmasq.conf changed, e.g. "kill -HUP $(cat PID)"')
+        str | None,
+        meta('shell command after dnsmasq.conf or dhcp-hosts changed, "kill -HUP $(cat PID)"'),
     ] = None
     hosts_reload: Annotated[str | None, meta("shell command after the hosts block changed")] = None
     exports_reload: Annotated[
@@ -67,19 +68,35 @@ class ServerAddress(msgspec.Struct, frozen=True, kw_only=True):
     netmask: str | None = None
 
 
+def config_path(data_dir: Path) -> Path:
+    return Path(data_dir) / CONFIG_FILE
+
+
 def load_config(data_dir: Path) -> OverlaydConfig:
     """`DATA/overlayd.yaml` checked (Invalid naming the field), or the defaults."""
-    path = Path(data_dir) / CONFIG_FILE
+    path = config_path(data_dir)
+    return parse_config(load_document(path), path)
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    """The YAML mapping in `path` as written ({} if there is no file)."""
     try:
         text = path.read_text()
     except FileNotFoundError:
-        return OverlaydConfig()
+        return {}
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise Invalid(f"{path} is not valid YAML: {err}") from None
+    if doc is not None and not isinstance(doc, dict):
+        raise Invalid(f"{path} must be a mapping of keys to values")
+    return doc or {}
+
+
+def parse_config(doc: dict[str, Any], path: Path) -> OverlaydConfig:
+    """`doc` (from `path`, named in errors) as a checked OverlaydConfig."""
     try:
-        config = msgspec.convert(doc or {}, OverlaydConfig)
+        config = msgspec.convert(doc, OverlaydConfig)
     except msgspec.ValidationError as err:
         message, where = split_validation_error(str(err))
         raise Invalid(f"{path}: {message}", field=where.lstrip(".") or None) from None

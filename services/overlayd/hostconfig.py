@@ -1,6 +1,6 @@
 """The host files (hostfiles.py) written into `DATA/host/`: atomically, only when their
-content changed, each then followed by its reload command if one is configured (with a time
-limit; a failure is logged, not fatal).
+content changed, then the reload command of each changed file if one is configured (once per
+command, with a time limit; a failure is logged, not fatal).
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ from pathlib import Path
 from libs.common.models.node import Node
 from services.overlayd.config import HOST_DIR, OverlaydConfig
 from services.overlayd.engine import TemplateSettings
-from services.overlayd.hostfiles import DNSMASQ, EXPORTS, HOSTS, render_host_files
+from services.overlayd.hostfiles import (
+    DHCP_HOSTS,
+    DNSMASQ,
+    EXPORTS,
+    HOSTS,
+    render_dhcp_hosts,
+    render_dnsmasq,
+    render_host_files,
+)
 
 log = logging.getLogger("wolfpack.overlayd.host")
 
@@ -49,27 +57,45 @@ class HostConfig:
     """Writes the host files into DATA/host and runs the configured reload commands."""
 
     def __init__(self, data_dir: Path, settings: TemplateSettings, config: OverlaydConfig) -> None:
-        self.folder = Path(data_dir) / HOST_DIR
+        # Absolute: dnsmasq.conf names its hosts file by this path.
+        self.folder = Path(data_dir).resolve() / HOST_DIR
         self.settings = settings
         self.config = config
         self._reloads: Mapping[str, str | None] = {
             DNSMASQ: config.dhcp_reload,
+            DHCP_HOSTS: config.dhcp_reload,
             HOSTS: config.hosts_reload,
             EXPORTS: config.exports_reload,
         }
 
+    @property
+    def dnsmasq_conf(self) -> Path:
+        return self.folder / DNSMASQ
+
+    def write_dhcp_config(self) -> bool:
+        """Before dnsmasq starts: its main file (which names no node, so needs no registry),
+        and an empty hosts file if there is none yet (overlayd fills it). True if changed."""
+        main = render_dnsmasq(self.settings, self.config, self.folder)
+        changed = write_atomically(self.dnsmasq_conf, main)
+        if not (self.folder / DHCP_HOSTS).exists():
+            changed = write_atomically(self.folder / DHCP_HOSTS, render_dhcp_hosts([])) or changed
+        return changed
+
     async def update(self, nodes: Iterable[Node]) -> list[str]:
         """Render and write; returns the files that changed (their reloads have run)."""
         changed = await asyncio.to_thread(self._write, list(nodes))
+        # dnsmasq.conf and dhcp-hosts share a reload: one SIGHUP re-reads what it can.
+        done: set[str] = set()
         for name in changed:
             command = self._reloads.get(name)
-            if command:
+            if command and command not in done:
+                done.add(command)
                 await run_reload(command, self.config.reload_timeout, name)
         return changed
 
     def _write(self, nodes: list[Node]) -> list[str]:
         # In a thread: 10,000 nodes' leases and hosts take a while to put into words.
-        files = render_host_files(nodes, self.settings, self.config)
+        files = render_host_files(nodes, self.settings, self.config, self.folder)
         return [name for name, text in files.items() if write_atomically(self.folder / name, text)]
 
 

@@ -1,6 +1,11 @@
 """The host side of the cluster as text, rendered from the merged nodes: a dnsmasq
-configuration (DHCP only: a static lease per node MAC, PXE/iPXE boot by client architecture),
-an /etc/hosts block between markers, and NFS exports. Pure functions; hostconfig.py writes.
+configuration (DHCP only, PXE/iPXE boot by client architecture) with its static leases (one
+per node MAC) in a separate dhcp-hostsfile, an /etc/hosts block between markers, and NFS
+exports. Pure functions; hostconfig.py writes.
+
+The leases live apart because dnsmasq re-reads a --dhcp-hostsfile on SIGHUP but never its main
+configuration: a node added or readdressed is one SIGHUP away, with no restart. The main file
+depends on overlayd.yaml alone, so it changes only when that does.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Final
 
 from libs.common.models.node import NetDev, Node
@@ -16,6 +22,7 @@ from services.overlayd.engine import TemplateSettings
 from services.overlayd.manifests import hwaddrs
 
 DNSMASQ: Final = "dnsmasq.conf"
+DHCP_HOSTS: Final = "dhcp-hosts"
 HOSTS: Final = "hosts"
 EXPORTS: Final = "exports"
 BEGIN: Final = "# BEGIN wolfpack"
@@ -56,9 +63,8 @@ def _mac(device: NetDev, node: Node) -> str | None:
     return found[0] if found else None
 
 
-def render_dnsmasq(
-    nodes: Iterable[Node], settings: TemplateSettings, config: OverlaydConfig
-) -> str:
+def render_dnsmasq(settings: TemplateSettings, config: OverlaydConfig, folder: Path) -> str:
+    """The main dnsmasq configuration; its leases are in `folder`/dhcp-hosts (absolute)."""
     server = settings.ip
     ipxe_url = f"http://{server}:{settings.ports['bootd']}/ipxe/${{mac}}"
     lines = [HEADER, "# DHCP only: dnsmasq's DNS is off.", "port=0"]
@@ -68,7 +74,7 @@ def render_dnsmasq(
         first, last = settings.dhcp_range
         lines.append(f"dhcp-range={first},{last},{settings.netmask},{config.lease_time}")
     elif settings.network and settings.netmask:
-        # No dynamic range: answer the nodes listed below only.
+        # No dynamic range: answer the nodes listed in the hosts file only.
         lines.append(f"dhcp-range={settings.network},static,{settings.netmask},infinite")
     lines += [
         "",
@@ -83,8 +89,15 @@ def render_dnsmasq(
         f"dhcp-boot=tag:!ipxe,tag:bios,{BIOS_LOADER},{SERVER_NAME},{server}",
         f"dhcp-boot=tag:!ipxe,tag:efi64,{UEFI_LOADER},{SERVER_NAME},{server}",
         "",
-        "# One static lease per node MAC: MAC,address,host name.",
+        "# One static lease per node MAC; re-read on SIGHUP (this file is not).",
+        f"dhcp-hostsfile={Path(folder).resolve() / DHCP_HOSTS}",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def render_dhcp_hosts(nodes: Iterable[Node]) -> str:
+    """dnsmasq's --dhcp-hostsfile: `MAC,address,host name,infinite` per node device."""
+    lines = [HEADER, "# MAC,address,host name,lease time (dnsmasq dhcp-host syntax)."]
     for node in sorted(nodes, key=lambda n: n.name):
         for _, device, hostname in _device_names(node):
             mac = _mac(device, node)
@@ -92,7 +105,7 @@ def render_dnsmasq(
                 continue
             address = _ipv4(device.ipaddr)
             fields = [mac, address, hostname] if address else [mac, hostname]
-            lines.append("dhcp-host=" + ",".join(fields) + ",infinite")
+            lines.append(",".join(fields) + ",infinite")
     return "\n".join(lines) + "\n"
 
 
@@ -125,11 +138,13 @@ def render_exports(settings: TemplateSettings) -> str:
 
 
 def render_host_files(
-    nodes: Iterable[Node], settings: TemplateSettings, config: OverlaydConfig
+    nodes: Iterable[Node], settings: TemplateSettings, config: OverlaydConfig, folder: Path
 ) -> dict[str, str]:
+    """Every file of `folder` (DATA/host) by name, the main dnsmasq file before its leases."""
     listed = list(nodes)
     return {
-        DNSMASQ: render_dnsmasq(listed, settings, config),
+        DNSMASQ: render_dnsmasq(settings, config, folder),
+        DHCP_HOSTS: render_dhcp_hosts(listed),
         HOSTS: render_hosts(listed, settings),
         EXPORTS: render_exports(settings),
     }

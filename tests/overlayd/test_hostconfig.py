@@ -1,6 +1,7 @@
-"""The host side: dnsmasq configuration (accepted by `dnsmasq --test`), the /etc/hosts block and
-NFS exports, written atomically and only when changed, each followed by its reload command;
-overlayd.yaml read with clear errors; and a running overlayd keeping DATA/host current."""
+"""The host side: dnsmasq configuration (accepted by `dnsmasq --test`) with its static leases
+in a separate hosts file (re-read on SIGHUP), the /etc/hosts block and NFS exports, written
+atomically and only when changed, each followed by its reload command; overlayd.yaml read with
+clear errors; and a running overlayd keeping DATA/host current."""
 
 from __future__ import annotations
 
@@ -25,7 +26,14 @@ from services.overlayd.config import (
 )
 from services.overlayd.engine import NfsExport
 from services.overlayd.hostconfig import HostConfig, run_reload, write_atomically
-from services.overlayd.hostfiles import BEGIN, END, render_dnsmasq, render_exports, render_hosts
+from services.overlayd.hostfiles import (
+    BEGIN,
+    END,
+    render_dhcp_hosts,
+    render_dnsmasq,
+    render_exports,
+    render_hosts,
+)
 
 CLUSTER = OverlaydConfig(
     ip="10.0.0.254",
@@ -57,6 +65,7 @@ def dnsmasq_test(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
         unavailable("dnsmasq is not installed")
     conf = tmp_path / "dnsmasq.conf"
     conf.write_text(text)
+    (tmp_path / "dhcp-hosts").write_text(render_dhcp_hosts(nodes()))
     return subprocess.run(
         ["dnsmasq", "--test", f"--conf-file={conf}"], capture_output=True, text=True
     )
@@ -64,14 +73,21 @@ def dnsmasq_test(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
 
 def test_dnsmasq_config_has_leases_and_boot_by_architecture(tmp_path: Path) -> None:
     settings = template_settings(CLUSTER, Settings(port_offset=7))
-    text = render_dnsmasq(nodes(), settings, CLUSTER)
+    text = render_dnsmasq(settings, CLUSTER, tmp_path)
     lines = text.splitlines()
     assert "port=0" in lines
     assert "dhcp-range=10.0.200.1,10.0.200.250,255.255.0.0,6h" in lines
-    assert "dhcp-host=aa:bb:cc:00:00:01,n1,infinite" in lines
-    assert "dhcp-host=aa:bb:cc:00:00:02,10.0.0.2,n2,infinite" in lines
-    assert "dhcp-host=aa:bb:cc:00:01:02,10.1.0.2,n2-ib,infinite" in lines
-    assert not any(line.startswith("dhcp-host=") and ",n3," in line for line in lines)
+    # The leases are in a hosts file (dnsmasq re-reads it on SIGHUP, not the main file).
+    assert f"dhcp-hostsfile={tmp_path.resolve() / 'dhcp-hosts'}" in lines
+    assert not any(line.startswith("dhcp-host=") for line in lines)
+    leases = render_dhcp_hosts(nodes()).splitlines()
+    assert "aa:bb:cc:00:00:01,n1,infinite" in leases
+    assert "aa:bb:cc:00:00:02,10.0.0.2,n2,infinite" in leases
+    assert "aa:bb:cc:00:01:02,10.1.0.2,n2-ib,infinite" in leases
+    assert not any(",n3," in line for line in leases)
+    assert [line for line in leases if not line.startswith("#")] == sorted(
+        line for line in leases if not line.startswith("#")
+    )
     assert "dhcp-match=set:bios,option:client-arch,0" in lines
     assert {
         "dhcp-match=set:efi64,option:client-arch,7",
@@ -87,7 +103,7 @@ def test_dnsmasq_config_has_leases_and_boot_by_architecture(tmp_path: Path) -> N
 
 def test_dnsmasq_config_without_a_range_answers_known_nodes_only(tmp_path: Path) -> None:
     config = OverlaydConfig(ip="192.168.7.1", netmask="255.255.255.0", dhcp_interface="eth1")
-    text = render_dnsmasq(nodes(), template_settings(config, Settings()), config)
+    text = render_dnsmasq(template_settings(config, Settings()), config, tmp_path)
     assert "dhcp-range=192.168.7.0,static,255.255.255.0,infinite" in text.splitlines()
     assert "interface=eth1" in text.splitlines()
     done = dnsmasq_test(tmp_path, text)
@@ -99,7 +115,7 @@ def test_a_broken_config_is_caught_by_dnsmasq(tmp_path: Path) -> None:
     config = OverlaydConfig(
         ip="10.0.0.1", netmask="255.255.0.0", dhcp_range=["10.0.1.1", "10.0.1.9"], lease_time="6x"
     )
-    text = render_dnsmasq(nodes(), template_settings(config, Settings()), config)
+    text = render_dnsmasq(template_settings(config, Settings()), config, tmp_path)
     assert dnsmasq_test(tmp_path, text).returncode != 0
 
 
@@ -138,15 +154,18 @@ async def test_reload_commands_run_after_a_change_only(tmp_path: Path) -> None:
         hosts_reload=f"echo hosts >> {log}",
     )
     host = HostConfig(tmp_path, template_settings(config, Settings()), config)
-    assert sorted(await host.update(nodes())) == ["dnsmasq.conf", "exports", "hosts"]
-    assert log.read_text().split() == ["dnsmasq", "hosts"]
+    first = sorted(await host.update(nodes()))
+    assert first == ["dhcp-hosts", "dnsmasq.conf", "exports", "hosts"]
+    assert log.read_text().split() == ["dnsmasq", "hosts"]  # one reload for both dnsmasq files
     assert await host.update(nodes()) == []
     assert log.read_text().split() == ["dnsmasq", "hosts"]
     n5 = NetDev(hwaddr="aa:bb:cc:00:00:05", ipaddr="10.0.0.5")
     changed = [*nodes(), Node(name="n5", network_devices={"default": n5})]
-    assert sorted(await host.update(changed)) == ["dnsmasq.conf", "hosts"]
+    # A new node changes the leases, never the main file (which dnsmasq would not re-read).
+    assert sorted(await host.update(changed)) == ["dhcp-hosts", "hosts"]
     assert log.read_text().split() == ["dnsmasq", "hosts", "dnsmasq", "hosts"]
-    assert (tmp_path / "host" / "dnsmasq.conf").read_text().count("dhcp-host=") == 4
+    leases = (tmp_path / "host" / "dhcp-hosts").read_text().splitlines()
+    assert len([line for line in leases if not line.startswith("#")]) == 4
 
 
 async def test_a_failing_or_hanging_reload_is_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -215,7 +234,9 @@ async def test_overlayd_keeps_the_host_files_current(stack: Stack, tmp_path: Pat
     await settled(stack)
     host = stack.data / "host"
     conf = (host / "dnsmasq.conf").read_text()
-    assert "dhcp-host=aa:bb:cc:dd:ee:01,10.0.5.1,h01,infinite" in conf
+    leases = (host / "dhcp-hosts").read_text().splitlines()
+    assert "aa:bb:cc:dd:ee:01,10.0.5.1,h01,infinite" in leases
+    assert f"dhcp-hostsfile={host.resolve() / 'dhcp-hosts'}" in conf.splitlines()
     assert f"http://10.0.0.254:{stack.overlayd_offset + 9873}/ipxe/${{mac}}" in conf
     assert "10.0.5.1 h01 h01-default" in (host / "hosts").read_text()
     assert "/opt 10.0.0.0/255.255.0.0(ro,sync)" in (host / "exports").read_text()
@@ -227,7 +248,7 @@ async def test_overlayd_keeps_the_host_files_current(stack: Stack, tmp_path: Pat
         body = {"network_devices": {"default": {"ipaddr": "10.0.5.9"}}}
         assert (await registry.patch("/nodes/h01", json=body)).status_code == 200
     await settled(stack)
-    assert (
-        "dhcp-host=aa:bb:cc:dd:ee:01,10.0.5.9,h01,infinite" in (host / "dnsmasq.conf").read_text()
-    )
+    leases = (host / "dhcp-hosts").read_text().splitlines()
+    assert "aa:bb:cc:dd:ee:01,10.0.5.9,h01,infinite" in leases
+    assert (host / "dnsmasq.conf").read_text() == conf
     assert len((stack.data.parent / "reloads").read_text().split()) == len(reloads) + 1

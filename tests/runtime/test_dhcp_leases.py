@@ -1,0 +1,211 @@
+"""`wolfpack up --dhcp`: a real dnsmasq under the supervisor, and a real DHCP client (busybox
+udhcpc) in a network namespace behind a veth pair, getting the addresses of the nodes in the
+registry; nodes added or readdressed later get theirs with no restart (SIGHUP reload)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from stack import UpStack, start_up, unavailable
+
+WAIT = 60.0
+LEASE = re.compile(r"lease of (\S+) obtained")
+# Once and quit, no interface set-up; 5 tries 3 s apart: dnsmasq pings a dynamic address first.
+UDHCPC = ("-n", "-q", "-f", "-s", "/bin/true", "-t", "5", "-T", "3")
+
+
+@dataclass
+class Network:
+    """A veth pair: `server` in this namespace, `client` in namespace `netns`."""
+
+    netns: str
+    server: str
+    client: str
+    subnet: ipaddress.IPv4Network
+
+    def host(self, number: int) -> str:
+        return str(self.subnet.network_address + number)
+
+
+def run(*argv: str) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{' '.join(argv)}: {done.stderr}"
+    return done.stdout
+
+
+def require_tools() -> None:
+    if os.geteuid() != 0:
+        unavailable("DHCP tests need root (network namespaces, port 67)")
+    for tool in ("ip", "dnsmasq", "busybox"):
+        if shutil.which(tool, path=os.environ["PATH"] + ":/usr/sbin:/sbin") is None:
+            unavailable(f"{tool} is not installed")
+    if "udhcpc" not in run("busybox", "--list").split():
+        unavailable("busybox has no udhcpc (install busybox-static)")
+    probe = f"wpprobe-{secrets.token_hex(3)}"
+    if subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode != 0:
+        unavailable("cannot create network namespaces (ip netns add)")
+    run("ip", "netns", "del", probe)
+
+
+@pytest.fixture(scope="module")
+def network() -> Iterator[Network]:
+    require_tools()
+    tag = secrets.token_hex(3)
+    subnet = ipaddress.IPv4Network(f"10.{64 + secrets.randbelow(64)}.{secrets.randbelow(256)}.0/24")
+    net = Network(netns=f"wpdhcp-{tag}", server=f"wps{tag}", client=f"wpc{tag}", subnet=subnet)
+    run("ip", "netns", "add", net.netns)
+    try:
+        run("ip", "link", "add", net.server, "type", "veth", "peer", "name", net.client)
+        run("ip", "link", "set", net.client, "netns", net.netns)
+        run("ip", "address", "add", f"{net.host(1)}/24", "dev", net.server)
+        run("ip", "link", "set", net.server, "up")
+        run("ip", "-n", net.netns, "link", "set", net.client, "up")
+        yield net
+    finally:
+        subprocess.run(["ip", "link", "del", net.server], capture_output=True)
+        subprocess.run(["ip", "netns", "del", net.netns], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def stack(network: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
+    data = tmp_path_factory.mktemp("dhcp") / "data"
+    data.mkdir(mode=0o700)  # private, as DATA often is: dnsmasq must still read its files
+    # A key set by hand, which `up` must keep.
+    (data / "overlayd.yaml").write_text("update_interval: 7\n")
+    flags = ["--ip", network.host(1), "--dhcp", network.server]
+    flags += ["--dhcp-range", f"{network.host(100)},{network.host(150)}"]
+    with start_up(data, None, *flags) as up:
+        yield up
+
+
+def api(stack: UpStack) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    return httpx.Client(base_url=f"{stack.registry_url}/api/v1", headers=headers, timeout=30)
+
+
+def dnsmasq_pid(stack: UpStack) -> int:
+    """The supervised dnsmasq's pid, once it runs (the supervisor writes it at start)."""
+    path = stack.data / "run" / "dnsmasq.pid"
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if path.exists():
+            pid = int(path.read_text())
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "dnsmasq":
+                return pid
+        time.sleep(0.05)
+    raise TimeoutError(f"no dnsmasq running after {WAIT}s")
+
+
+def lease(network: Network, mac: str) -> str | None:
+    """One run of udhcpc on the client end with `mac`: the address it was given, if any."""
+    run("ip", "-n", network.netns, "link", "set", network.client, "address", mac)
+    in_client = ("ip", "netns", "exec", network.netns)
+    done = subprocess.run(
+        [*in_client, "busybox", "udhcpc", "-i", network.client, *UDHCPC],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    found = LEASE.search(done.stderr + done.stdout)
+    return found.group(1) if found else None
+
+
+def leased(network: Network, mac: str, wanted: str) -> None:
+    """Ask for a lease until dnsmasq hands out `wanted` (it has to re-read its hosts file
+    first: overlayd writes it, then signals dnsmasq, which we cannot watch)."""
+    deadline = time.monotonic() + WAIT
+    got: list[str | None] = []
+    while time.monotonic() < deadline:
+        got.append(lease(network, mac))
+        if got[-1] == wanted:
+            return
+    raise AssertionError(f"{mac} never got {wanted} within {WAIT}s; got {got}")
+
+
+def hosts_file_has(stack: UpStack, line: str) -> None:
+    """Wait until overlayd has written `line` into dnsmasq's hosts file."""
+    path = stack.data / "host" / "dhcp-hosts"
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if path.exists() and line in path.read_text().splitlines():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{line!r} not in {path} after {WAIT}s")
+
+
+def put_node(stack: UpStack, name: str, mac: str, address: str) -> None:
+    body = {"network_devices": {"default": {"hwaddr": mac, "ipaddr": address}}}
+    with api(stack) as client:
+        answer = client.put(f"/nodes/{name}", json=body)
+    assert answer.status_code in (200, 201), answer.text
+
+
+def test_up_tells_overlayd_the_flags_and_keeps_hand_set_keys(
+    stack: UpStack, network: Network
+) -> None:
+    config = yaml.safe_load((stack.data / "overlayd.yaml").read_text())
+    assert config["update_interval"] == 7
+    assert config["ip"] == network.host(1)
+    assert config["netmask"] == "255.255.255.0"
+    assert config["dhcp_interface"] == network.server
+    assert config["dhcp_range"] == [network.host(100), network.host(150)]
+    conf = (stack.data / "host" / "dnsmasq.conf").read_text().splitlines()
+    assert f"interface={network.server}" in conf
+    assert f"dhcp-hostsfile={stack.data.resolve() / 'host' / 'dhcp-hosts'}" in conf
+
+
+def test_a_node_added_after_start_gets_its_address(stack: UpStack, network: Network) -> None:
+    pid = dnsmasq_pid(stack)
+    put_node(stack, "d01", "52:54:00:0d:00:01", network.host(11))
+    hosts_file_has(stack, f"52:54:00:0d:00:01,{network.host(11)},d01,infinite")
+    leased(network, "52:54:00:0d:00:01", network.host(11))
+    assert dnsmasq_pid(stack) == pid
+
+
+def test_an_unknown_machine_gets_an_address_from_the_range(
+    stack: UpStack, network: Network
+) -> None:
+    address = lease(network, "52:54:00:0d:00:99")
+    assert address is not None
+    first, last = (ipaddress.IPv4Address(network.host(n)) for n in (100, 150))
+    assert first <= ipaddress.IPv4Address(address) <= last
+
+
+def test_a_second_node_and_a_new_address_take_effect_without_a_restart(
+    stack: UpStack, network: Network
+) -> None:
+    pid = dnsmasq_pid(stack)
+    put_node(stack, "d02", "52:54:00:0d:00:02", network.host(12))
+    hosts_file_has(stack, f"52:54:00:0d:00:02,{network.host(12)},d02,infinite")
+    leased(network, "52:54:00:0d:00:02", network.host(12))
+
+    put_node(stack, "d01", "52:54:00:0d:00:01", network.host(21))
+    hosts_file_has(stack, f"52:54:00:0d:00:01,{network.host(21)},d01,infinite")
+    leased(network, "52:54:00:0d:00:01", network.host(21))
+    assert dnsmasq_pid(stack) == pid  # reloaded, not restarted
+    assert stack.process.poll() is None
+    leases = (stack.data / "dnsmasq" / "dnsmasq.leases").read_text()
+    assert f"52:54:00:0d:00:01 {network.host(21)} d01" in leases
+
+
+def test_stopping_up_stops_dnsmasq(stack: UpStack) -> None:
+    # Last in this module: it ends the stack the tests above share.
+    pid = dnsmasq_pid(stack)
+    stack.process.send_signal(signal.SIGTERM)
+    assert stack.process.wait(30) == 0
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert not (stack.data / "run" / "dnsmasq.pid").exists()
