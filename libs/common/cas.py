@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -111,22 +111,12 @@ class ContentStore:
         staging = self._blobs / want[:2] if want else self._blobs
         await asyncio.to_thread(staging.mkdir, parents=True, exist_ok=True)
         fd, temp_name = await asyncio.to_thread(tempfile.mkstemp, prefix=TEMP_PREFIX, dir=staging)
-        temp = Path(temp_name)
-        try:
+        with self._staging([temp_name]):
             with os.fdopen(fd, "wb") as out:
                 digest = await self._write(chunks, out)
             if want is not None and digest != want:
                 raise Invalid(f"digest mismatch: expected {want}, got {digest}", field="digest")
-            await asyncio.to_thread(self._publish, temp, digest)
-        except OSError as err:
-            if err.errno == errno.ENOSPC:
-                raise OSError(
-                    errno.ENOSPC, f"no space left on the device of the store {self.root}"
-                ) from err
-            raise
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)  # one quick metadata call; also runs when cancelled
+            await asyncio.to_thread(self._publish, Path(temp_name), digest)
         return digest
 
     async def put_many(self, blobs: Sequence[bytes]) -> list[str]:
@@ -146,7 +136,7 @@ class ContentStore:
         staged: dict[str, str] = {}
         folders: set[str] = set()
         nonce = os.urandom(6).hex()
-        try:
+        with self._staging(staged.values()):  # a live view: it sees what the loop stages
             for blob, digest in zip(blobs, digests, strict=True):
                 folder = f"{root}/{digest[:2]}"
                 if digest in staged or os.path.exists(f"{folder}/{digest}"):
@@ -166,16 +156,6 @@ class ContentStore:
                 for digest, temp in staged.items():
                     os.rename(temp, f"{root}/{digest[:2]}/{digest}")
                 _syncfs(self._blobs)
-        except OSError as err:
-            if err.errno == errno.ENOSPC:
-                raise OSError(
-                    errno.ENOSPC, f"no space left on the device of the store {self.root}"
-                ) from err
-            raise
-        finally:
-            for temp in staged.values():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temp)
         return digests
 
     async def put_concat(self, digests: Sequence[str]) -> str:
@@ -190,13 +170,24 @@ class ContentStore:
         fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix=TEMP_PREFIX, dir=self._blobs)
         os.close(fd)  # the copying thread opens its own: it may outlive a cancelled caller
         temp = Path(name)
+        with self._staging([name]):
+            try:
+                digest, _ = await asyncio.gather(
+                    asyncio.to_thread(_hash_files, parts),
+                    asyncio.to_thread(_copy_files, parts, temp),
+                )
+                await asyncio.to_thread(self._publish, temp, digest)
+            except FileNotFoundError as err:
+                raise NotFound(f"blob {err.filename} not in the store", field="digest") from None
+        return digest
+
+    @contextlib.contextmanager
+    def _staging(self, temps: Iterable[str]) -> Iterator[None]:
+        """Around writing temporary files: a full disk names the store, and the temporary files
+        are gone afterwards (published ones were renamed; one quick call each, also when
+        cancelled)."""
         try:
-            digest, _ = await asyncio.gather(
-                asyncio.to_thread(_hash_files, parts), asyncio.to_thread(_copy_files, parts, temp)
-            )
-            await asyncio.to_thread(self._publish, temp, digest)
-        except FileNotFoundError as err:
-            raise NotFound(f"blob {err.filename} not in the store", field="digest") from None
+            yield
         except OSError as err:
             if err.errno == errno.ENOSPC:
                 raise OSError(
@@ -204,9 +195,9 @@ class ContentStore:
                 ) from err
             raise
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-        return digest
+            for temp in temps:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
 
     async def _write(self, chunks: AsyncIterable[bytes], out: BinaryIO) -> str:
         hasher = hashlib.sha256()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import msgspec
 
@@ -78,6 +78,10 @@ class ApiClient:
     """`async with Client(config) as api:` one connection pool for one command, to any of the
     wolfpack APIs (registry, builder, overlayd): bearer token and JSON accept set once."""
 
+    # How messages name the service, and the variable that points wolfctl elsewhere.
+    service: ClassVar[str] = "the API"
+    url_env: ClassVar[str | None] = None
+
     def __init__(self, config: ApiConfig, *, timeout: float = 60.0) -> None:
         # Imported here: httpx takes ~0.1 s to import, which `wolfctl --help` need not pay.
         import httpx
@@ -104,38 +108,40 @@ class ApiClient:
     ) -> None:
         await self._http.aclose()
 
-
-class Registry(ApiClient):
-    """The registry API."""
-
     async def request(
         self,
         method: str,
         path: str,
         *,
+        body: Any = None,
         content: bytes | None = None,
-        content_type: str = "application/json",
+        content_type: str = "application/octet-stream",
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send one request; raise the typed error for a 4xx/5xx or an unreachable registry."""
+        """Send one request (`body` as JSON, or raw `content`); raise the typed error for a
+        4xx/5xx or a service that cannot be reached."""
         import httpx
 
         send_headers = dict(headers or {})
-        if content is not None:
+        if body is not None:
+            content, send_headers["Content-Type"] = msgspec.json.encode(body), "application/json"
+        elif content is not None:
             send_headers["Content-Type"] = content_type
+        where = f"{self.service} at {self.config.url}"
         try:
             resp = await self._http.request(
                 method, path, content=content, params=params, headers=send_headers
             )
         except httpx.ConnectError:
+            elsewhere = f" (set ${self.url_env} if it runs elsewhere)" if self.url_env else ""
             raise Unreachable(
-                f"cannot reach the registry at {self.config.url}: is `wolfpack up` running?"
+                f"cannot reach {where}: is `wolfpack up` running?{elsewhere}"
             ) from None
         except httpx.TimeoutException:
-            raise Unreachable(f"the registry at {self.config.url} did not answer in time") from None
+            raise Unreachable(f"{where} did not answer in time") from None
         except httpx.TransportError as e:
-            raise Unreachable(f"talking to the registry at {self.config.url}: {e}") from None
+            raise Unreachable(f"talking to {where}: {e}") from None
         if resp.status_code >= 400:
             err = error_from_response(resp.status_code, resp.content)
             if isinstance(err, Unauthorized):
@@ -148,8 +154,7 @@ class Registry(ApiClient):
         return resp
 
     async def get(self, path: str, type: type[T], params: Mapping[str, str] | None = None) -> T:
-        resp = await self.request("GET", path, params=params)
-        return _decode(resp, type)
+        return decode(await self.request("GET", path, params=params), type)
 
     async def send(
         self,
@@ -160,21 +165,31 @@ class Registry(ApiClient):
         headers: Mapping[str, str] | None = None,
     ) -> T:
         """Encode `body` as JSON, send it, decode the answer as `type`."""
-        resp = await self.request(method, path, content=msgspec.json.encode(body), headers=headers)
-        return _decode(resp, type)
+        content = msgspec.json.encode(body)
+        resp = await self.request(
+            method, path, content=content, content_type="application/json", headers=headers
+        )
+        return decode(resp, type)
+
+    async def delete(self, path: str) -> None:
+        await self.request("DELETE", path)
+
+
+class Registry(ApiClient):
+    """The registry API."""
+
+    service = "the registry"
 
     async def send_text(
         self, method: str, path: str, text: str, content_type: str, type: type[T]
     ) -> T:
         """Send a text body (a nodes.conf), decode the JSON answer as `type`."""
         resp = await self.request(method, path, content=text.encode(), content_type=content_type)
-        return _decode(resp, type)
-
-    async def delete(self, path: str) -> None:
-        await self.request("DELETE", path)
+        return decode(resp, type)
 
 
-def _decode(resp: httpx.Response, type: type[T]) -> T:
+def decode(resp: httpx.Response, type: type[T]) -> T:
+    """The JSON answer as `type`; an answer of another shape is one clear error."""
     try:
         return msgspec.json.decode(resp.content, type=type)
     except msgspec.DecodeError as e:

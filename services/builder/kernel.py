@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from libs.common.cas import ContentStore
 from libs.common.errors import NotFound
-from services.builder.vnfs.rootpath import resolve_in_root
+from libs.common.rootpath import find_in_root
 
 BOOT_DIR = "/boot"
 BOOT_PREFIX = "vmlinuz-"
@@ -58,13 +58,13 @@ def is_special(version: str) -> bool:
 def list_kernels(rootfs: Path) -> list[FoundKernel]:
     """Every kernel in the image, one per version (a /boot copy wins), in no special order."""
     found: dict[str, FoundKernel] = {}
-    boot = resolve_in_root(rootfs, BOOT_DIR)
+    boot = find_in_root(rootfs, BOOT_DIR)
     if boot is not None and boot.is_dir():
         for name in sorted(os.listdir(boot)):
             if name.startswith(BOOT_PREFIX) and len(name) > len(BOOT_PREFIX):
                 _add(found, rootfs, f"{BOOT_DIR}/{name}", name[len(BOOT_PREFIX) :])
     for modules_dir in MODULE_DIRS:
-        modules = resolve_in_root(rootfs, modules_dir)
+        modules = find_in_root(rootfs, modules_dir)
         if modules is None or not modules.is_dir():
             continue
         for version in sorted(os.listdir(modules)):
@@ -75,7 +75,7 @@ def list_kernels(rootfs: Path) -> list[FoundKernel]:
 def _add(found: dict[str, FoundKernel], rootfs: Path, path: str, version: str) -> None:
     if version in found:
         return
-    host_path = resolve_in_root(rootfs, path)
+    host_path = find_in_root(rootfs, path)
     if host_path is None:
         return
     try:

@@ -1,16 +1,18 @@
-"""Fixtures for image-source tests: a real CNCF Distribution registry (Debian's
-docker-registry) on a loopback port, open or behind htpasswd auth."""
+"""Fixtures for the builder tests: a real `wolfpack run builder` per test module with its API
+client and event watcher, a busybox tarball to import, and a real CNCF Distribution registry
+(Debian's docker-registry) on a loopback port, open or behind htpasswd auth."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from service_helpers import Builder, Watcher, busybox_rootfs, start_builder, tarball, watching
 from sources_helpers import OciRegistry
 
 from libs.common.natsd import free_port
@@ -19,6 +21,32 @@ from stack import unavailable
 
 REGISTRY_BIN = "docker-registry"
 USER, PASSWORD = "wolf", "pack-secret"
+
+
+@pytest.fixture(scope="module")
+def builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builder]:
+    """One builder (and its nats-server) per test module."""
+    with start_builder(tmp_path_factory.mktemp("builder")) as running:
+        yield running
+
+
+@pytest.fixture
+async def api(builder: Builder) -> AsyncIterator[httpx.AsyncClient]:
+    async with builder.client() as client:
+        yield client
+
+
+@pytest.fixture
+async def events(builder: Builder) -> AsyncIterator[Watcher]:
+    async with watching(builder.nats_url) as watcher:
+        yield watcher
+
+
+@pytest.fixture(scope="module")
+def busybox_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small busybox image as a .tar.gz (made once per test module)."""
+    folder = tmp_path_factory.mktemp("busybox")
+    return tarball(busybox_rootfs(folder / "tree"), folder / "busybox.tar.gz")
 
 
 def _start(folder: Path, htpasswd: Path | None) -> OciRegistry:

@@ -4,7 +4,6 @@ per image at a time, show/list/rebuild/delete, and requests refused with a clear
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,37 +18,11 @@ from service_helpers import (
     leftovers,
     read_kv,
     rebuild,
-    start_builder,
     start_import,
     tarball,
-    watching,
 )
 
 PHASES = ["extract", "swap", "kernel", "scan", "compress", "assemble"]
-
-
-@pytest.fixture(scope="module")
-def builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builder]:
-    with start_builder(tmp_path_factory.mktemp("builder")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def small_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("small")
-    return tarball(busybox_rootfs(folder / "tree"), folder / "busybox.tar.gz")
-
-
-@pytest.fixture
-async def api(builder: Builder) -> AsyncIterator[httpx.AsyncClient]:
-    async with builder.client() as client:
-        yield client
-
-
-@pytest.fixture
-async def events(builder: Builder) -> AsyncIterator[Watcher]:
-    async with watching(builder.nats_url) as watcher:
-        yield watcher
 
 
 def big_tarball(folder: Path, megabytes: int) -> Path:
@@ -62,9 +35,9 @@ def big_tarball(folder: Path, megabytes: int) -> Path:
 
 
 async def test_import_runs_in_the_background_and_ends_with_built_after_kv(
-    builder: Builder, api: httpx.AsyncClient, events: Watcher, small_tarball: Path
+    builder: Builder, api: httpx.AsyncClient, events: Watcher, busybox_tarball: Path
 ) -> None:
-    r = await api.post("/images", json={"name": "first", "source": str(small_tarball)})
+    r = await api.post("/images", json={"name": "first", "source": str(busybox_tarball)})
     assert r.status_code == 202
     job = r.json()
     assert job["state"] == "running" and job["kind"] == "import"
@@ -99,30 +72,30 @@ async def test_one_job_per_image_a_second_request_gets_409(
     builder: Builder,
     api: httpx.AsyncClient,
     events: Watcher,
-    small_tarball: Path,
+    busybox_tarball: Path,
     tmp_path: Path,
 ) -> None:
-    await import_image(api, events, name="busy", source=str(small_tarball))
+    await import_image(api, events, name="busy", source=str(busybox_tarball))
     slow = big_tarball(tmp_path, 48)
     job = await start_import(api, name="busy", source=str(slow))
     for answer in (
-        await api.post("/images", json={"name": "busy", "source": str(small_tarball)}),
+        await api.post("/images", json={"name": "busy", "source": str(busybox_tarball)}),
         await api.post("/images/busy:build"),
         await api.delete("/images/busy"),
     ):
         assert answer.status_code == 409, answer.text
         assert job.id in answer.json()["error"]
     # Another image is not held up.
-    other = await import_image(api, events, name="not-busy", source=str(small_tarball))
+    other = await import_image(api, events, name="not-busy", source=str(busybox_tarball))
     assert other.__class__.__name__ == "ImageBuilt"
     end = await events.end_of("busy", job.id)
     assert end.__class__.__name__ == "ImageBuilt"
 
 
 async def test_rebuild_keeps_what_the_image_came_from(
-    builder: Builder, api: httpx.AsyncClient, events: Watcher, small_tarball: Path
+    builder: Builder, api: httpx.AsyncClient, events: Watcher, busybox_tarball: Path
 ) -> None:
-    await import_image(api, events, name="again", source=str(small_tarball), compression="zstd")
+    await import_image(api, events, name="again", source=str(busybox_tarball), compression="zstd")
     before = await read_kv(builder.nats_url, "again")
     assert before is not None
     image = blob(builder.data, before.image_digest).read_bytes()
@@ -185,9 +158,9 @@ async def test_a_chroot_directory_is_copied(
 
 
 async def test_delete_forgets_the_image_and_its_rootfs_but_keeps_blobs(
-    builder: Builder, api: httpx.AsyncClient, events: Watcher, small_tarball: Path
+    builder: Builder, api: httpx.AsyncClient, events: Watcher, busybox_tarball: Path
 ) -> None:
-    built = await import_image(api, events, name="doomed", source=str(small_tarball))
+    built = await import_image(api, events, name="doomed", source=str(busybox_tarball))
     assert (await api.delete("/images/doomed")).status_code == 204
     _, deleted = await events.wait("doomed", ("deleted",))
     assert deleted["revision"] == built.revision
@@ -238,9 +211,9 @@ async def test_unknown_images_and_missing_tokens(builder: Builder, api: httpx.As
 
 
 async def test_a_dotted_name_is_one_subject_token(
-    builder: Builder, api: httpx.AsyncClient, events: Watcher, small_tarball: Path
+    builder: Builder, api: httpx.AsyncClient, events: Watcher, busybox_tarball: Path
 ) -> None:
-    built = await import_image(api, events, name="rocky-9.4", source=str(small_tarball))
+    built = await import_image(api, events, name="rocky-9.4", source=str(busybox_tarball))
     assert built.name == "rocky-9.4"
     subjects = [msg for msg in events.raw if "rocky" in msg]
     assert subjects and all(s.startswith("wolfpack.image.rocky-9%2E4.") for s in subjects)

@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from service_helpers import (
     Builder,
@@ -23,7 +22,6 @@ from service_helpers import (
     launch_builder,
     leftovers,
     read_kv,
-    start_builder,
     tarball,
     watching,
     wolfctl,
@@ -45,36 +43,12 @@ class Good:
     tree: dict[str, tuple[object, ...]]
 
 
-@pytest.fixture(scope="module")
-def builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builder]:
-    with start_builder(tmp_path_factory.mktemp("builder")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def good_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("good")
-    return tarball(busybox_rootfs(folder / "tree"), folder / "good.tar.gz")
-
-
-@pytest.fixture
-async def api(builder: Builder) -> AsyncIterator[httpx.AsyncClient]:
-    async with builder.client() as client:
-        yield client
-
-
-@pytest.fixture
-async def events(builder: Builder) -> AsyncIterator[Watcher]:
-    async with watching(builder.nats_url) as watcher:
-        yield watcher
-
-
-async def good_image(builder: Builder, good_tarball: Path) -> Good:
+async def good_image(builder: Builder, busybox_tarball: Path) -> Good:
     """Image NAME as a good import left it (imported once per builder)."""
     meta = await read_kv(builder.nats_url, NAME)
     if meta is None:
         async with builder.client() as api, watching(builder.nats_url) as events:
-            built = await import_image(api, events, name=NAME, source=str(good_tarball))
+            built = await import_image(api, events, name=NAME, source=str(busybox_tarball))
             assert built.__class__.__name__ == "ImageBuilt", built
         meta = await read_kv(builder.nats_url, NAME)
         assert meta is not None
@@ -111,10 +85,10 @@ def truncated(source: Path, dest: Path) -> Path:
 
 
 async def test_corrupt_and_truncated_archives(
-    builder: Builder, events: Watcher, good_tarball: Path, tmp_path: Path
+    builder: Builder, events: Watcher, busybox_tarball: Path, tmp_path: Path
 ) -> None:
-    good = await good_image(builder, good_tarball)
-    half = await asyncio.to_thread(truncated, good_tarball, tmp_path / "half.tar.gz")
+    good = await good_image(builder, busybox_tarball)
+    half = await asyncio.to_thread(truncated, busybox_tarball, tmp_path / "half.tar.gz")
     await refused(builder, events, good, str(half), "corrupt or truncated archive")
 
     events.events.clear()
@@ -124,9 +98,13 @@ async def test_corrupt_and_truncated_archives(
 
 
 async def test_unknown_reference_and_wrong_digest(
-    builder: Builder, events: Watcher, good_tarball: Path, oci_registry: OciRegistry, tmp_path: Path
+    builder: Builder,
+    events: Watcher,
+    busybox_tarball: Path,
+    oci_registry: OciRegistry,
+    tmp_path: Path,
 ) -> None:
-    good = await good_image(builder, good_tarball)
+    good = await good_image(builder, busybox_tarball)
     layer = [directory("boot"), file("boot/vmlinuz-1.0", b"k")]
     layout = image_layout(tmp_path / "layout", [layer], tag="v1")
     await asyncio.to_thread(push, layout, "v1", f"{oci_registry.host}/bad/known:v1")
@@ -141,8 +119,10 @@ async def test_unknown_reference_and_wrong_digest(
     await refused(builder, events, good, missing_repo, "no such", "--insecure")
 
 
-async def test_unreachable_registry(builder: Builder, events: Watcher, good_tarball: Path) -> None:
-    good = await good_image(builder, good_tarball)
+async def test_unreachable_registry(
+    builder: Builder, events: Watcher, busybox_tarball: Path
+) -> None:
+    good = await good_image(builder, busybox_tarball)
     closed = f"docker://127.0.0.1:{free_port()}/bad/image:v1"
     reason = await refused(builder, events, good, closed, "registry unreachable", "--insecure")
     assert "connection refused" in reason
@@ -188,11 +168,11 @@ def filled_tarball(folder: Path, megabytes: int) -> Path:
 
 
 async def test_a_full_disk_while_unpacking_and_while_building(
-    tiny_builder: Builder, good_tarball: Path, tmp_path: Path
+    tiny_builder: Builder, busybox_tarball: Path, tmp_path: Path
 ) -> None:
     builder = tiny_builder
     async with watching(builder.nats_url) as events:
-        good = await good_image(builder, good_tarball)
+        good = await good_image(builder, busybox_tarball)
 
         # 60 MiB cannot even be unpacked on 40 MiB.
         huge = await asyncio.to_thread(filled_tarball, tmp_path, 60)
@@ -208,5 +188,5 @@ async def test_a_full_disk_while_unpacking_and_while_building(
 
         # With room again, the builder carries on.
         events.events.clear()
-        done = await wolfctl(builder, "image", "import", str(good_tarball), "after")
+        done = await wolfctl(builder, "image", "import", str(busybox_tarball), "after")
         assert done.code == 0, done.err

@@ -4,12 +4,10 @@ exit code. `exec` and `shell` chroot into the image on this machine (root needed
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import msgspec
-import pytest
 import yaml
 from service_helpers import (
     Builder,
@@ -18,40 +16,14 @@ from service_helpers import (
     import_image,
     mounted_below,
     read_kv,
-    start_builder,
     tarball,
     unpacked_image,
-    watching,
     wolfctl,
 )
 
 from libs.common.models.image import ImageDetails, ImageJob, ImageMeta
 
 from stack import REPO, unavailable
-
-
-@pytest.fixture(scope="module")
-def builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builder]:
-    with start_builder(tmp_path_factory.mktemp("builder")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tree")
-    return tarball(busybox_rootfs(folder / "tree"), folder / "busybox.tar.gz")
-
-
-@pytest.fixture
-async def api(builder: Builder) -> AsyncIterator[httpx.AsyncClient]:
-    async with builder.client() as client:
-        yield client
-
-
-@pytest.fixture
-async def events(builder: Builder) -> AsyncIterator[Watcher]:
-    async with watching(builder.nats_url) as watcher:
-        yield watcher
 
 
 def needs_root() -> None:
@@ -68,8 +40,10 @@ def rootfs_of(builder: Builder, name: str) -> Path:
     return builder.data / "images" / name / "rootfs"
 
 
-async def test_import_list_show_delete(builder: Builder, archive: Path, tmp_path: Path) -> None:
-    done = await wolfctl(builder, "image", "import", str(archive), "cli-one")
+async def test_import_list_show_delete(
+    builder: Builder, busybox_tarball: Path, tmp_path: Path
+) -> None:
+    done = await wolfctl(builder, "image", "import", str(busybox_tarball), "cli-one")
     assert done.code == 0, done.err
     assert done.out.startswith("image cli-one built: ") and "kernel 1.0.0" in done.out
     # Not a terminal: one line per phase on stderr instead of a bar.
@@ -79,7 +53,7 @@ async def test_import_list_show_delete(builder: Builder, archive: Path, tmp_path
     assert listed.code == 0
     header, _, *rows = listed.out.splitlines()
     assert header.split()[:3] == ["IMAGE", "NAME", "KERNEL"]
-    assert any(row.split()[0] == "cli-one" and str(archive) in row for row in rows)
+    assert any(row.split()[0] == "cli-one" and str(busybox_tarball) in row for row in rows)
 
     as_yaml = await wolfctl(builder, "image", "list", "-o", "yaml")
     assert "cli-one" in [image["name"] for image in yaml.safe_load(as_yaml.out)]
@@ -101,15 +75,15 @@ async def test_import_list_show_delete(builder: Builder, archive: Path, tmp_path
 
 
 async def test_relative_paths_are_made_absolute_and_no_wait_returns_the_job(
-    builder: Builder, archive: Path, events: Watcher
+    builder: Builder, busybox_tarball: Path, events: Watcher
 ) -> None:
-    relative = relative_to_repo(archive)
+    relative = relative_to_repo(busybox_tarball)
     done = await wolfctl(
         builder, "-o", "json", "image", "import", relative, "cli-nowait", "--no-wait"
     )
     assert done.code == 0, done.err
     job = msgspec.json.decode(done.out, type=ImageJob)
-    assert job.source == str(archive)  # the builder gets the path wolfctl's folder meant
+    assert job.source == str(busybox_tarball)  # the builder gets the path wolfctl's folder meant
     end = await events.end_of("cli-nowait", job.id)
     assert end.__class__.__name__ == "ImageBuilt"
 
@@ -125,10 +99,10 @@ async def test_a_failed_import_is_one_line_and_exit_1(builder: Builder, tmp_path
 
 
 async def test_exec_changes_the_rootfs_then_rebuilds(
-    builder: Builder, api: httpx.AsyncClient, events: Watcher, archive: Path, tmp_path: Path
+    builder: Builder, api: httpx.AsyncClient, events: Watcher, busybox_tarball: Path, tmp_path: Path
 ) -> None:
     needs_root()
-    first = await import_image(api, events, name="cli-exec", source=str(archive))
+    first = await import_image(api, events, name="cli-exec", source=str(busybox_tarball))
     script = "echo hi > /etc/motd && test -e /proc/self/status && test -c /dev/null"
     done = await wolfctl(builder, "image", "exec", "cli-exec", "--", "sh", "-c", script)
     assert done.code == 0, done.err
@@ -147,10 +121,10 @@ def check_motd(builder: Builder, meta: ImageMeta, into: Path, text: str) -> None
 
 
 async def test_a_failing_command_unmounts_and_does_not_rebuild(
-    builder: Builder, api: httpx.AsyncClient, events: Watcher, archive: Path
+    builder: Builder, api: httpx.AsyncClient, events: Watcher, busybox_tarball: Path
 ) -> None:
     needs_root()
-    await import_image(api, events, name="cli-fail", source=str(archive))
+    await import_image(api, events, name="cli-fail", source=str(busybox_tarball))
     before = await read_kv(builder.nats_url, "cli-fail")
     done = await wolfctl(builder, "image", "exec", "cli-fail", "--", "sh", "-c", "exit 3")
     assert done.code == 1
@@ -170,10 +144,10 @@ async def test_a_failing_command_unmounts_and_does_not_rebuild(
 
 
 async def test_shell_reads_commands_and_the_environment_is_clean(
-    builder: Builder, api: httpx.AsyncClient, events: Watcher, archive: Path, tmp_path: Path
+    builder: Builder, api: httpx.AsyncClient, events: Watcher, busybox_tarball: Path, tmp_path: Path
 ) -> None:
     needs_root()
-    await import_image(api, events, name="cli-shell", source=str(archive))
+    await import_image(api, events, name="cli-shell", source=str(busybox_tarball))
     commands = b"env > /root/env\necho shell > /etc/motd\nexit 0\n"
     done = await wolfctl(builder, "image", "shell", "cli-shell", stdin=commands)
     assert done.code == 0, done.err

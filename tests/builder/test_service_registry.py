@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import PASSWORD, USER
-from service_helpers import Builder, Watcher, import_image, read_kv, start_builder, watching
+from service_helpers import Builder, Watcher, import_image, read_kv
 from sources_helpers import (
     Entry,
     OciRegistry,
@@ -25,24 +24,6 @@ from sources_helpers import (
     snapshot,
     upper_layers,
 )
-
-
-@pytest.fixture(scope="module")
-def builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builder]:
-    with start_builder(tmp_path_factory.mktemp("builder")) as running:
-        yield running
-
-
-@pytest.fixture
-async def api(builder: Builder) -> AsyncIterator[httpx.AsyncClient]:
-    async with builder.client() as client:
-        yield client
-
-
-@pytest.fixture
-async def events(builder: Builder) -> AsyncIterator[Watcher]:
-    async with watching(builder.nats_url) as watcher:
-        yield watcher
 
 
 def kernel_layer(version: str = "5.10.0-28-amd64") -> list[Entry]:

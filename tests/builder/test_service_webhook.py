@@ -7,7 +7,7 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from service_helpers import (
     import_image,
     launch_builder,
     read_kv,
-    start_builder,
     watching,
 )
 from sources_helpers import OciRegistry, directory, file, image_layout, push
@@ -77,28 +76,10 @@ def start_notifying_registry(folder: Path, builder: Builder) -> OciRegistry:
 
 
 @pytest.fixture(scope="module")
-def builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builder]:
-    with start_builder(tmp_path_factory.mktemp("builder")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def notifying(tmp_path_factory: pytest.TempPathFactory, builder: Builder) -> Iterator[OciRegistry]:
     registry = start_notifying_registry(tmp_path_factory.mktemp("notifying"), builder)
     yield registry
     stop_process(registry.process)
-
-
-@pytest.fixture
-async def api(builder: Builder) -> AsyncIterator[httpx.AsyncClient]:
-    async with builder.client() as client:
-        yield client
-
-
-@pytest.fixture
-async def events(builder: Builder) -> AsyncIterator[Watcher]:
-    async with watching(builder.nats_url) as watcher:
-        yield watcher
 
 
 def version_layout(folder: Path, version: str) -> Path:

@@ -177,3 +177,16 @@ async def test_a_full_disk_leaves_no_partial_blob(tiny_disk: Path) -> None:
     assert files_under(store.root) == []
     # The space is given back: a small blob still fits.
     assert await store.put_bytes(HELLO) == HELLO_DIGEST
+
+
+async def test_a_full_disk_in_batch_and_concat_writes_names_the_store(tiny_disk: Path) -> None:
+    store = ContentStore(tiny_disk / "cas")
+    with pytest.raises(OSError, match="no space left on the device of the store") as caught:
+        await store.put_many([os.urandom(400 << 10) for _ in range(3)])
+    assert caught.value.errno == errno.ENOSPC
+    assert files_under(store.root) == []
+    parts = [await store.put_bytes(os.urandom(300 << 10)) for _ in range(2)]
+    with pytest.raises(OSError, match="no space left on the device of the store") as caught:
+        await store.put_concat(parts)
+    assert caught.value.errno == errno.ENOSPC
+    assert sorted(path.name for path in files_under(store.root)) == sorted(parts)

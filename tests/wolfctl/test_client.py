@@ -1,4 +1,4 @@
-"""Registry answers become typed errors; an unreachable registry is one clear sentence."""
+"""API answers become typed errors; an unreachable service is one clear sentence."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from libs.common.errors import Conflict, Invalid, NotFound, Unauthorized, WolfpackError
-from libs.wolfctl.client import Registry, Unreachable, error_from_response
+from libs.wolfctl.client import ApiClient, Registry, Unreachable, error_from_response
 from libs.wolfctl.config import ApiConfig
+from libs.wolfctl.image.client import BuilderClient
 from libs.wolfctl.main import cli
+from libs.wolfctl.overlay.client import OverlaydClient
 
 
 def test_error_body_keeps_message_and_field() -> None:
@@ -53,6 +55,26 @@ async def test_refused_connection_says_what_to_do() -> None:
         with pytest.raises(Unreachable) as caught:
             await api.request("GET", "/nodes")
     assert str(caught.value) == f"cannot reach the registry at {url}: is `wolfpack up` running?"
+
+
+@pytest.mark.parametrize(
+    ("client", "name", "variable"),
+    [
+        (BuilderClient, "the builder", "WOLFPACK_BUILDER_URL"),
+        (OverlaydClient, "overlayd", "WOLFPACK_OVERLAYD_URL"),
+    ],
+)
+async def test_other_services_name_themselves_and_their_variable(
+    client: type[ApiClient], name: str, variable: str
+) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    async with client(ApiConfig(url=url)) as api:
+        with pytest.raises(Unreachable) as caught:
+            await api.get("/healthz", dict)
+    assert str(caught.value) == (
+        f"cannot reach {name} at {url}: is `wolfpack up` running? "
+        f"(set ${variable} if it runs elsewhere)"
+    )
 
 
 def test_cli_prints_one_line_and_exits_1_when_unreachable() -> None:

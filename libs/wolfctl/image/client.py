@@ -4,17 +4,14 @@ DATA/endpoints.json, then the defaults), and a small client with wolfctl's typed
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 
 from libs.common import endpoints, names
-from libs.common.errors import Invalid, Unauthorized, WolfpackError
-from libs.wolfctl.client import ApiClient, Unreachable, error_from_response
+from libs.common.errors import Invalid
+from libs.wolfctl.client import ApiClient
 from libs.wolfctl.config import ApiConfig, data_dir, resolve
-
-if TYPE_CHECKING:
-    import httpx
 
 T = TypeVar("T")
 
@@ -55,42 +52,8 @@ def nats_url(env: Mapping[str, str]) -> str:
 class BuilderClient(ApiClient):
     """`async with BuilderClient(config) as api:` requests to the builder API."""
 
-    async def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        import httpx
-
-        content = msgspec.json.encode(body) if body is not None else None
-        headers = {"Content-Type": "application/json"} if content is not None else {}
-        where = self.config.url
-        try:
-            resp = await self._http.request(method, path, content=content, headers=headers)
-        except httpx.ConnectError:
-            raise Unreachable(
-                f"cannot reach the builder at {where}: is `wolfpack up` running? "
-                f"(set ${ENV_BUILDER_URL} if it runs elsewhere)"
-            ) from None
-        except httpx.TimeoutException:
-            raise Unreachable(f"the builder at {where} did not answer in time") from None
-        except httpx.TransportError as e:
-            raise Unreachable(f"talking to the builder at {where}: {e}") from None
-        if resp.status_code >= 400:
-            err = error_from_response(resp.status_code, resp.content)
-            if isinstance(err, Unauthorized):
-                err.message += " (the token comes from --token, $WOLFPACK_TOKEN or DATA/api.token)"
-            raise err
-        return resp
-
-    async def get(self, path: str, type: type[T]) -> T:
-        return _decode(await self.request("GET", path), type)
+    service = "the builder"
+    url_env = ENV_BUILDER_URL
 
     async def post(self, path: str, body: Any, type: type[T]) -> T:
-        return _decode(await self.request("POST", path, body), type)
-
-    async def delete(self, path: str) -> None:
-        await self.request("DELETE", path)
-
-
-def _decode(resp: httpx.Response, type: type[T]) -> T:
-    try:
-        return msgspec.json.decode(resp.content, type=type)
-    except msgspec.DecodeError as e:
-        raise WolfpackError(f"unexpected answer from {resp.request.url.path}: {e}") from None
+        return await self.send("POST", path, body, type)

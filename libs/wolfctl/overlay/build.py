@@ -6,9 +6,10 @@ from __future__ import annotations
 import click
 
 from libs.common.models.overlay_api import WaveReport
+from libs.wolfctl.client import decode
 from libs.wolfctl.context import output_format, output_option, run
 from libs.wolfctl.output import dump, echo
-from libs.wolfctl.overlay.client import client, decode
+from libs.wolfctl.overlay.client import client
 from libs.wolfctl.overlay.view import report_text
 
 

@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final
 
 import click
 import msgspec
 
 from libs.common import endpoints, names
-from libs.common.errors import Invalid, Unauthorized, WolfpackError
-from libs.wolfctl.client import ApiClient, Unreachable, error_from_response
+from libs.common.errors import Invalid
+from libs.wolfctl.client import ApiClient
 from libs.wolfctl.config import ApiConfig, data_dir, resolve
 from libs.wolfctl.context import globals_of
-
-if TYPE_CHECKING:
-    import httpx
-
-T = TypeVar("T")
 
 ENV_OVERLAYD_URL: Final = "WOLFPACK_OVERLAYD_URL"
 DEFAULT_OVERLAYD_URL: Final = f"http://127.0.0.1:{names.PORTS['overlayd']}"
@@ -51,60 +46,11 @@ def client(ctx: click.Context) -> OverlaydClient:
 class OverlaydClient(ApiClient):
     """`async with OverlaydClient(config) as api:` requests to the overlayd API."""
 
+    service = "overlayd"
+    url_env = ENV_OVERLAYD_URL
+
     def __init__(self, config: ApiConfig, *, timeout: float = TIMEOUT) -> None:
         super().__init__(config, timeout=timeout)
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        content: bytes | None = None,
-        content_type: str = "application/octet-stream",
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        import httpx
-
-        send = dict(headers or {})
-        if body is not None:
-            content, send["Content-Type"] = msgspec.json.encode(body), "application/json"
-        elif content is not None:
-            send["Content-Type"] = content_type
-        where = self.config.url
-        try:
-            resp = await self._http.request(
-                method, path, content=content, params=params, headers=send
-            )
-        except httpx.ConnectError:
-            raise Unreachable(
-                f"cannot reach overlayd at {where}: is `wolfpack up` running? "
-                f"(set ${ENV_OVERLAYD_URL} if it runs elsewhere)"
-            ) from None
-        except httpx.TimeoutException:
-            raise Unreachable(f"overlayd at {where} did not answer in time") from None
-        except httpx.TransportError as e:
-            raise Unreachable(f"talking to overlayd at {where}: {e}") from None
-        if resp.status_code >= 400:
-            err = error_from_response(resp.status_code, resp.content)
-            if isinstance(err, Unauthorized):
-                err.message += " (the token comes from --token, $WOLFPACK_TOKEN or DATA/api.token)"
-            raise err
-        return resp
-
-    async def get(self, path: str, type: type[T], params: Mapping[str, str] | None = None) -> T:
-        return decode(await self.request("GET", path, params=params), type)
-
-    async def send(self, method: str, path: str, body: Any, type: type[T]) -> T:
-        return decode(await self.request(method, path, body=body), type)
-
-
-def decode(resp: httpx.Response, type: type[T]) -> T:
-    try:
-        return msgspec.json.decode(resp.content, type=type)
-    except msgspec.DecodeError as e:
-        raise WolfpackError(f"unexpected answer from {resp.request.url.path}: {e}") from None
 
 
 def file_path(name: str, path: str) -> str:

@@ -15,8 +15,9 @@ import click
 
 from libs.common.errors import Invalid
 from libs.common.models.overlay_api import OverlaySummary
+from libs.wolfctl.client import decode
 from libs.wolfctl.context import run
-from libs.wolfctl.overlay.client import client, decode, file_path
+from libs.wolfctl.overlay.client import client, file_path
 
 
 def tar_of(folder: Path) -> bytes:

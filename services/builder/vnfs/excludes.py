@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from libs.common.errors import Invalid
-from services.builder.vnfs.rootpath import resolve_in_root
+from libs.common.rootpath import find_in_root
 
 log = logging.getLogger("wolfpack.builder.vnfs")
 
@@ -137,7 +137,7 @@ def parse_excludes_text(text: str, *, source: str) -> list[str]:
 
 def image_excludes(rootfs: Path) -> list[str]:
     """The patterns of the image's own `/etc/warewulf/excludes` (none if it has no such file)."""
-    path = resolve_in_root(rootfs, IMAGE_EXCLUDES_FILE)
+    path = find_in_root(rootfs, IMAGE_EXCLUDES_FILE)
     if path is None or not path.is_file():
         return []
     text = path.read_bytes().decode("utf-8", errors="surrogateescape")

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Final
 
 from libs.common import names
+from libs.common.rootpath import LinkLoop, resolve_in_root
 
 MAX_INCLUDE: Final = 16 << 20
-MAX_LINKS: Final = 40
 _MISSING: Final = object()
 
 
@@ -104,38 +104,17 @@ class ImageFiles:
         root = self.images_dir / image / "rootfs"
         if not root.is_dir():
             raise IncludeError(f"{what}: image {image!r} has no rootfs at {root}")
-        return _read_text(resolve_in_root(root, path, what), what)
+        return _read_text(_image_path(root, path, what), what)
 
 
-def resolve_in_root(root: Path, path: str, what: str) -> Path:
+def _image_path(root: Path, path: str, what: str) -> Path:
     """`path` inside `root` as a chroot at `root` would resolve it; never leaves `root`."""
-    pending = [p for p in path.split("/") if p not in ("", ".")]
-    done: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop(0)
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        candidate = root.joinpath(*done, part)
-        try:
-            info = os.lstat(candidate)
-        except FileNotFoundError as err:
-            raise IncludeError(f"{what}: no such file in the image") from err
-        except NotADirectoryError as err:
-            raise IncludeError(f"{what}: no such file in the image") from err
-        if stat.S_ISLNK(info.st_mode):
-            links += 1
-            if links > MAX_LINKS:
-                raise IncludeError(f"{what}: too many levels of symbolic links")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                done = []
-            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
-            continue
-        done.append(part)
-    return root.joinpath(*done)
+    try:
+        return resolve_in_root(root, path)
+    except (FileNotFoundError, NotADirectoryError) as err:
+        raise IncludeError(f"{what}: no such file in the image") from err
+    except LinkLoop:
+        raise IncludeError(f"{what}: too many levels of symbolic links") from None
 
 
 def _read_text(path: Path, what: str) -> str:
