@@ -30,6 +30,18 @@ _HEX = re.compile(r"[0-9a-f]{64}")
 TEMP_PREFIX = ".tmp-"
 
 
+def is_digest(name: str) -> bool:
+    """Whether `name` is 64 lowercase hex digits (a blob's file name)."""
+    return _HEX.fullmatch(name) is not None
+
+
+def last_stored(found: os.stat_result) -> float:
+    """When a blob was written or last stored again: a put of a blob that exists leaves its
+    bytes and mtime alone and sets its atime to now (`_refresh`), so the later of the two. A
+    read may move the atime too (relatime): that only keeps a blob longer, never less."""
+    return max(found.st_mtime, found.st_atime)
+
+
 def parse_digest(text: str) -> str:
     """`sha256:<hex>` or `<hex>` → the 64 lowercase hex digits; anything else is Invalid."""
     hexdigits = text.removeprefix(f"{ALGORITHM}:").lower()
@@ -139,7 +151,7 @@ class ContentStore:
         with self._staging(staged.values()):  # a live view: it sees what the loop stages
             for blob, digest in zip(blobs, digests, strict=True):
                 folder = f"{root}/{digest[:2]}"
-                if digest in staged or os.path.exists(f"{folder}/{digest}"):
+                if digest in staged or _refresh(f"{folder}/{digest}"):
                     continue
                 if folder not in folders:
                     os.makedirs(folder, exist_ok=True)
@@ -228,7 +240,7 @@ class ContentStore:
     def _publish(self, temp: Path, digest: str) -> None:
         """Move a verified temporary file to its blob path (kept as is if already there)."""
         final = self._blobs / digest[:2] / digest
-        if final.exists():
+        if _refresh(final):
             return  # blobs never change; the caller's finally removes the temp file
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(temp, final)
@@ -247,6 +259,32 @@ class ContentStore:
                     removed += 1
         return removed
 
+    # -- removal (wolfpack gc) --
+
+    def remove_unless_newer(self, digest: str, cutoff: float) -> int | None:
+        """Remove blob `digest` if it was last stored before `cutoff`; returns the bytes freed,
+        None if it was kept (stored again since, so younger) or is gone already.
+
+        The blob is first renamed out of its path, then its age checked: a writer that
+        refreshed it before the rename is seen (the blob is put back), and one after the rename
+        finds no blob and writes it anew. A crash in between leaves a temporary file.
+        """
+        path = self.path(digest)
+        doomed = path.with_name(f"{TEMP_PREFIX}gc-{path.name}-{os.urandom(4).hex()}")
+        try:
+            os.rename(path, doomed)
+        except FileNotFoundError:
+            return None
+        found = doomed.stat()
+        if last_stored(found) >= cutoff:
+            # The link fails if a writer stored it again meanwhile: the same bytes.
+            with contextlib.suppress(FileExistsError):
+                os.link(doomed, path)
+            doomed.unlink()
+            return None
+        doomed.unlink()
+        return found.st_size
+
     def _not_found(self, digest: str) -> NotFound:
         return NotFound(f"blob {parse_digest(digest)} not in the store", field="digest")
 
@@ -258,6 +296,16 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _refresh(path: str | Path) -> bool:
+    """Whether the blob at `path` exists; if so its atime becomes now (bytes and mtime stay).
+    A blob stored again is in use again: `wolfpack gc` keeps it for its grace period."""
+    try:
+        os.utime(path, ns=(time.time_ns(), os.stat(path).st_mtime_ns))
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _write_all(fd: int, data: bytes) -> None:

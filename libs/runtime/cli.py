@@ -1,4 +1,5 @@
-"""The `wolfpack` command: `up` (the whole stack) and `run SERVICE` (one service).
+"""The `wolfpack` command: `up` (the whole stack), `run SERVICE` (one service), and the store's
+hygiene, `gc` and `fsck` (libs/runtime/store_cmds.py).
 
 Flags and environment variables map to libs.common.settings.Settings here and nowhere else.
 """
@@ -20,6 +21,7 @@ from libs.common.service import StartupFailed, serve
 from libs.common.settings import Settings
 from libs.runtime.network import server_network
 from libs.runtime.services import SERVICES
+from libs.runtime.store_cmds import fsck, gc
 from libs.runtime.up import up as run_stack
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -153,6 +155,10 @@ def up(
 def run(service: str, **options: Any) -> None:
     """Run one SERVICE until SIGINT or SIGTERM (what each container runs)."""
     _run(service, serve(service, to_settings(**options)))
+
+
+cli.add_command(gc)
+cli.add_command(fsck)
 
 
 def _run(name: str, work: Coroutine[Any, Any, None]) -> None:
