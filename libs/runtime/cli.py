@@ -1,5 +1,5 @@
 """The `wolfpack` command: `up` (the whole stack), `run SERVICE` (one service), and the store's
-hygiene, `gc` and `fsck` (libs/runtime/store_cmds.py).
+hygiene, `gc` and `fsck` (libs/runtime/store_cmds.py), and `demo` (a virtual node boots).
 
 Flags and environment variables map to libs.common.settings.Settings here and nowhere else.
 """
@@ -19,6 +19,7 @@ from libs.common.errors import Invalid
 from libs.common.logs import LEVELS
 from libs.common.service import StartupFailed, serve
 from libs.common.settings import Settings
+from libs.runtime.demo import demo
 from libs.runtime.network import server_network
 from libs.runtime.services import SERVICES
 from libs.runtime.store_cmds import fsck, gc
@@ -159,6 +160,7 @@ def run(service: str, **options: Any) -> None:
 
 cli.add_command(gc)
 cli.add_command(fsck)
+cli.add_command(demo)
 
 
 def _run(name: str, work: Coroutine[Any, Any, None]) -> None:

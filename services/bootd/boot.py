@@ -55,7 +55,7 @@ class BootServer:
             check_asset_key(manifest, assetkey)
             size = self._size(manifest.image_digest)
             try:
-                context = script.boot_context(manifest, mac, base, size)
+                context = script.boot_context(manifest, mac, base, size, self.secure)
             except NotFound as err:
                 return script.waiting_script(mac, base, err.message, script.RETRY_SECONDS), (
                     manifest.node

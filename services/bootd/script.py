@@ -44,6 +44,9 @@ class ScriptContext(msgspec.Struct, frozen=True, kw_only=True):
     kernel_args: list[str]
     script_url: str
     retry_seconds: int = RETRY_SECONDS
+    # Secure mode: the runtime overlay goes only to a privileged source port, which iPXE
+    # never uses, so the script does not ask for it (the node agent fetches it).
+    secure: bool = False
 
 
 class ScriptRenderer:
@@ -70,7 +73,7 @@ class ScriptRenderer:
 
 
 def boot_context(
-    manifest: BootManifest, mac: str, base: str, image_size: int | None
+    manifest: BootManifest, mac: str, base: str, image_size: int | None, secure: bool = False
 ) -> ScriptContext:
     """The template's context: blob URLs on `base` (the address the node reached us at)."""
     if manifest.kernel_digest is None or manifest.image_digest is None:
@@ -95,6 +98,7 @@ def boot_context(
         runtime=Fetch("runtime", f"{base}/runtime/{wwid}{key}"),
         kernel_args=list(manifest.kernel_args),
         script_url=f"{base}/ipxe/{wwid}{key}",
+        secure=secure,
     )
 
 

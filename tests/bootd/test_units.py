@@ -66,6 +66,17 @@ def test_default_template_renders() -> None:
     assert "initrd=image initrd=system0 ${runtime_initrd} wwid=aa:bb:cc:dd:ee:01 quiet" in text
 
 
+def test_secure_script_leaves_the_runtime_overlay_to_the_agent() -> None:
+    """Found by the first real boot: in secure mode every boot's iPXE fetch of /runtime was
+    refused (403, a failed stage in the node's status), as iPXE never binds a port < 1024."""
+    mac, base = "aa:bb:cc:dd:ee:01", "http://h:1"
+    secure = ScriptRenderer().render(boot_context(MANIFEST, mac, base, None, secure=True), None)
+    assert "/runtime/" not in secure
+    assert f"initrd=image initrd=system0 wwid={mac} quiet" in secure
+    open_mode = ScriptRenderer().render(boot_context(MANIFEST, mac, base, None), None)
+    assert f"initrd --name runtime {base}/runtime/{mac} && set runtime_initrd" in open_mode
+
+
 def test_unknown_template_is_named() -> None:
     context = boot_context(MANIFEST, "aa:bb:cc:dd:ee:01", "http://h:1", None)
     with pytest.raises(Exception, match="no iPXE template 'nope'"):

@@ -282,6 +282,60 @@ def test_named_modules_are_loaded_instead_of_the_common_ones(tmp_path: Path) -> 
     assert modprobes == ["would run: modprobe mlx5_core", "would run: modprobe ib_ipoib"]
 
 
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_nic_drivers_are_found_by_modalias(tmp_path: Path, shell: str) -> None:
+    """Found by the first real boot (QEMU, Debian's cloud kernel): a virtio NIC needs its PCI
+    driver (virtio_pci) before virtio_net, and the list of common drivers had only virtio_net,
+    so no interface came up. /init loads what each network-class PCI device's modalias names,
+    then each virtio network device's, as udev would; the list is the fallback."""
+    cluster = Cluster(nodes=[two_nic_node()])
+    nics = {"eth0": "52:54:00:00:00:07", "eth1": "52:54:00:00:01:07"}
+    root = stand_in_root(tmp_path, cluster, "n07", nics)
+    devices = {
+        "0000:00:02.0": ("0x030000", "pci:v00001234d00001111sv00001AF4sd00001100bc03sc00i00"),
+        "0000:00:03.0": ("0x020000", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"),
+        "0000:00:04.0": ("0x020000", "pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00"),
+    }
+    for address, (pci_class, alias) in devices.items():
+        folder = root / "sys/bus/pci/devices" / address
+        folder.mkdir(parents=True)
+        (folder / "class").write_text(pci_class + "\n")
+        (folder / "modalias").write_text(alias + "\n")
+    for name, alias in (
+        ("virtio0", "virtio:d00000001v00001AF4"),
+        ("virtio1", "virtio:d00000002v00001AF4"),
+    ):
+        (root / "sys/bus/virtio/devices" / name).mkdir(parents=True)
+        (root / "sys/bus/virtio/devices" / name / "modalias").write_text(alias + "\n")
+    if shell == "busybox":
+        bin_dir = busybox_bin(tmp_path / "bin")
+        lines = dry_run(root, [str(bin_dir / "sh")], path=str(bin_dir))
+    else:
+        lines = dry_run(root, ["sh"])
+    modprobes = [line for line in actions(lines) if "modprobe" in line]
+    assert modprobes == [
+        f"would run: modprobe -q {devices['0000:00:03.0'][1]}",  # not the display adapter
+        f"would run: modprobe -q {devices['0000:00:04.0'][1]}",
+        "would run: modprobe -q virtio:d00000001v00001AF4",  # the NIC, not the virtio disk
+    ]
+    assert "wwinit: loading the driver of network device 0000:00:03.0" in lines
+
+
+def test_common_drivers_follow_when_the_modalias_brought_no_interface(tmp_path: Path) -> None:
+    cluster = Cluster(nodes=[two_nic_node()])
+    root = stand_in_root(tmp_path, cluster, "n07", {})  # the kernel shows no interface yet
+    folder = root / "sys/bus/pci/devices/0000:00:03.0"
+    folder.mkdir(parents=True)
+    (folder / "class").write_text("0x020000\n")
+    (folder / "modalias").write_text("pci:v00008086d0000ABCDsv00008086sd00000000bc02sc00i00\n")
+    modprobes = [line for line in actions(dry_run(root, ["sh"])) if "modprobe" in line]
+    assert modprobes == [
+        "would run: modprobe -q pci:v00008086d0000ABCDsv00008086sd00000000bc02sc00i00",
+        "would run: modprobe virtio_net",
+        "would run: modprobe e1000e",
+    ]
+
+
 def test_a_missing_nic_or_init_is_said_and_a_shell_started(tmp_path: Path) -> None:
     cluster = Cluster(nodes=[two_nic_node(init="/sbin/nonexistent")])
     root = stand_in_root(tmp_path, cluster, "n07", {"eth0": "52:54:00:00:00:07"})
