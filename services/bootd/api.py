@@ -14,16 +14,17 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from libs.common import names
 from libs.common.cas import CHUNK
 from libs.common.decoding import decode_json
-from libs.common.errors import Unauthorized, WolfpackError
+from libs.common.errors import Invalid, Unauthorized, WolfpackError
 from libs.common.httpapi import TokenAuth, body_schema, encode, error_response
 from libs.common.models.boot_stage import UNKNOWN_NODE, Stage
 from libs.common.models.boot_status import NodeBootStatus
 from services.bootd.access import Forbidden, check_runtime
 from services.bootd.blobs import CACHE_CONTROL, MEDIA_TYPE, blob_response
 from services.bootd.boot import BootServer
+from services.bootd.callback import callback_port, push
 from services.bootd.counted import Counted
 from services.bootd.macs import normalize_mac
-from services.bootd.reports import AgentReport
+from services.bootd.reports import AgentReport, RuntimePushed
 from services.bootd.status import StatusBook
 
 IPXE: Final = "text/plain; charset=utf-8"
@@ -100,18 +101,37 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
         status = 403 if isinstance(err, Forbidden) else 401
         return error_response(status, err.message, err.field)
 
-    async def runtime(request: Request, mac_text: str, assetkey: str | None) -> Response:
+    async def runtime(
+        request: Request, mac_text: str, assetkey: str | None, callback: str | None = None
+    ) -> Response:
         mac = normalize_mac(mac_text)
         manifest = boot.index.manifest_for_mac(mac)
         node = manifest.node if manifest is not None else UNKNOWN_NODE
-        _, port = remote_of(request)
+        remote, port = remote_of(request)
+        if callback is not None:
+            if request.method != "GET":
+                raise Invalid("?callback= pushes the overlay: it needs GET", field="callback")
+            port = callback_port(callback)  # the port the node listens on proves root instead
         try:
             manifest = check_runtime(manifest, mac, assetkey, port, boot.secure)
         except WolfpackError as err:
             return await refused(request, mac, node, "runtime", err)
         (digest,) = boot.stage_digests(manifest, "runtime")
-        inner = blob_response(boot.store, digest, request.headers.get("if-none-match"))
-        return counted(inner, node, "runtime", request, mac)
+        if callback is None:
+            inner = blob_response(boot.store, digest, request.headers.get("if-none-match"))
+            return counted(inner, node, "runtime", request, mac)
+        started = time.monotonic()
+        host = request.scope["client"][0]
+        file = f"{request.url.path}?callback={port}"
+        try:
+            sent = await push(host, port or 0, boot.store.path(digest))
+        except WolfpackError as err:
+            await boot.record(node, "runtime", file, remote=remote, hwaddr=mac, error=err.message)
+            raise
+        await boot.record(
+            node, "runtime", file, remote=remote, hwaddr=mac, sent=sent, started=started
+        )
+        return encode(RuntimePushed(digest=digest, size=sent))
 
     async def stage_file(
         request: Request, mac_text: str, stage: str, assetkey: str | None
@@ -147,8 +167,10 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
         return counted(response, owner[0], owner[1], request, wwid or "")
 
     @app.api_route("/runtime/{mac}", methods=GET_HEAD)
-    async def runtime_route(request: Request, mac: str, assetkey: str | None = None) -> Response:
-        return await runtime(request, mac, assetkey)
+    async def runtime_route(
+        request: Request, mac: str, assetkey: str | None = None, callback: str | None = None
+    ) -> Response:
+        return await runtime(request, mac, assetkey, callback)
 
     for stage in ("kernel", "image", "system"):
         _alias(app, stage, stage_file)

@@ -1,4 +1,5 @@
-"""What the node agent (overlay wwclient) posts to `/status/{mac}`."""
+"""What the node agent (overlay wwclient) and bootd tell each other: its reports to
+`/status/{mac}`, and bootd's answer when it pushed the runtime overlay (`?callback=`)."""
 
 from __future__ import annotations
 
@@ -10,3 +11,11 @@ class AgentReport(msgspec.Struct, kw_only=True):
     stage: str
     message: str = ""
     runtime_digest: str = ""
+
+
+class RuntimePushed(msgspec.Struct, kw_only=True):
+    """`GET /runtime/{mac}?callback=PORT`: what was sent to the node's port, so the agent can
+    check that it got all of it."""
+
+    digest: str
+    size: int

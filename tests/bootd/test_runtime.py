@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 
 import httpx
@@ -95,3 +96,72 @@ async def test_another_nodes_mac_gets_that_nodes_overlay_only(
     assert status == 401 and b"wrong asset key" in body
     status, body = await get_from_port(f"{bootd.url}/runtime/{mac_b}?assetkey=b-key", *PRIVILEGED)
     assert status == 200 and body == b.runtime
+
+
+async def listen_once(port: int) -> tuple[asyncio.Future[bytes], asyncio.Server]:
+    """A listener on `port` (privileged: root only) that collects what one connection sends."""
+    received: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def take(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.set_result(await reader.read())
+        writer.close()
+
+    server = await asyncio.start_server(take, "127.0.0.1", port)
+    return received, server
+
+
+async def listen_privileged() -> tuple[asyncio.Future[bytes], asyncio.Server, int]:
+    for port in range(900, 1000):
+        try:
+            received, server = await listen_once(port)
+        except OSError:  # taken
+            continue
+        return received, server, port
+    raise AssertionError("no free port in 900-999")
+
+
+async def test_a_node_listening_on_a_privileged_port_gets_it_pushed(
+    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+) -> None:
+    """busybox's wget cannot bind a privileged source port, its nc can listen on one."""
+    mac = fresh_mac()
+    files = await boot_node(nbus, bootd.store, "rt5", mac)
+    await ready(http, mac)
+    received, server, port = await listen_privileged()
+    events = await nbus.subscribe("wolfpack.node.rt5.boot", BootStage)
+    try:
+        r = await http.get(f"/runtime/{mac}", params={"callback": port})
+        assert r.status_code == 200, r.text
+        assert await asyncio.wait_for(received, 10) == files.runtime
+        assert r.json() == {
+            "digest": hashlib.sha256(files.runtime).hexdigest(),
+            "size": len(files.runtime),
+        }
+        async with asyncio.timeout(10):
+            async for _, event in events:
+                if event.stage == "runtime":
+                    break
+        assert event.ok and event.bytes == len(files.runtime) and "callback" in event.file
+    finally:
+        server.close()
+        await events.stop()
+
+
+async def test_a_callback_to_an_unprivileged_port_or_nobody_is_refused(
+    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+) -> None:
+    mac = fresh_mac()
+    await boot_node(nbus, bootd.store, "rt6", mac)
+    await ready(http, mac)
+    received, server = await listen_once(0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        r = await http.get(f"/runtime/{mac}", params={"callback": port})
+        assert r.status_code == 403 and r.json()["field"] == "port"
+        assert not received.done()  # nothing was sent to a port anyone may open
+    finally:
+        server.close()
+    r = await http.get(f"/runtime/{mac}", params={"callback": "nope"})
+    assert r.status_code == 400 and r.json()["field"] == "callback"
+    r = await http.get(f"/runtime/{mac}", params={"callback": 1})  # tcpmux: nobody listens
+    assert r.status_code == 409 and "nothing listens" in r.json()["error"]

@@ -1,8 +1,8 @@
 """The lab's image: busybox-static, this machine's Debian cloud kernel with the modules its
 virtual NIC needs, and an init that says on the console what the node sees.
 
-It also has curl (this machine's, with the libraries it loads): in secure mode the node agent
-fetches from a privileged source port, which busybox's wget and nc cannot bind.
+Nothing else: no curl, so in secure mode the node agent has bootd push the runtime overlay to
+a privileged port it listens on with busybox's nc (overlay wwclient).
 
 The image's /sbin/init is busybox init (/etc/inittab): at start it prints a marker, the
 hostname and the addresses; then it keeps printing the runtime overlay's lab file whenever
@@ -12,7 +12,6 @@ it changes, and offers a shell on the console.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tarfile
@@ -23,7 +22,6 @@ from typing import Final
 from libs.runtime.lab.errors import Missing
 
 BUSYBOX: Final = Path("/bin/busybox")
-CURL: Final = Path("/usr/bin/curl")
 KERNEL_PACKAGE: Final = "linux-image-cloud-amd64"
 # virtio_pci finds the device, virtio_net drives it; the rest of the tree is left out so the
 # image stays small (under software emulation every megabyte costs boot time).
@@ -166,18 +164,6 @@ def add_kernel(root: Path, kernel: Kernel, modules: tuple[str, ...] | None) -> N
     )
 
 
-def add_program(root: Path, program: Path) -> None:
-    """`program` and the shared libraries it loads (as ldd lists them), at the same paths."""
-    if not program.is_file():
-        raise Missing(f"{program} is not installed")
-    listed = subprocess.run(["ldd", str(program)], capture_output=True, text=True, check=True)
-    libraries = re.findall(r"(/\S+) \(0x[0-9a-f]+\)", listed.stdout)
-    for path in (str(program), *libraries):
-        target = root / path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(Path(path).resolve(), target)
-
-
 def add_lab_init(root: Path) -> None:
     etc = root / "etc"
     (etc / "lab").mkdir(parents=True, exist_ok=True)
@@ -195,7 +181,6 @@ def build_rootfs(root: Path, kernel: Kernel, modules: tuple[str, ...] | None = N
     """The lab image's tree in `root` (which must not exist yet)."""
     root.mkdir(parents=True)
     busybox_tree(root)
-    add_program(root, CURL)
     add_kernel(root, kernel, modules)
     add_lab_init(root)
     return root

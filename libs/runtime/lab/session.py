@@ -78,7 +78,7 @@ def open_lab(
     stop the stack and delete the namespace (with anything still running in it)."""
     ip = netns.check_network_host()
     workdir.mkdir(parents=True, exist_ok=True)
-    say("building the image (busybox, this machine's Debian cloud kernel, curl)")
+    say("building the image (busybox and this machine's Debian cloud kernel)")
     tarball = build_image(workdir)
     ns = Namespace.create(netns.unique_name(), tap, network, ip)
     say(f"network namespace {ns.name}: {tap} with {network}")
