@@ -15,7 +15,7 @@ from typing import Final
 
 from libs.common.errors import Conflict, Invalid
 
-CONNECT_WITHIN: Final = 5.0  # the listener starts beside the request: give it a moment
+CONNECT_WITHIN: Final = 2.0  # the listener starts beside the request: give it a moment
 RETRY_EVERY: Final = 0.1
 SEND_WITHIN: Final = 60.0
 
