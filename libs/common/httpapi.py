@@ -7,6 +7,7 @@ answers here, and only here.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Awaitable, Callable
 from types import UnionType
@@ -17,6 +18,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.common import errors, names
@@ -30,6 +32,8 @@ MiB: Final = 1024 * 1024
 DEFAULT_BODY_LIMIT: Final = 8 * MiB
 JSON: Final = "application/json"
 YAML: Final = "application/yaml"
+TEXT: Final = "text/plain"
+BINARY: Final = "application/octet-stream"
 
 STATUS: Final[dict[type[errors.WolfpackError], int]] = {
     errors.Invalid: 400,
@@ -109,7 +113,8 @@ class BodyLimit:
 
 
 class CatchAll:
-    """Turn an unexpected exception into a generic 500; the traceback goes to the log only."""
+    """Turn an unexpected exception into a generic 500; the traceback goes to the log only.
+    A client that disconnects mid-request is not an error: one line, and no answer."""
 
     def __init__(self, app: ASGIApp, log: logging.Logger) -> None:
         self.app = app
@@ -128,6 +133,11 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, watching_send)
+        except ClientDisconnect:
+            # The client went away before its request was whole: nobody is left to answer.
+            self.log.info(
+                "%s %s: the client left mid-request", scope.get("method"), scope.get("path")
+            )
         except Exception:
             self.log.exception("%s %s failed", scope.get("method"), scope.get("path"))
             if started:
@@ -194,12 +204,30 @@ def _schema(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return schema, components
 
 
+def _raw_schema(media: str) -> dict[str, Any]:
+    """The schema of a raw body: nodes.conf YAML is a mapping, a file is bytes, text a string."""
+    if media == YAML:
+        return {"type": "object"}
+    if media == BINARY:
+        return {"type": "string", "format": "binary"}
+    return {"type": "string"}
+
+
 def body_schema(
-    *, request: Any = None, response: Any = None, status: int = 200, request_yaml: bool = False
+    *,
+    request: Any = None,
+    response: Any = None,
+    status: int | tuple[int, ...] = 200,
+    request_yaml: bool = False,
+    request_raw: str | None = None,
+    response_raw: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """`openapi_extra` for a route whose bodies are msgspec types (FastAPI can't see them).
 
-    `request_yaml` documents a YAML text body (nodes.conf) instead of a JSON one.
+    `status` may name several success codes (a PUT answers 201 when it creates).
+    `request_raw` and `response_raw` document bodies that are not JSON by media type: YAML
+    (nodes.conf), application/octet-stream (a file), text/plain (a script);
+    `request_yaml` is `request_raw=YAML`.
     """
     extra: dict[str, Any] = {}
     components: dict[str, Any] = {}
@@ -207,14 +235,20 @@ def body_schema(
         schema, more = _schema(request)
         components |= more
         extra["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
-    if request_yaml:
-        content = {YAML: {"schema": {"type": "string"}}}
+    raw = YAML if request_yaml else request_raw
+    if raw is not None:
+        content = {raw: {"schema": _raw_schema(raw)}}
         extra["requestBody"] = {"required": True, "content": content}
+    answers: dict[str, Any] = {media: {"schema": _raw_schema(media)} for media in response_raw}
     if response is not None:
         schema, more = _schema(response)
         components |= more
-        content = {JSON: {"schema": schema}}
-        extra["responses"] = {str(status): {"description": "OK", "content": content}}
+        answers[JSON] = {"schema": schema}
+    if answers:
+        codes = (status,) if isinstance(status, int) else status
+        extra["responses"] = {
+            str(code): {"description": "OK", "content": copy.deepcopy(answers)} for code in codes
+        }
     extra[_COMPONENTS_KEY] = components
     return extra
 

@@ -4,6 +4,7 @@ decodes, asks the BootServer, and answers; the stage event goes out when the ans
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
@@ -15,7 +16,7 @@ from libs.common import names
 from libs.common.cas import CHUNK
 from libs.common.decoding import decode_json
 from libs.common.errors import Invalid, Unauthorized, WolfpackError
-from libs.common.httpapi import TokenAuth, body_schema, encode, error_response
+from libs.common.httpapi import BINARY, TEXT, TokenAuth, body_schema, encode, error_response
 from libs.common.models.boot_stage import UNKNOWN_NODE, Stage
 from libs.common.models.boot_status import NodeBootStatus
 from services.bootd.access import Forbidden, check_runtime
@@ -28,12 +29,18 @@ from services.bootd.reports import AgentReport, RuntimePushed
 from services.bootd.status import StatusBook
 
 IPXE: Final = "text/plain; charset=utf-8"
+BLOB: Final = (BINARY,)
+# What a Host header may be: a name or IPv4 address, or an IPv6 one in brackets, and a port.
+# It goes into the iPXE script, so nothing else may.
+HOST: Final = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 GET_HEAD: Final = ["GET", "HEAD"]
 
 
 def base_url(request: Request) -> str:
     """The address the node used to reach us, so the script works on any interface."""
     host = request.headers.get("host")
+    if host and not HOST.fullmatch(host):
+        raise Invalid(f"Host header {host[:80]!r} is not a host name or address", field="Host")
     if not host:
         server = request.scope.get("server") or ("127.0.0.1", 9873)
         host = f"{server[0]}:{server[1]}"
@@ -158,7 +165,9 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
     async def ipxe(request: Request, mac: str, assetkey: str | None = None) -> Response:
         return await script(request, mac, assetkey)
 
-    @app.api_route("/blobs/sha256/{digest}", methods=GET_HEAD)
+    @app.api_route(
+        "/blobs/sha256/{digest}", methods=GET_HEAD, openapi_extra=body_schema(response_raw=BLOB)
+    )
     async def blob(request: Request, digest: str, wwid: str | None = None) -> Response:
         response = blob_response(boot.store, digest, request.headers.get("if-none-match"))
         owner = boot.blob_owner(wwid, digest)
@@ -166,7 +175,11 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
             return response
         return counted(response, owner[0], owner[1], request, wwid or "")
 
-    @app.api_route("/runtime/{mac}", methods=GET_HEAD)
+    @app.api_route(
+        "/runtime/{mac}",
+        methods=GET_HEAD,
+        openapi_extra=body_schema(response=RuntimePushed, response_raw=BLOB),
+    )
     async def runtime_route(
         request: Request, mac: str, assetkey: str | None = None, callback: str | None = None
     ) -> Response:
@@ -175,13 +188,17 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
     for stage in ("kernel", "image", "system"):
         _alias(app, stage, stage_file)
 
-    @app.api_route("/provision/{mac}", methods=GET_HEAD)
+    @app.api_route(
+        "/provision/{mac}",
+        methods=GET_HEAD,
+        openapi_extra=body_schema(response_raw=(BINARY, TEXT)),
+    )
     async def provision(
         request: Request, mac: str, stage: str = "ipxe", assetkey: str | None = None
     ) -> Response:
         return await stage_file(request, mac, stage, assetkey)
 
-    @app.post("/status/{mac}", openapi_extra=body_schema(request=AgentReport))
+    @app.post("/status/{mac}", status_code=204, openapi_extra=body_schema(request=AgentReport))
     async def agent_status(request: Request, mac: str, assetkey: str | None = None) -> Response:
         hwaddr = normalize_mac(mac)
         report = decode_json(await request.body(), AgentReport)
@@ -216,7 +233,12 @@ def _alias(app: FastAPI, stage: str, handler: StageHandler) -> None:
     async def route(request: Request, mac: str, assetkey: str | None = None) -> Response:
         return await handler(request, mac, stage, assetkey)
 
-    app.api_route(f"/{stage}/{{mac}}", methods=GET_HEAD, name=f"{stage}_alias")(route)
+    app.api_route(
+        f"/{stage}/{{mac}}",
+        methods=GET_HEAD,
+        name=f"{stage}_alias",
+        openapi_extra=body_schema(response_raw=BLOB),
+    )(route)
 
 
 def concatenated(boot: BootServer, digests: list[str], head: bool) -> Response:

@@ -85,7 +85,7 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
         await catalog.storage.delete(name, revision=_revision(if_match))
         return Response(status_code=204)
 
-    @r.get(FILE, dependencies=read)
+    @r.get(FILE, dependencies=read, openapi_extra=body_schema(response_raw=(BINARY,)))
     async def get_file(name: str, path: str, render: str | None = None) -> Response:
         if render is not None:
             found = await catalog.rendered_file(name, render, path)
@@ -94,7 +94,11 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
         headers = {"ETag": f'"{revision}"'} if revision is not None else None
         return Response(data, media_type=BINARY, headers=headers)
 
-    @r.put(FILE, dependencies=write, openapi_extra=body_schema(response=OverlaySummary))
+    @r.put(
+        FILE,
+        dependencies=write,
+        openapi_extra=body_schema(request_raw=BINARY, response=OverlaySummary),
+    )
     async def put_file(
         name: str,
         path: str,
@@ -151,7 +155,11 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
         meta = await catalog.storage.chmod(name, body.path, body.mode, revision=_revision(if_match))
         return _changed(meta)
 
-    @r.post(f"{ONE}/import", dependencies=write, openapi_extra=body_schema(response=OverlaySummary))
+    @r.post(
+        f"{ONE}/import",
+        dependencies=write,
+        openapi_extra=body_schema(request_raw=BINARY, response=OverlaySummary),
+    )
     async def import_tree(
         name: str,
         request: Request,

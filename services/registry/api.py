@@ -109,7 +109,9 @@ def object_routes(kind: Kind[Any], auth: TokenAuth) -> APIRouter:
         return _stored(kind.get(name))
 
     @r.put(
-        one, dependencies=write, openapi_extra=body_schema(request=kind.model, response=kind.model)
+        one,
+        dependencies=write,
+        openapi_extra=body_schema(request=kind.model, response=kind.model, status=(200, 201)),
     )
     async def put_object(
         name: str,
@@ -174,7 +176,11 @@ def conf_routes(registry: Registry, auth: TokenAuth) -> APIRouter:
             raise Invalid("nodes.conf must be UTF-8 text") from None
         return encode(await registry.import_conf(text))
 
-    @r.get("/export", dependencies=[Depends(auth.require_read)])
+    @r.get(
+        "/export",
+        dependencies=[Depends(auth.require_read)],
+        openapi_extra=body_schema(response_raw=(YAML,)),
+    )
     async def export_conf() -> Response:
         return Response(registry.export_conf(), media_type=YAML)
 

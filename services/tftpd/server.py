@@ -71,6 +71,8 @@ class TftpServer:
         self._transport: asyncio.DatagramTransport | None = None
         # Keyed by the client's address and port: a repeated RRQ is a retransmission.
         self._transfers: dict[tuple[str, int], asyncio.Task[None]] = {}
+        # Every task, transferring or still reporting its outcome, for stop() to end.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -95,10 +97,10 @@ class TftpServer:
     async def stop(self) -> None:
         if self._transport is not None:
             self._transport.close()
-        transfers = list(self._transfers.values())
-        for task in transfers:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*transfers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def received(self, data: bytes, remote: tuple[str, int]) -> None:
         if len(data) < 4 or len(data) > MAX_REQUEST:
@@ -130,20 +132,29 @@ class TftpServer:
             timeout=self._timeout,
             retries=self._retries,
         )
-        self._transfers[remote] = asyncio.create_task(self._run(transfer))
+        task = asyncio.create_task(self._run(transfer))
+        self._transfers[remote] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _run(self, transfer: Transfer) -> None:
         try:
             outcome = await transfer.run()
-            await self._on_done(outcome)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception(
                 "transfer of %r to %s failed", transfer.request.filename, transfer.remote[0]
             )
+            return
         finally:
+            # Over before it is reported: a new request from this port is not a resend of
+            # this one, however long the report takes (NATS slow or away).
             self._transfers.pop(transfer.remote, None)
+        try:
+            await self._on_done(outcome)
+        except Exception:
+            log.exception("reporting the transfer of %r failed", transfer.request.filename)
 
     def _reply(self, remote: tuple[str, int], code: int, message: str) -> None:
         if self._transport is not None:

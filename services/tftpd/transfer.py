@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from tftpy.TftpContexts import TftpContextServer
 from tftpy.TftpPacketTypes import TftpPacketERR, TftpPacketRRQ
-from tftpy.TftpShared import DEF_BLKSIZE, TftpException, TftpTimeoutExpectACK
+from tftpy.TftpShared import TftpException, TftpTimeoutExpectACK
 from tftpy.TftpStates import TftpServerState, TftpStateExpectACK
 
 from services.tftpd.options import MAX_BLKSIZE, negotiate
@@ -73,7 +73,9 @@ class _ServeFile(TftpServerState):
         ctx.tidport = rport
         ctx.file_to_transfer = pkt.filename
         ctx.fileobj = self._fileobj
-        ctx.options = {"blksize": DEF_BLKSIZE, **self._options}
+        # Only what the client asked for goes in the OACK (RFC 2347); tftpy's block size
+        # defaults to 512 without it.
+        ctx.options = dict(self._options)
         if "tsize" in ctx.options:
             ctx.options["tsize"] = os.fstat(self._fileobj.fileno()).st_size
         if self._options:

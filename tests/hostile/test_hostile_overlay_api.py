@@ -1,0 +1,98 @@
+"""Hostile templates sent through the overlayd API of a real `wolfpack up`, as an API user
+would: escapes from the Jinja2 sandbox and reads of files outside what a template may include
+fail that node's render with the overlay, the template and the line named, leak nothing into
+any answer or event, and leave other nodes rendering.
+
+tests/overlayd/test_engine_sandbox.py holds the full list against the engine; this is the same
+door seen from the outside, through HTTP, NATS and the real service's configuration.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Final
+
+import httpx
+import pytest
+from overlayd_helpers import following_boot, node_events
+
+from stack import UpStack
+
+TEMPLATE: Final = "etc/x.j2"
+
+
+def attacks(data: Path, outside: Path) -> dict[str, str]:
+    return {
+        "mro": "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "cycler globals": "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+        "joiner globals": "{{ joiner.__init__.__globals__ }}",
+        "lipsum globals": "{{ lipsum.__globals__['os'].environ }}",
+        "namespace globals": "{{ namespace.__init__.__globals__ }}",
+        "attr filter": "{{ '' | attr('__class__') | attr('__mro__') }}",
+        "format spec": "{{ '{0.__class__.__init__.__globals__}'.format(node) }}",
+        "template context": "{{ self._TemplateReference__context }}",
+        "include climbing": "{% include '../../../../../../etc/passwd' %}",
+        "include absolute": "{% include '/etc/passwd' %}",
+        "import the token": "{% import '../../../api.token' as t %}",
+        "extends": "{% extends '/etc/passwd' %}",
+        "include_host token": f"{{{{ include_host('{data}/api.token') }}}}",
+        "include_host environ": "{{ include_host('/proc/self/environ') }}",
+        "include_host outside": f"{{{{ include_host('{outside}/secret.txt') }}}}",
+        "include_host link out": f"{{{{ include_host('{data}/leak') }}}}",
+        "include_host dot-dot": f"{{{{ include_host('/etc/../{outside}/secret.txt') }}}}",
+        "include_host relative": "{{ include_host('etc/passwd') }}",
+        "include_image": "{{ include_image('../../../../etc/passwd') }}",
+    }
+
+
+@pytest.fixture
+def outside(tmp_path: Path, up: UpStack) -> tuple[Path, bytes]:
+    """A secret outside every include root, and a link to it inside DATA (an allowed root)."""
+    secret = f"SECRET-{secrets.token_hex(8)}".encode()
+    (tmp_path / "secret.txt").write_bytes(secret + b"\n")
+    leak = up.data / "leak"
+    leak.unlink(missing_ok=True)
+    leak.symlink_to(tmp_path / "secret.txt")
+    return tmp_path, secret
+
+
+async def test_hostile_templates_fail_their_node_and_leak_nothing(
+    up: UpStack, outside: tuple[Path, bytes]
+) -> None:
+    folder, secret = outside
+    hostile = attacks(up.data, folder)
+    forbidden = [secret, up.token.encode()]
+    headers = {"Authorization": f"Bearer {up.token}"}
+    overlayd = httpx.AsyncClient(base_url=f"{up.url('overlayd')}/api/v1", headers=headers)
+    registry = httpx.AsyncClient(base_url=f"{up.registry_url}/api/v1", headers=headers)
+    async with overlayd, registry, node_events(up.nats_url) as events:
+        for i, source in enumerate([*hostile.values(), "{{ node.name }} is fine"]):
+            r = await overlayd.post("/overlays", json={"name": f"evil-{i}", "empty": True})
+            assert r.status_code == 201, r.text
+            content = f"line one\n{source}\n".encode()
+            r = await overlayd.put(f"/overlays/evil-{i}/files/{TEMPLATE}", content=content)
+            assert r.status_code == 200, r.text
+        async with following_boot(up.nats_url) as boot:
+            for i in range(len(hostile) + 1):
+                node = {"profiles": ["default"], "system_overlay": [f"evil-{i}"]}
+                r = await registry.put(f"/nodes/hx-{i}", json=node)
+                assert r.status_code == 201, r.text
+            # The benign one renders: a hostile neighbour stops nobody else.
+            await boot.manifest(f"hx-{len(hostile)}")
+
+        for i, name in enumerate(hostile):
+            failure = await events.failure(f"hx-{i}")
+            where = (failure.overlay, failure.template, failure.line)
+            assert where == (f"evil-{i}", TEMPLATE, 2), (name, failure)
+            assert failure.message, name
+            r = await overlayd.get(f"/overlays/evil-{i}", params={"render": f"hx-{i}"})
+            assert r.status_code == 400, (name, r.text)
+            assert f"{TEMPLATE}:2" in r.json()["error"], (name, r.text)
+            for text in (failure.message.encode(), r.content):
+                assert not [s for s in forbidden if s in text], name
+        assert not [
+            e
+            for e in events.rendered
+            if e.node.startswith("hx-") and e.node != f"hx-{len(hostile)}"
+        ]
