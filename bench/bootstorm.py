@@ -1,14 +1,18 @@
 """Boot storm benchmark (not a test): bootd against nginx on the same blobs, in one run.
 
     python bench/bootstorm.py [--nodes 1000] [--manifests 10000] [--blob-mib 256]
-                              [--image-mib 8] [--connections 8] [--rounds 4] [--repeats 3]
+                              [--image-mib 8] [--connections 8] [--rounds 4] [--repeats 5]
                               [--json]
 
 Starts a nats-server and `wolfpack run bootd` (secure mode off: simulated nodes cannot bind
 privileged ports) on a temporary DATA, writes --manifests boot manifests to KV `boot` (all
-sharing one kernel, image and overlay set) and starts nginx (sendfile) on the same CAS. Then:
+sharing one kernel, image and overlay set) and starts nginx on the same CAS, configured as one
+would for speed: a worker per core, sendfile, tcp_nopush, long keep-alive (bootd is one
+process; nginx gets every core). Then:
 (a) blob throughput: --connections curl processes each fetching one --blob-mib blob --rounds
-times over a kept-alive connection, from bootd and from nginx (goal: bootd >= 0.9 x nginx);
+times over a kept-alive connection, from nginx then bootd, --repeats times alternated (goal:
+bootd >= 0.9 x nginx; median and range of the per-round ratios, and each server's CPU seconds
+per GB sent, which the other work on a shared host disturbs less than GB/s);
 (b) storm: --nodes simulated nodes in a second process, all at once, each doing a whole HTTP
 boot (script, kernel, image, system overlays, runtime overlay), every answer checked, with
 the script latency p95 (goals: zero errors, p95 < 10 ms); (c) bootd's RSS with the manifests
@@ -155,7 +159,7 @@ async def write_manifests(nats_url: str, store: ContentStore, count: int, image_
 
 
 @contextlib.contextmanager
-def nginx(prefix: Path, cas: Path) -> Iterator[str]:
+def nginx(prefix: Path, cas: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     conf = prefix / "nginx.conf"
     conf.write_text(
@@ -164,7 +168,7 @@ def nginx(prefix: Path, cas: Path) -> Iterator[str]:
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"])
     try:
         wait_for(f"http://127.0.0.1:{port}/", ok=(200, 403, 404))
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         proc.wait()
@@ -189,6 +193,41 @@ def throughput(url: str, size: int, connections: int, rounds: int) -> float:
     return size * rounds * connections / (time.perf_counter() - t0) / 1e9
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) of `pid` and its child processes (nginx's
+    workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for each in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def blob_rounds(
+    servers: dict[str, tuple[str, int]], size: int, args: argparse.Namespace
+) -> dict[str, object]:
+    """Throughput of each server (name: (url, pid)) in alternated rounds: median GB/s, every
+    round's GB/s, CPU seconds per GB; and bootd / nginx per round."""
+    runs: dict[str, list[float]] = {name: [] for name in servers}
+    cpu: dict[str, list[float]] = {name: [] for name in servers}
+    gb = size * args.rounds * args.connections / 1e9
+    for _ in range(args.repeats):
+        for name, (url, pid) in servers.items():
+            before = cpu_seconds(pid)
+            runs[name].append(throughput(url, size, args.connections, args.rounds))
+            cpu[name].append((cpu_seconds(pid) - before) / gb)
+    ratios = [b / n for b, n in zip(runs["bootd"], runs["nginx"], strict=True)]
+    figures: dict[str, object] = {}
+    for name in servers:
+        figures[f"{name}_gbps"] = statistics.median(runs[name])
+        figures[f"{name}_gbps_runs"] = [round(x, 2) for x in runs[name]]
+        figures[f"{name}_cpu_s_per_gb"] = round(statistics.median(cpu[name]), 3)
+    figures["ratio"] = statistics.median(ratios)
+    figures["ratio_range"] = [round(min(ratios), 2), round(max(ratios), 2)]
+    return figures
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -204,7 +243,7 @@ def main() -> None:
     parser.add_argument("--image-mib", type=int, default=8)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bootstorm-"))
@@ -230,18 +269,15 @@ def main() -> None:
         wait_for(f"{base}/ipxe/{mac(args.manifests - 1)}")
         figures: dict[str, object] = {"bootd_rss_mib": rss_mib(bootd.pid)}
         size = args.blob_mib << 20
-        with nginx(tmp, data / "cas") as nginx_url:
+        with nginx(tmp, data / "cas") as (nginx_url, nginx_pid):
             path = f"/blobs/sha256/{big}"
             throughput(f"{nginx_url}{path}", size, 2, 1)  # warm the page cache
-            # Alternated, median of each: this host's figures drift from one run to the next.
-            runs: dict[str, list[float]] = {"nginx_gbps": [], "bootd_gbps": []}
-            for _ in range(args.repeats):
-                for key, url in (("nginx_gbps", nginx_url), ("bootd_gbps", base)):
-                    gbps = throughput(f"{url}{path}", size, args.connections, args.rounds)
-                    runs[key].append(gbps)
-            for key, values in runs.items():
-                figures[key] = statistics.median(values)
-        figures["ratio"] = float(figures["bootd_gbps"]) / float(figures["nginx_gbps"])  # type: ignore[arg-type]
+            # Alternated rounds: this host's figures drift from one run to the next.
+            servers = {
+                "nginx": (f"{nginx_url}{path}", nginx_pid),
+                "bootd": (f"{base}{path}", bootd.pid),
+            }
+            figures.update(blob_rounds(servers, size, args))
         macs = [mac(i) for i in range(min(args.nodes, args.manifests))]
         flag = tmp / "storm.state"
         flag.write_text("running")

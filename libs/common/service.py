@@ -2,8 +2,8 @@
 
 Every service package has `services/<name>/app.py` with `async def build(settings, bus) ->
 Service`; `serve` picks the builder by name from libs.runtime.services, starts the service,
-serves its FastAPI app with uvicorn (or granian, if the service's `http_server` says so) until
-SIGINT/SIGTERM, then stops it and closes the bus.
+serves its ASGI app (FastAPI, maybe wrapped) with uvicorn until SIGINT/SIGTERM, then stops it
+and closes the bus.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol, TypeVar
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from libs.common import errors
 from libs.common.bus import Bus
@@ -33,8 +32,9 @@ SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 # Open HTTP requests get this long to finish at shutdown, and so does each shutdown step
 # (a service stopping, the bus closing): with NATS gone first, a step could wait forever.
 GRACEFUL_SHUTDOWN: Final = 5
-# Pending connections granian accepts at once (its embedded default, 128, drops a boot storm's).
-GRANIAN_BACKLOG: Final = 2048
+# Seconds an idle kept-alive connection stays open (uvicorn's default); a service may set its
+# own with a `keep_alive` attribute.
+KEEP_ALIVE: Final = 5
 
 
 class Service(Protocol):
@@ -42,7 +42,7 @@ class Service(Protocol):
 
     # Read-only, so a service whose `app` is a plain FastAPI attribute fits.
     @property
-    def app(self) -> FastAPI | None: ...
+    def app(self) -> ASGIApp | None: ...
 
     async def start(self) -> None: ...
 
@@ -131,12 +131,17 @@ async def _connect(name: str, settings: Settings, log: logging.Logger) -> Bus:
 
 
 async def _serve_http(
-    app: FastAPI, sock: socket.socket, stop: asyncio.Event, log: logging.Logger
+    app: ASGIApp,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    log: logging.Logger,
+    keep_alive: int = KEEP_ALIVE,
 ) -> None:
     config = uvicorn.Config(
         app,
         log_config=None,
         lifespan="off",
+        timeout_keep_alive=keep_alive,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
     server = uvicorn.Server(config)
@@ -149,35 +154,6 @@ async def _serve_http(
     await asyncio.wait({serving, waiter}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
     server.should_exit = True
-    await serving
-
-
-async def _serve_granian(
-    app: FastAPI, sock: socket.socket, stop: asyncio.Event, log: logging.Logger
-) -> None:
-    """Serve with granian embedded in this loop: it sends files (ASGI pathsend) from Rust,
-    about 5x uvicorn's throughput for blobs. It binds its own socket, so ours is let go."""
-    from granian.constants import Interfaces
-    from granian.server.embed import Server as Granian
-
-    host, port = sock.getsockname()[:2]
-    sock.close()
-    # One Rust I/O thread per core: the file bodies are sent from these threads.
-    server = Granian(
-        app,
-        address=host,
-        port=port,
-        interface=Interfaces.ASGINL,
-        runtime_threads=os.cpu_count() or 1,
-        backlog=GRANIAN_BACKLOG,
-        log_enabled=False,
-    )
-    serving = asyncio.create_task(server.serve())
-    log.info("listening on http://%s:%d (granian)", host, port)
-    waiter = asyncio.create_task(stop.wait())
-    await asyncio.wait({serving, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    server.stop()
     await serving
 
 
@@ -198,10 +174,8 @@ async def serve(name: str, settings: Settings) -> None:
             service = await _unless_stopped(stop, _start(name, build, settings, bus, log))
             stack.push_async_callback(_bounded(f"stopping {name}", service.stop, log))
             if service.app is not None:
-                if getattr(service, "http_server", "uvicorn") == "granian":
-                    await _serve_granian(service.app, sock, stop, log)
-                else:
-                    await _serve_http(service.app, sock, stop, log)
+                keep_alive = getattr(service, "keep_alive", KEEP_ALIVE)
+                await _serve_http(service.app, sock, stop, log, keep_alive)
             else:
                 await stop.wait()
             log.info("stopping")

@@ -1,4 +1,5 @@
-"""bootd wiring: the index watchers, the boot server and its routes, served by granian."""
+"""bootd wiring: the index watchers, the boot server and its routes, served by uvicorn with
+blobs sent by sendfile(2) (services.bootd.blobs.ZeroCopy)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping
 from typing import Final
 
 import nats.errors
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from libs.common import endpoints, names
 from libs.common.bus import Bus
@@ -19,6 +20,7 @@ from libs.common.models.overlay import BootManifest
 from libs.common.settings import Settings
 from libs.common.token import ensure_token
 from services.bootd import api
+from services.bootd.blobs import ZeroCopy
 from services.bootd.boot import BootServer
 from services.bootd.discovery import Discovery
 from services.bootd.history import TftpStages, replay
@@ -35,12 +37,14 @@ FALSE: Final = ("0", "false", "no", "off")
 
 
 class BootdService:
-    # Blobs go out through ASGI pathsend, which granian sends itself (libs.common.service).
-    http_server: Final = "granian"
+    # Seconds an idle connection stays open (nginx's default; uvicorn's is 5). The clock starts
+    # when a blob's last byte is handed to the kernel: a node still draining megabytes from the
+    # socket buffers, then asking for its next file, must find its connection open.
+    keep_alive: Final = 75
 
     def __init__(
         self,
-        app: FastAPI,
+        app: ASGIApp,
         feeder: IndexFeeder,
         discovery: Discovery,
         bus: Bus,
@@ -106,4 +110,4 @@ async def build(settings: Settings, bus: Bus) -> BootdService:
     )
     app = create_app("bootd", title="wolfpack bootd", version="1")
     api.mount(app, boot, book, TokenAuth(token, public_read=settings.public_read))
-    return BootdService(app, feeder, discovery, bus, book)
+    return BootdService(ZeroCopy(app), feeder, discovery, bus, book)

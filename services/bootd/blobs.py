@@ -1,18 +1,28 @@
 """Blob answers: immutable, content-addressed files with a strong ETag (the digest), Range
-and HEAD (Starlette's FileResponse), and 304 for a matching If-None-Match. On granian the file
-body goes out through ASGI pathsend, sent by the server itself."""
+and HEAD (Starlette's FileResponse), and 304 for a matching If-None-Match.
+
+A whole-file answer leaves as ASGI `http.response.pathsend`; `ZeroCopy`, the outermost layer
+of bootd's app, answers that message on uvicorn with sendfile(2), so blob bytes go from the
+page cache to the socket without entering Python (Range answers are sent by Starlette)."""
 
 from __future__ import annotations
 
-from typing import Final
+import asyncio
+import os
+import stat
+from typing import Final, cast
 
+import h11
 from starlette.responses import FileResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import RequestResponseCycle
 
 from libs.common.cas import ContentStore, parse_digest
 from libs.common.errors import NotFound
 
 CACHE_CONTROL: Final = "public, max-age=31536000, immutable"
 MEDIA_TYPE: Final = "application/octet-stream"
+PATHSEND: Final = "http.response.pathsend"
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -30,6 +40,68 @@ def blob_response(store: ContentStore, digest: str, if_none_match: str | None) -
     headers = {"etag": etag, "cache-control": CACHE_CONTROL}
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    if not path.is_file():
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        found = None
+    if found is None or not stat.S_ISREG(found.st_mode):
         raise NotFound(f"blob {hexdigits} not in the store", field="digest")
-    return FileResponse(path, headers=headers, media_type=MEDIA_TYPE)
+    # Our stat, so FileResponse does not stat again in a worker thread.
+    return FileResponse(path, headers=headers, media_type=MEDIA_TYPE, stat_result=found)
+
+
+class _FileBody:
+    """Stands for the file's bytes in h11's send_with_data_passthrough: h11 counts them
+    against Content-Length (and frames them) without ever seeing them."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class ZeroCopy:
+    """Offers `http.response.pathsend` on uvicorn's h11 protocol and answers it with
+    loop.sendfile (sendfile(2) on a plain socket; read and write where that is not possible).
+    Another server gets the app untouched, and Starlette reads the file itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # uvicorn hands the app its request cycle's bound `send`: the cycle owns the socket.
+        cycle = getattr(send, "__self__", None)
+        if scope["type"] != "http" or not isinstance(cycle, RequestResponseCycle):
+            await self.app(scope, receive, send)
+            return
+        scope["extensions"] = {**(scope.get("extensions") or {}), PATHSEND: {}}
+        head = scope["method"] == "HEAD"
+
+        async def sending(message: Message) -> None:
+            if message["type"] == PATHSEND:
+                if not head:
+                    await _sendfile(cycle, message["path"])
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)  # the cycle ends the response: keep-alive or close
+
+        await self.app(scope, receive, sending)
+
+
+async def _sendfile(cycle: RequestResponseCycle, path: str) -> None:
+    transport = cycle.transport
+    # Opening a local file is a metadata lookup; the bytes are read by the kernel, not here.
+    with open(path, "rb") as file:  # noqa: ASYNC230
+        body = _FileBody(os.fstat(file.fileno()).st_size)
+        pieces = cycle.conn.send_with_data_passthrough(h11.Data(data=cast(bytes, body))) or []
+        for piece in pieces:
+            if transport.is_closing():
+                return
+            if piece is not body:
+                transport.write(piece)  # chunk framing, if the answer had no Content-Length
+                continue
+            try:
+                await asyncio.get_running_loop().sendfile(transport, file, 0, body.size)
+            except OSError:
+                # The node went away mid-file: nothing more can be said on this connection.
+                transport.abort()

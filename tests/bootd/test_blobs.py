@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import http.client
+import os
+import socket
+import struct
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import httpx
+import uvicorn
 from conftest import Bootd
+from starlette.responses import FileResponse
+from starlette.types import Receive, Scope, Send
+
+from services.bootd.blobs import PATHSEND, ZeroCopy
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -81,3 +94,82 @@ async def test_malformed_digest_is_400(http: httpx.AsyncClient) -> None:
         if answer.status_code == 400:
             assert "not a sha256 digest" in answer.json()["error"]
     assert (await http.get("/blobs/sha256/abc")).status_code == 400
+
+
+def _get_twice(url: str) -> tuple[list[bytes], bool]:
+    """Two GETs of `url` on one HTTP/1.1 connection: the bodies, and whether the second
+    really went over the first one's socket."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        bodies = []
+        sockets = []
+        for _ in range(2):
+            conn.request("GET", parts.path)
+            answer = conn.getresponse()
+            assert answer.status == 200
+            bodies.append(answer.read())
+            sockets.append(conn.sock)
+        return bodies, sockets[0] is sockets[1] and sockets[0] is not None
+    finally:
+        conn.close()
+
+
+async def test_big_blob_twice_on_one_connection(bootd: Bootd) -> None:
+    # Larger than the socket buffers, so sendfile(2) runs in many steps.
+    data = os.urandom(8 << 20)
+    digest = await stored(bootd, data)
+    bodies, reused = await asyncio.to_thread(_get_twice, f"{bootd.url}/blobs/sha256/{digest}")
+    assert bodies == [data, data]
+    assert reused
+
+
+def _hang_up_mid_blob(url: str) -> int:
+    """Ask for `url`, read a little of it, then reset the connection; the bytes read."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10) as sock:
+        sock.sendall(f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
+        got = sock.recv(65536)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return len(got)
+
+
+async def test_node_hanging_up_mid_blob(bootd: Bootd, http: httpx.AsyncClient) -> None:
+    data = os.urandom(16 << 20)
+    digest = await stored(bootd, data)
+    url = f"{bootd.url}/blobs/sha256/{digest}"
+    for _ in range(3):
+        assert await asyncio.to_thread(_hang_up_mid_blob, url) > 0
+    answer = await http.get(f"/blobs/sha256/{digest}")
+    assert answer.status_code == 200 and answer.content == data
+
+
+async def test_pathsend_offered_and_sent_on_uvicorn(tmp_path: Path) -> None:
+    """ZeroCopy as bootd is served (uvicorn's defaults): the app is offered pathsend, and the
+    file it names arrives whole, also after a HEAD on the same connection."""
+    data = os.urandom(3 << 20)
+    blob = tmp_path / "blob"
+    blob.write_bytes(data)
+    offered: list[bool] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        offered.append(PATHSEND in scope.get("extensions", {}))
+        await FileResponse(blob)(scope, receive, send)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()  # connections wait in the backlog until the server accepts them
+    server = uvicorn.Server(uvicorn.Config(ZeroCopy(app), log_config=None, lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+        async with httpx.AsyncClient(timeout=10) as client:
+            head = await client.head(url)
+            full = await client.get(url)
+    finally:
+        server.should_exit = True
+        await serving
+    assert offered == [True, True]
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(data))
+    assert full.status_code == 200 and full.content == data
