@@ -30,6 +30,7 @@ from libs.common.models.image import (
     ImageProgress,
     ImageUnchanged,
 )
+from libs.runtime.lab.rootfs import busybox_tree
 
 from stack import REPO, log_tail, run_service, start_nats, stop_process, unavailable, wait_healthy
 
@@ -216,28 +217,8 @@ def busybox_rootfs(root: Path, *, kernel: bytes | None = b"not really a kernel\n
     None) a stand-in /boot/vmlinuz-1.0.0 with that content."""
     if not BUSYBOX.is_file():
         unavailable("busybox-static is not installed (/bin/busybox)")
-    for folder in (
-        "bin",
-        "sbin",
-        "usr/bin",
-        "usr/sbin",
-        "etc",
-        "proc",
-        "sys",
-        "dev",
-        "tmp",
-        "root",
-    ):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    shutil.copy2(BUSYBOX, root / "bin/busybox")
-    applets = subprocess.run(
-        [str(BUSYBOX), "--list-full"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    for applet in applets:
-        link = root / applet
-        if not link.exists() and not link.is_symlink():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to("/bin/busybox")
+    busybox_tree(root)  # the same tree the boot lab's image starts from
+    (root / "etc").mkdir(exist_ok=True)
     (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     (root / "etc/group").write_text("root:x:0:\n")
     (root / "etc/hostname").write_text("busybox\n")
