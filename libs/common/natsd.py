@@ -147,6 +147,13 @@ class NatsServer:
         info = json.loads(line[5:])
         return bool(info.get("jetstream"))
 
+    async def exited(self) -> int:
+        """Wait until the process ends (however it ends); its exit status."""
+        proc = self._proc
+        if proc is None:
+            raise RuntimeError("nats-server is not running")
+        return await asyncio.to_thread(proc.wait)
+
     def _tail(self, lines: int = 20) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

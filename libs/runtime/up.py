@@ -23,6 +23,7 @@ from libs.common.service import StartupFailed, listen
 from libs.common.settings import Settings
 from libs.common.token import ensure_token
 from libs.runtime import dhcp
+from libs.runtime.natskeeper import keep_running
 from libs.runtime.network import ServerNetwork
 from libs.runtime.services import SERVICES
 from libs.runtime.supervisor import Child, Supervisor
@@ -119,7 +120,13 @@ async def up(
             if nats_url is None:
                 nats = await _start_nats(settings)
                 stack.push_async_callback(nats.stop)  # stopped last: services go first
-                (run_dir / "nats-server.pid").write_text(f"{nats.pid}\n")
+                pid_file = run_dir / "nats-server.pid"
+                pid_file.write_text(f"{nats.pid}\n")
+                keeper = asyncio.create_task(
+                    keep_running(nats, log, lambda pid: pid_file.write_text(f"{pid}\n"))
+                )
+                # Runs before nats.stop: a server stopped on purpose is not restarted.
+                stack.push_async_callback(_cancel, keeper)
                 nats_url = nats.url
             settings = msgspec.structs.replace(settings, nats_url=nats_url)
             endpoints = Endpoints(
@@ -154,6 +161,12 @@ async def up(
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
     log.info("stopped")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _announce(supervisor: Supervisor, text: str, log: logging.Logger) -> None:

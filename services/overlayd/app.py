@@ -50,6 +50,9 @@ class OverlaydService:
 
     async def start(self) -> None:
         await self.view.start()
+        # From here on a change seen by the watches starts a wave; what was there before is
+        # in the start-up render.
+        self.view.on_change = self.waves.notice
         await self.manifests.load()
         # The start-up render runs in the background (10,000 nodes take a while); events
         # that come meanwhile wait for it.

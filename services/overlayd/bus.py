@@ -2,7 +2,9 @@
 
 Each handler makes sure the mirrored state holds what the event names, then notes the change;
 the wave that renders it comes later (waves.py). Acknowledging before that wave is safe: a
-restart renders every node first, so an event lost with a crash changes nothing.
+restart renders every node first, so an event lost with a crash changes nothing. The KV
+watches notice the same changes (cluster.py): an event is the fast, ordered path, the watch
+the one that holds when a writer died between storing and publishing.
 """
 
 from __future__ import annotations

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 
 from libs.common.merge import merge_node
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
-from services.overlayd.engine.plan import nodes_with_profile
+from services.overlayd.engine.plan import Change, nodes_with_profile
 from services.overlayd.mirror import Mirror, WatchedBucket
 
 
@@ -32,8 +33,12 @@ class ClusterView:
         self._all_stale = True
         # Bumped on every change of nodes or profiles: the host configuration follows it.
         self.generation = 0
+        # Told of every change the watches see. The watch, not the event, is what a render must
+        # follow: a writer killed between its KV write and its event publishes nothing.
+        self.on_change: Callable[[Change], None] | None = None
         self.nodes.on_change = self._node_changed
         self.profiles.on_change = self._profile_changed
+        self.images.on_change = self._image_changed
 
     async def start(self) -> None:
         await asyncio.gather(self.profiles.start(), self.nodes.start(), self.images.start())
@@ -44,10 +49,19 @@ class ClusterView:
     def _node_changed(self, name: str) -> None:
         self._stale_nodes.add(name)
         self.generation += 1
+        self._tell(Change(kind="node", name=name))
 
     def _profile_changed(self, name: str) -> None:
         self._stale_profiles.add(name)
         self.generation += 1
+        self._tell(Change(kind="profile", name=name))
+
+    def _image_changed(self, name: str) -> None:
+        self._tell(Change(kind="image", name=name))
+
+    def _tell(self, change: Change) -> None:
+        if self.on_change is not None:
+            self.on_change(change)
 
     def merged(self) -> dict[str, Node]:
         """Every node merged with its profiles (Warewulf's view), by name."""
