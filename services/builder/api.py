@@ -14,6 +14,7 @@ from libs.common.models.image import (
     WebhookAnswer,
 )
 from services.builder.images import Images
+from services.builder.users import ImageUsers
 from services.builder.webhook import RegistryWebhook
 
 
@@ -22,7 +23,7 @@ def _accepted(job: ImageJob) -> Response:
     return encode(job, status=202, headers={"Location": location})
 
 
-def image_routes(images: Images, auth: TokenAuth) -> APIRouter:
+def image_routes(images: Images, users: ImageUsers, auth: TokenAuth) -> APIRouter:
     r = APIRouter(prefix=names.API_PREFIX, tags=["images"])
     read, write = [Depends(auth.require_read)], [Depends(auth.require_write)]
 
@@ -53,7 +54,9 @@ def image_routes(images: Images, auth: TokenAuth) -> APIRouter:
         return _accepted(await images.build(name))
 
     @r.delete("/images/{name}", dependencies=write, status_code=204)
-    async def delete_image(name: str) -> Response:
+    async def delete_image(name: str, force: bool = False) -> Response:
+        if not force:  # as wwctl: not while nodes or profiles use it
+            await users.refuse_if_used(name)
         await images.delete(name)
         return Response(status_code=204)
 
@@ -80,6 +83,8 @@ def webhook_routes(webhook: RegistryWebhook, auth: TokenAuth) -> APIRouter:
     return r
 
 
-def mount(app: FastAPI, images: Images, webhook: RegistryWebhook, auth: TokenAuth) -> None:
-    app.include_router(image_routes(images, auth))
+def mount(
+    app: FastAPI, images: Images, users: ImageUsers, webhook: RegistryWebhook, auth: TokenAuth
+) -> None:
+    app.include_router(image_routes(images, users, auth))
     app.include_router(webhook_routes(webhook, auth))

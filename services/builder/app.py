@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from fastapi import FastAPI
 
 from libs.common import names
-from libs.common.bus import Bus, Consumer
+from libs.common.bus import Bus
 from libs.common.cas import ContentStore
 from libs.common.httpapi import TokenAuth, create_app
 from libs.common.models.image import ImageMeta
+from libs.common.models.node import Node, Profile
 from libs.common.settings import Settings
-from libs.common.token import ensure_token
+from libs.common.token_file import TokenFile
 from services.builder import api
 from services.builder import bus as bus_handlers
 from services.builder.images import Images
 from services.builder.layout import Layout
+from services.builder.ledger import StreamLedger
+from services.builder.users import ImageUsers
 from services.builder.webhook import RegistryWebhook
 
 log = logging.getLogger("wolfpack.builder")
@@ -29,7 +31,7 @@ class BuilderService:
         self.app = app
         self.images = images
         self._bus = bus
-        self._consumers: list[Consumer[Any]] = []
+        self._consumers: list[bus_handlers.Stoppable] = []
 
     async def start(self) -> None:
         await self.images.start()
@@ -37,7 +39,8 @@ class BuilderService:
         log.info("builder ready: images in %s", self.images.layout.images)
 
     async def stop(self) -> None:
-        # Jobs first: a rebuild for a push ends unacknowledged, so it is handed over again.
+        # Jobs first: a rebuild for a push, an accepted import or build, ends unacknowledged,
+        # so it is handed over again.
         await self.images.stop()
         await asyncio.gather(*(consumer.stop() for consumer in self._consumers))
 
@@ -45,9 +48,16 @@ class BuilderService:
 async def build(settings: Settings, bus: Bus) -> BuilderService:
     store = ContentStore(settings.cas_dir)
     images = Images(
-        await bus.bucket(names.BUCKET_IMAGES, ImageMeta), bus, store, Layout(settings.data_dir)
+        await bus.bucket(names.BUCKET_IMAGES, ImageMeta),
+        bus,
+        store,
+        Layout(settings.data_dir),
+        StreamLedger(bus),
     )
-    auth = TokenAuth(ensure_token(settings.data_dir), public_read=settings.public_read)
+    auth = TokenAuth(TokenFile.ensure(settings.data_dir), public_read=settings.public_read)
     app = create_app("builder", title="wolfpack builder", version="1")
-    api.mount(app, images, RegistryWebhook(images, bus), auth)
+    users = ImageUsers(
+        await bus.bucket(names.BUCKET_NODES, Node), await bus.bucket(names.BUCKET_PROFILES, Profile)
+    )
+    api.mount(app, images, users, RegistryWebhook(images, bus), auth)
     return BuilderService(app, images, bus)

@@ -1,13 +1,13 @@
 """The builder's domain: images in KV `images` and the jobs that import, build, rebuild on
-a push and delete them. No HTTP and no NATS here: KV and the publisher come in as narrow
-interfaces (ports.py); how a job runs and ends is runner.py."""
+a push and delete them. No HTTP and no NATS here: KV, the publisher and the ledger of
+accepted requests come in as narrow interfaces (ports.py); how a job runs and ends is
+runner.py, how an accepted import or build survives a crash is requested.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import platform
 
 from libs.common.cas import ContentStore
 from libs.common.errors import Invalid, NotFound
@@ -17,6 +17,7 @@ from libs.common.models.image import (
     ImageJob,
     ImageMeta,
     ImagePushed,
+    ImageRequested,
     ImageUnchanged,
     ImportRequest,
     image_subject,
@@ -25,27 +26,26 @@ from libs.common.models.image import (
 from services.builder import pipeline
 from services.builder.jobs import JobTable, ProgressFeed, snapshot
 from services.builder.layout import Layout, remove_tree
-from services.builder.pipeline import Built, Staging
-from services.builder.ports import ImageBucket, Publisher
+from services.builder.options import check_source, fetch_options
+from services.builder.pipeline import Staging
+from services.builder.ports import ImageBucket, Publisher, RequestLedger
 from services.builder.pushes import follows, registry_source
-from services.builder.records import image_record
+from services.builder.records import again_record
+from services.builder.requested import RequestedJobs
 from services.builder.runner import Ending, JobRunner, Work
-from services.builder.sources import FetchOptions, Source, inspect_digest, parse_source
-from services.builder.sources.platform import parse_platform
+from services.builder.sources import inspect_digest
 
 log = logging.getLogger("wolfpack.builder")
-
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le"}
-
-
-def host_platform() -> str:
-    machine = platform.machine()
-    return f"linux/{_ARCH.get(machine, machine)}"
 
 
 class Images:
     def __init__(
-        self, bucket: ImageBucket, publisher: Publisher, store: ContentStore, layout: Layout
+        self,
+        bucket: ImageBucket,
+        publisher: Publisher,
+        store: ContentStore,
+        layout: Layout,
+        ledger: RequestLedger,
     ) -> None:
         self._bucket = bucket
         self._publisher = publisher
@@ -53,6 +53,9 @@ class Images:
         self.layout = layout
         self.jobs = JobTable()
         self._runner = JobRunner(bucket, publisher, layout, self.jobs)
+        self.requested = RequestedJobs(
+            bucket, publisher, store, layout, self.jobs, self._runner, ledger
+        )
 
     async def start(self) -> None:
         await asyncio.to_thread(self.layout.prepare)
@@ -95,64 +98,28 @@ class Images:
     # -- jobs started by the API ---------------------------------------------------------
 
     async def import_image(self, request: ImportRequest) -> ImageJob:
-        """Check the request, then import and build in the background; returns the job."""
+        """Check the request, record it durably, and return its job, queued: the import and
+        build run when the stream hands the request over (requested.py)."""
         name = validate_image_name(request.name)
-        source = _check_source(request.source)
-        fetch = _fetch_options(request.platform, request.insecure, request.creds)
+        check_source(request.source)
+        fetch_options(request.platform, request.insecure, request.creds)
         if request.kernelversion is not None and not request.kernelversion.strip():
             raise Invalid("kernelversion is empty", field="kernelversion")
-        job = self.jobs.claim(name, "import", request.source)
-
-        async def work(job: ImageJob, feed: ProgressFeed, staging: Staging) -> Ending:
-            base = await self._bucket.get_or_none(name)
-            built = await pipeline.import_and_build(
-                source,
-                staging,
-                self.layout,
-                self._store,
-                feed,
-                name=name,
-                fetch=fetch,
-                kernelversion=request.kernelversion,
-                compression=request.compression,
-            )
-            meta = image_record(
-                name,
-                request.source,
-                built,
-                base,
-                kernelversion=request.kernelversion,
-                compression=request.compression,
-                insecure=request.insecure,
-            )
-            return await self._runner.commit(
-                job, base, meta, built, staging, creds=request.creds, set_creds=True
-            )
-
-        self.jobs.spawn(self._runner.run(job, work), job)
-        return snapshot(job)
+        job = self.jobs.accept(name, "import", request.source)
+        accepted = snapshot(job)  # what the answer says, however fast the job then runs
+        await self.requested.record(job, request)
+        return accepted
 
     async def build(self, name: str) -> ImageJob:
-        """Build the image again from its rootfs on disk, in the background."""
+        """Record a rebuild of the image from its rootfs on disk; returns its job, queued."""
         meta = await self.get(name)
-        job = self.jobs.claim(name, "build", meta.source)
+        job = self.jobs.accept(name, "build", meta.source)
+        accepted = snapshot(job)
+        await self.requested.record(job, None)
+        return accepted
 
-        async def work(job: ImageJob, feed: ProgressFeed, staging: Staging) -> Ending:
-            built = await pipeline.rebuild(
-                self.layout.rootfs(name),
-                staging,
-                self.layout,
-                self._store,
-                feed,
-                name=name,
-                kernelversion=meta.kernelversion,
-                compression=meta.compression,
-            )
-            new = _again(name, built, meta)
-            return await self._runner.commit(job, meta, new, built, staging)
-
-        self.jobs.spawn(self._runner.run(job, work), job)
-        return snapshot(job)
+    async def on_requested(self, request: ImageRequested) -> None:
+        await self.requested.handle(request)
 
     async def delete(self, name: str) -> None:
         """Forget the image and remove its folder; its blobs stay in the store for gc."""
@@ -209,7 +176,7 @@ class Images:
             if meta is None or followed is None:
                 raise NotFound(f"image {name!r} no longer follows {event.repository}")
             creds = await asyncio.to_thread(self.layout.read_creds, name)
-            fetch = _fetch_options(meta.platform, meta.insecure, creds)
+            fetch = fetch_options(meta.platform, meta.insecure, creds)
             feed.report("inspect", message=f"digest of {followed.text()}")
             digest = await inspect_digest(followed, fetch)
             if digest is not None and digest == meta.source_digest:
@@ -229,39 +196,7 @@ class Images:
                 kernelversion=meta.kernelversion,
                 compression=meta.compression,
             )
-            new = _again(name, built, meta)
+            new = again_record(name, built, meta)
             return await self._runner.commit(job, meta, new, built, staging)
 
         return work
-
-
-def _again(name: str, built: Built, meta: ImageMeta) -> ImageMeta:
-    """The record of a rebuild: what the image was imported with stays."""
-    return image_record(
-        name,
-        meta.source,
-        built,
-        meta,
-        kernelversion=meta.kernelversion,
-        compression=meta.compression,
-        insecure=meta.insecure,
-    )
-
-
-def _check_source(text: str) -> Source:
-    source = parse_source(text)
-    path = getattr(source, "path", None)
-    if path is not None and not os.path.isabs(path):
-        raise Invalid(
-            f"{text!r}: a local source must be an absolute path on the builder's machine",
-            field="source",
-        )
-    return source
-
-
-def _fetch_options(platform_text: str | None, insecure: bool, creds: str | None) -> FetchOptions:
-    if platform_text is not None:
-        parse_platform(platform_text)
-    if creds is not None and ":" not in creds:
-        raise Invalid("credentials must be user:password", field="creds")
-    return FetchOptions(platform=platform_text or host_platform(), insecure=insecure, creds=creds)

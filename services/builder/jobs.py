@@ -1,5 +1,7 @@
-"""Jobs: at most one per image at a time, kept in memory only (a crash forgets them; KV still
-names the last good image), and the progress each one publishes at a bounded rate."""
+"""Jobs: at most one per image at a time on this builder, queued (accepted, recorded on the
+stream, not started) or running, and the last one that ended (for `GET …/job`); and the
+progress each one publishes at a bounded rate. The table lives in memory: what survives a
+crash is the request on the stream, run again under the same job id (requested.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import msgspec
 
 from libs.common.errors import Conflict, NotFound, WolfpackError
 from libs.common.models.events import now
-from libs.common.models.image import ImageJob, ImageProgress, JobKind, Phase
+from libs.common.models.image import ImageJob, ImageProgress, JobKind, JobState, Phase
 from services.builder.sources import ImportProgress
 from services.builder.vnfs import BuildProgress
 
@@ -24,52 +26,114 @@ log = logging.getLogger("wolfpack.builder")
 PublishProgress = Callable[[ImageProgress], Awaitable[object]]
 
 
+def new_job_id() -> str:
+    return secrets.token_hex(6)
+
+
 class JobTable:
-    """The running job of each image (and the last finished one, for `GET …/job`)."""
+    """The queued or running job of each image, and the last one that ended."""
 
     def __init__(self) -> None:
-        self._running: dict[str, ImageJob] = {}
+        self._active: dict[str, ImageJob] = {}
         self._idle: dict[str, asyncio.Event] = {}
         self._last: dict[str, ImageJob] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     def running(self, name: str) -> ImageJob | None:
-        return self._running.get(name)
+        """The image's job under way (queued or running), if any."""
+        return self._active.get(name)
 
     def latest(self, name: str) -> ImageJob:
-        job = self._running.get(name) or self._last.get(name)
+        job = self._active.get(name) or self._last.get(name)
         if job is None:
             raise NotFound(f"no job for image {name!r} since the builder started", field="name")
         return job
 
-    def claim(self, name: str, kind: JobKind, source: str) -> ImageJob:
+    def ended(self, name: str, job_id: str) -> bool:
+        """Whether job `job_id` of `name` ran to its end here (a duplicate delivery)."""
+        last = self._last.get(name)
+        return last is not None and last.id == job_id
+
+    def claim(
+        self, name: str, kind: JobKind, source: str, *, job_id: str | None = None
+    ) -> ImageJob:
         """A new running job for `name`; Conflict if one is under way."""
+        return self._add(name, kind, source, job_id or new_job_id(), "running")
+
+    def accept(self, name: str, kind: JobKind, source: str) -> ImageJob:
+        """A new queued job for `name` (the API's); Conflict if one is under way."""
+        return self._add(name, kind, source, new_job_id(), "queued")
+
+    def _add(self, name: str, kind: JobKind, source: str, job_id: str, state: JobState) -> ImageJob:
         if self._stopping:
             raise WolfpackError("the builder is stopping; try again when it is back")
-        busy = self._running.get(name)
+        busy = self._active.get(name)
         if busy is not None:
             raise Conflict(
-                f"image {name!r} is busy with {busy.kind} job {busy.id}; "
+                f"image {name!r} is busy with {busy.kind} job {busy.id} ({busy.state}); "
                 "wait for it to end (`wolfctl image show` tells)",
                 field="name",
             )
-        job = ImageJob(id=secrets.token_hex(6), name=name, kind=kind, source=source)
-        self._running[name] = job
+        job = ImageJob(id=job_id, name=name, kind=kind, source=source, state=state)
+        self._active[name] = job
         self._idle[name] = asyncio.Event()
         return job
 
     async def claim_when_idle(self, name: str, kind: JobKind, source: str) -> ImageJob:
-        """Like claim, waiting for the running job of `name` to end first."""
-        while not self._stopping and name in self._running:
-            await self._idle[name].wait()
+        """Like claim, waiting for the job under way of `name` to end first."""
+        await self._wait_idle(name)
         return self.claim(name, kind, source)
 
+    async def take(self, name: str, kind: JobKind, source: str, job_id: str) -> ImageJob | None:
+        """Job `job_id` (handed over by the stream) made running: the one queued here, or a
+        new one under that id once the image is idle. None if it needs no run: it ended here
+        already. Conflict if a later request for the image is queued here (that one wins)."""
+        while True:
+            if self._stopping:
+                raise WolfpackError("the builder is stopping; the request is handed over again")
+            if self.ended(name, job_id):
+                return None
+            active = self._active.get(name)
+            if active is not None and active.state == "queued":
+                if active.id != job_id:
+                    raise Conflict(
+                        f"a later request for image {name!r} (job {active.id}) replaces this one"
+                    )
+                active.state = "running"
+                active.started_at = now()
+                return active
+            if active is None:
+                return self.claim(name, kind, source, job_id=job_id)
+            await self._wait_idle(name)
+
+    async def _wait_idle(self, name: str) -> None:
+        while not self._stopping and name in self._active:
+            await self._idle[name].wait()
+
     def release(self, job: ImageJob) -> None:
-        if self._running.get(job.name) is job:
-            del self._running[job.name]
+        if self._active.get(job.name) is job:
+            del self._active[job.name]
             self._last[job.name] = job
             self._idle.pop(job.name).set()
+
+    def drop(self, job: ImageJob) -> None:
+        """A job given up here without an end: never recorded (the stream refused it), or
+        cut short by a stop (its request is handed over again)."""
+        if self._active.get(job.name) is job:
+            del self._active[job.name]
+            self._idle.pop(job.name).set()
+
+    def settle(self, ended: ImageJob) -> None:
+        """A job that ended elsewhere (another builder ran a request this one accepted, or
+        it ended before a restart): end its queued entry here, or keep it as the last job
+        of an image that has none."""
+        active = self._active.get(ended.name)
+        if active is not None and active.id == ended.id and active.state == "queued":
+            finish(active, ended.state, ended.reason)
+            self.release(active)
+        elif active is None and ended.name not in self._last:
+            self._last[ended.name] = ended
 
     def forget(self, name: str) -> None:
         """The image is gone: so is the record of its last job."""

@@ -1,10 +1,12 @@
 """Where the builder keeps things under DATA: one folder per image (its rootfs, its chunk
-index, its registry credentials) and a staging area on the same file system for jobs."""
+index, its registry credentials), a staging area on the same file system for jobs, and the
+registry credentials of accepted requests until their job ends."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import Final
 
 IMAGES_DIR: Final = "images"
 STAGING_DIR: Final = ".staging"
+# Image names start with a letter or digit: no image folder is called this.
+REQUESTS_DIR: Final = ".requests"
 ROOTFS: Final = "rootfs"
 CHUNK_INDEX: Final = "chunks.json"
 # `user:password` for the registry an image came from (not in KV: every NATS client reads KV).
@@ -25,6 +29,7 @@ class Layout:
         self.data = Path(data_dir).absolute()
         self.images = self.data / IMAGES_DIR
         self.staging = self.images / STAGING_DIR
+        self.requests = self.images / REQUESTS_DIR
 
     def image_dir(self, name: str) -> Path:
         return self.images / name
@@ -36,13 +41,16 @@ class Layout:
         return self.image_dir(name) / CHUNK_INDEX
 
     def prepare(self) -> None:
-        """Make the folders; drop what jobs cut short by a crash left in staging."""
+        """Make the folders; drop what jobs cut short by a crash left in staging (their
+        requests are handed over again and start afresh)."""
         self.staging.mkdir(parents=True, exist_ok=True)
+        self.requests.mkdir(exist_ok=True)
         for leftover in self.staging.iterdir():
             remove_tree(leftover)
 
     def job_dir(self, job_id: str) -> Path:
-        path = self.staging / f"job-{job_id}"
+        """A fresh folder for one run of a job (a job run again gets another)."""
+        path = self.staging / f"job-{job_id}-{secrets.token_hex(3)}"
         path.mkdir(parents=True)
         return path
 
@@ -58,14 +66,37 @@ class Layout:
         if creds is None:
             path.unlink(missing_ok=True)
             return
-        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # mode 0600
+        _write_private(path, creds)
+
+    def request_creds(self, job_id: str) -> Path:
+        """Where the credentials of an accepted request wait for its job (not on the stream:
+        every NATS client reads that)."""
+        return self.requests / f"{job_id}.creds"
+
+    def keep_request_creds(self, job_id: str, creds: str) -> None:
+        self.requests.mkdir(parents=True, exist_ok=True)
+        _write_private(self.request_creds(job_id), creds)
+
+    def read_request_creds(self, job_id: str) -> str | None:
         try:
-            with os.fdopen(fd, "w") as out:
-                out.write(creds + "\n")
-            os.replace(temp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+            return self.request_creds(job_id).read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def forget_request_creds(self, job_id: str) -> None:
+        self.request_creds(job_id).unlink(missing_ok=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` (and a newline) to `path` whole, mode 0600."""
+    fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text + "\n")
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
 
 
 def remove_tree(path: Path) -> None:

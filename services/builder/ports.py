@@ -1,4 +1,5 @@
-"""The narrow interfaces the builder's domain needs from NATS: KV `images` and a publisher."""
+"""The narrow interfaces the builder's domain needs from NATS: KV `images`, a publisher and
+the ledger of accepted requests (the stream)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Protocol
 
 import msgspec
 
-from libs.common.models.image import ImageMeta
+from libs.common.models.image import ImageJob, ImageMeta, ImageRequested
 
 
 class ImageBucket(Protocol):
@@ -23,3 +24,11 @@ class Publisher(Protocol):
     async def publish(
         self, subject: str, event: msgspec.Struct, *, msg_id: str | None = None
     ) -> int: ...
+
+
+class RequestLedger(Protocol):
+    """Where accepted requests are recorded durably (ledger.StreamLedger)."""
+
+    async def record(self, request: ImageRequested) -> None: ...
+    async def last_request(self, name: str) -> ImageRequested | None: ...
+    async def ending(self, request: ImageRequested) -> ImageJob | None: ...

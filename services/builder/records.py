@@ -59,3 +59,17 @@ def image_record(
         meta.platform = previous.platform
         meta.config = previous.config
     return meta
+
+
+def again_record(name: str, built: Built, meta: ImageMeta) -> ImageMeta:
+    """The record of a rebuild (from the rootfs, or on a push): what the image was imported
+    with stays."""
+    return image_record(
+        name,
+        meta.source,
+        built,
+        meta,
+        kernelversion=meta.kernelversion,
+        compression=meta.compression,
+        insecure=meta.insecure,
+    )

@@ -63,12 +63,17 @@ class JobRunner:
         self._layout = layout
         self._jobs = jobs
 
-    async def run(self, job: ImageJob, work: Work) -> None:
-        """Run `work` as `job`: its staging folder, its progress, its last event."""
+    async def run(self, job: ImageJob, work: Work, *, resumable: bool = False) -> None:
+        """Run `work` as `job`: its staging folder, its progress, its last event. A
+        `resumable` job cut short by a stop says nothing: its request is handed over again
+        and the job goes on, under the same id, when the builder is back."""
         feed = ProgressFeed(job, self._publish_progress)
         try:
             ending = await self._attempt(job, work, feed)
         except asyncio.CancelledError:
+            if resumable:
+                self._jobs.drop(job)
+                raise
             reason = "the builder stopped before the job ended; start it again"
             finish(job, "failed", reason)
             self._jobs.release(job)

@@ -187,6 +187,35 @@ async def test_stop_lets_the_running_handler_finish(bus: Bus) -> None:
     assert await settled(bus, "slow") == (0, 0)
 
 
+async def test_a_concurrent_consumer_runs_handlers_at_once_and_finishes_them_on_stop(
+    bus: Bus,
+) -> None:
+    release = asyncio.Event()
+    running: set[int] = set()
+    both = asyncio.Event()
+    finished: list[int] = []
+
+    async def slow(subject: str, event: Ping) -> None:
+        running.add(event.n)
+        if len(running) == 2:
+            both.set()
+        await release.wait()
+        finished.append(event.n)
+
+    for n in (1, 2, 3):
+        await bus.publish(ping_subject(n), Ping(n))
+    consumer = await bus.consume("wolfpack.>", "two-at-once", Ping, slow, concurrency=2)
+    await asyncio.wait_for(both.wait(), WAIT)  # two handlers run together...
+    assert len(running) == 2  # ...and no more than two
+    stopping = asyncio.create_task(consumer.stop())
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.wait_for(stopping, WAIT)
+    # Both ended (and were acknowledged) before stop() returned; the third was left alone.
+    assert sorted(finished) == sorted(running) and len(finished) == 2
+    assert await settled(bus, "two-at-once") == (0, 0)
+
+
 async def test_subscribe_sees_live_events(bus: Bus) -> None:
     sub = await bus.subscribe("wolfpack.node.*.boot", Ping)
     await bus.publish(names.node_subject("n9", "boot"), Ping(9))

@@ -26,7 +26,8 @@ Phase = Literal[
     "inspect", "fetch", "verify", "extract", "swap", "kernel", "scan", "compress", "assemble"
 ]
 JobKind = Literal["import", "build", "push", "delete"]
-JobState = Literal["running", "built", "failed", "unchanged"]
+# `queued`: accepted by the API and recorded on the stream, not started yet.
+JobState = Literal["queued", "running", "built", "failed", "unchanged"]
 
 
 def validate_image_name(name: str, field: str = "name") -> str:
@@ -90,6 +91,22 @@ class ImportRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     platform: str | None = None
     kernelversion: str | None = None
     compression: Compression = "gzip"
+
+
+class ImageRequested(msgspec.Struct, kw_only=True):
+    """`wolfpack.image.<name>.requested`: an import or build the API accepted as job `job`.
+    The builder's durable consumer runs it, again after a crash, under the same job id.
+    Registry credentials never travel here (every NATS client reads the stream): `creds`
+    says the builder that accepted the request keeps them on its disk for the job."""
+
+    name: str
+    job: str
+    kind: JobKind
+    source: str
+    # What an import asked for, credentials left out; None for a build.
+    request: ImportRequest | None = None
+    creds: bool = False
+    at: float = msgspec.field(default_factory=now)
 
 
 class ImageProgress(msgspec.Struct, kw_only=True, omit_defaults=True):

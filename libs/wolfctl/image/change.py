@@ -16,7 +16,7 @@ from libs.wolfctl.image.show import fetch_image
 
 def change_image(ctx: click.Context, name: str, argv: list[str], *, build: bool) -> None:
     image = run(fetch_image(ctx, name))
-    if image.job is not None and image.job.state == "running":
+    if image.job is not None and image.job.state in ("queued", "running"):
         raise WolfpackError(
             f"image {name} is busy with {image.job.kind} job {image.job.id}; wait for it to end"
         )

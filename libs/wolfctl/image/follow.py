@@ -1,5 +1,7 @@
 """Following a job to its end: its events over NATS (subscribed before the request that
 starts it, so none is missed), with the job endpoint polled as a fallback, and a progress bar.
+A builder that restarts mid-job runs the job again under the same id once it is back: the
+follower waits for that rather than giving up at the first refused connection.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from libs.common.models.image import (
     ImageUnchanged,
     subject_token,
 )
+from libs.wolfctl.client import Unreachable
 from libs.wolfctl.image.client import BuilderClient
 from libs.wolfctl.image.progress import ProgressDisplay
 
 # How long without an event before asking the job endpoint how the job is.
 POLL_AFTER: Final = 2.0
 NATS_CONNECT_TIMEOUT: Final = 2.0
+# How long the builder may be unreachable, or not know the job, before the job counts as
+# gone: a restart plus the time NATS takes to hand the request over again.
+RESTART_GRACE: Final = 60.0
 _MODELS: Final[dict[str, type[msgspec.Struct]]] = {
     "progress": ImageProgress,
     "built": ImageBuilt,
@@ -105,6 +111,7 @@ async def _wait(
     api: BuilderClient, events: ImageEvents | None, job: ImageJob, display: ProgressDisplay
 ) -> None:
     quiet_since = time.monotonic()
+    lost_since: float | None = None
     while True:
         if events is None:
             await asyncio.sleep(0.5)
@@ -128,16 +135,20 @@ async def _wait(
         quiet_since = time.monotonic()
         try:
             current = await api.get(f"/images/{job.name}/job", ImageJob)
-        except NotFound:
+        except (NotFound, Unreachable):
             current = None
         if current is None or current.id != job.id:
+            lost_since = lost_since or time.monotonic()
+            if time.monotonic() - lost_since < RESTART_GRACE:
+                continue
             raise WolfpackError(
                 f"job {job.id} of image {job.name} is gone (did the builder restart?); "
                 f"`wolfctl image show {job.name}` tells what is served"
             )
+        lost_since = None
         if current.progress is not None:
             display.update(current.progress)
         if current.state == "failed":
             raise WolfpackError(f"image {job.name}: {current.reason}")
-        if current.state != "running":
+        if current.state not in ("queued", "running"):
             return

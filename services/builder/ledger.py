@@ -1,0 +1,76 @@
+"""The WOLFPACK stream as the ledger of the jobs the API accepted: a request is recorded as
+`wolfpack.image.<name>.requested` (its job id as the message id, so a retried publish is
+stored once), and the stream's last message of a subject answers which request of an image
+is the latest and whether a job already ended (`built` or `failed` with its id)."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+import nats.errors
+import nats.js.errors
+
+from libs.common import names
+from libs.common.bus import Bus
+from libs.common.models.image import (
+    ImageBuilt,
+    ImageFailed,
+    ImageJob,
+    ImageRequested,
+    JobState,
+    image_subject,
+)
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+REQUESTED = "requested"
+
+
+class StreamLedger:
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+
+    async def record(self, request: ImageRequested) -> None:
+        subject = image_subject(request.name, REQUESTED)
+        try:
+            await self._bus.publish(subject, request, msg_id=request.job)
+        except nats.errors.TimeoutError:
+            # The stream's answer may be what was lost: the same id makes a second copy a no-op.
+            await self._bus.publish(subject, request, msg_id=request.job)
+
+    async def last_request(self, name: str) -> ImageRequested | None:
+        return await self._last(name, REQUESTED, ImageRequested)
+
+    async def ending(self, request: ImageRequested) -> ImageJob | None:
+        """How job `request.job` ended, if the stream says it did (the image's last `built` or
+        `failed` is of that job); None if it did not, or a later job's end hides it."""
+        built = await self._last(request.name, "built", ImageBuilt)
+        if built is not None and built.job == request.job:
+            return _ended(request, "built", None, built.at)
+        failed = await self._last(request.name, "failed", ImageFailed)
+        if failed is not None and failed.job == request.job:
+            return _ended(request, "failed", failed.reason, failed.at)
+        return None
+
+    async def _last(self, name: str, verb: str, model: type[T]) -> T | None:
+        try:
+            found = await self._bus.js.get_last_msg(names.STREAM, image_subject(name, verb))
+        except nats.js.errors.NotFoundError:
+            return None
+        try:
+            return msgspec.json.decode(found.data or b"", type=model)
+        except msgspec.DecodeError:
+            return None  # not ours to judge: as if there were none
+
+
+def _ended(request: ImageRequested, state: JobState, reason: str | None, at: float) -> ImageJob:
+    return ImageJob(
+        id=request.job,
+        name=request.name,
+        kind=request.kind,
+        source=request.source,
+        state=state,
+        reason=reason,
+        finished_at=at,
+    )
