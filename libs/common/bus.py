@@ -32,6 +32,11 @@ RECONNECT_WAIT = 1.0
 # Server error code for "stream name already in use with a different configuration".
 STREAM_NAME_IN_USE = 10058
 KV_HISTORY = 5
+# The stream keeps the newest events of each subject (`wolfpack.node.n1.boot`, ...), not all:
+# every consumer needs only the newest of a subject (handlers read state from KV; a push is
+# re-checked against the registry), and bootd replays at most its 32-stage timelines. No age
+# limit: the builder's pushes live only in the stream (docs/reliability.md, "Hardening").
+EVENTS_PER_SUBJECT = 64
 # How long the server waits for an ack before redelivering; long handlers send progress.
 ACK_WAIT = 30.0
 # Long-poll length of one fetch; stop() interrupts it, so it only bounds idle round trips.
@@ -83,6 +88,7 @@ class Bus:
             name=names.STREAM,
             subjects=list(names.STREAM_SUBJECTS),
             storage=api.StorageType.FILE,
+            max_msgs_per_subject=EVENTS_PER_SUBJECT,
         )
         try:
             # Idempotent when the stream exists with the same config (services race here).
@@ -90,6 +96,7 @@ class Bus:
         except nats.js.errors.BadRequestError as err:
             if err.err_code != STREAM_NAME_IN_USE:
                 raise
+            # Made by an older version (no limit): the server trims it to the new one.
             await self.js.update_stream(config)
 
     async def _ensure_buckets(self) -> None:
@@ -120,11 +127,14 @@ class Bus:
         *,
         batch: int = 64,
         retry_delay: float = 1.0,
+        ack_wait: float = ACK_WAIT,
+        concurrency: int = 1,
     ) -> Consumer[T]:
         """Run `handler` for every event on `subjects`, from where durable `durable` left off.
 
         Delivery is at least once: a handler may see an event again after a crash, so it must
         be idempotent (read current state from KV rather than trusting the event's order).
+        `concurrency` > 1 runs up to that many handlers at once (events then end out of order).
         """
         filters = [subjects] if isinstance(subjects, str) else list(subjects)
         config = api.ConsumerConfig(
@@ -132,7 +142,7 @@ class Bus:
             durable_name=durable,
             deliver_policy=api.DeliverPolicy.ALL,
             ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=ACK_WAIT,
+            ack_wait=ack_wait,
         )
         if len(filters) == 1:
             config.filter_subject = filters[0]
@@ -142,7 +152,15 @@ class Bus:
         await self.js.add_consumer(names.STREAM, config)
         psub = await self.js.pull_subscribe_bind(durable=durable, stream=names.STREAM)
         consumer = Consumer(
-            self.nc, psub, durable, model, handler, batch=batch, retry_delay=retry_delay
+            self.nc,
+            psub,
+            durable,
+            model,
+            handler,
+            batch=batch,
+            retry_delay=retry_delay,
+            ack_wait=ack_wait,
+            concurrency=concurrency,
         )
         self._consumers.add(consumer)
         consumer.start()
@@ -183,6 +201,8 @@ class Consumer(Generic[T]):
         *,
         batch: int,
         retry_delay: float,
+        ack_wait: float = ACK_WAIT,
+        concurrency: int = 1,
     ) -> None:
         self.durable = durable
         self._nc = nc
@@ -191,6 +211,9 @@ class Consumer(Generic[T]):
         self._handler = handler
         self._batch = batch
         self._retry_delay = retry_delay
+        self._ack_wait = ack_wait
+        self._concurrency = concurrency
+        self._handling: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._fetching: asyncio.Future[list[Msg]] | None = None
         self._stopping = False
@@ -219,14 +242,19 @@ class Consumer(Generic[T]):
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                await self._next_batch()
+                if self._concurrency > 1:
+                    await self._next_parallel()
+                else:
+                    await self._next_batch()
             except Exception:
                 # A consumer that dies quietly would leave its service deaf; keep going.
                 log.exception("consumer %s: unexpected error; carrying on", self.durable)
                 await asyncio.sleep(RECONNECT_WAIT)
+        if self._handling:
+            await asyncio.wait(set(self._handling))
 
     async def _next_batch(self) -> None:
-        msgs = await self._fetch()
+        msgs = await self._fetch(self._batch)
         for i, msg in enumerate(msgs):
             if self._stopping:
                 # Hand the rest back now rather than after ACK_WAIT.
@@ -235,9 +263,26 @@ class Consumer(Generic[T]):
                 return
             await self._handle(msg)
 
-    async def _fetch(self) -> list[Msg]:
+    async def _next_parallel(self) -> None:
+        """Fetch only as many events as there are free handlers, so none waits unstarted
+        (and unkept alive) behind a slow one."""
+        free = self._concurrency - len(self._handling)
+        if free <= 0:
+            await asyncio.wait(set(self._handling), return_when=asyncio.FIRST_COMPLETED)
+            return
+        msgs = await self._fetch(min(free, self._batch))
+        for i, msg in enumerate(msgs):
+            if self._stopping:
+                for rest in msgs[i:]:
+                    await self._reply(rest.nak())
+                return
+            task = asyncio.create_task(self._handle(msg), name=f"{self.durable} {msg.subject}")
+            self._handling.add(task)
+            task.add_done_callback(self._handling.discard)
+
+    async def _fetch(self, batch: int) -> list[Msg]:
         # A task of its own, so wake() and stop() can cancel the wait but never a handler.
-        fetching = asyncio.ensure_future(self._psub.fetch(self._batch, timeout=FETCH_WAIT))
+        fetching = asyncio.ensure_future(self._psub.fetch(batch, timeout=FETCH_WAIT))
         self._fetching = fetching
         try:
             await asyncio.wait([fetching])
@@ -250,6 +295,11 @@ class Consumer(Generic[T]):
         if err is None:
             return fetching.result()
         if isinstance(err, nats.errors.TimeoutError):
+            return []  # no event within FETCH_WAIT
+        if isinstance(err, TimeoutError):
+            # nats.py's own deadline, passed while the server was slow to answer or the
+            # connection was being re-made: nothing is wrong here, ask again.
+            log.warning("consumer %s: fetch timed out (NATS slow or reconnecting)", self.durable)
             return []
         if isinstance(err, nats.errors.ConnectionClosedError):
             self._stopping = True
@@ -297,7 +347,7 @@ class Consumer(Generic[T]):
     async def _keep_alive(self, msg: Msg) -> None:
         """Tell the server a slow handler is still working, so it does not redeliver."""
         while True:
-            await asyncio.sleep(ACK_WAIT / 3)
+            await asyncio.sleep(self._ack_wait / 3)
             await self._reply(msg.in_progress())
 
     async def _reply(self, reply: Awaitable[None]) -> None:

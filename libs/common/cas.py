@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from libs.common.errors import Invalid, NotFound
+from libs.common.storefull import FULL_ERRNOS, StoreFull
 
 ALGORITHM = "sha256"
 CHUNK = 1 << 20
@@ -121,9 +122,13 @@ class ContentStore:
         # The final folder is known up front only with `expected`; else stage one level up
         # (same file system, so the rename stays atomic).
         staging = self._blobs / want[:2] if want else self._blobs
-        await asyncio.to_thread(staging.mkdir, parents=True, exist_ok=True)
-        fd, temp_name = await asyncio.to_thread(tempfile.mkstemp, prefix=TEMP_PREFIX, dir=staging)
-        with self._staging([temp_name]):
+        temps: list[str] = []
+        with self._staging(temps):  # creating the folder or the file may find the disk full too
+            await asyncio.to_thread(staging.mkdir, parents=True, exist_ok=True)
+            fd, temp_name = await asyncio.to_thread(
+                tempfile.mkstemp, prefix=TEMP_PREFIX, dir=staging
+            )
+            temps.append(temp_name)
             with os.fdopen(fd, "wb") as out:
                 digest = await self._write(chunks, out)
             if want is not None and digest != want:
@@ -178,11 +183,15 @@ class ContentStore:
         blobs, which are verified and never change.
         """
         parts = [self.path(digest) for digest in digests]
-        await asyncio.to_thread(self._blobs.mkdir, parents=True, exist_ok=True)
-        fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix=TEMP_PREFIX, dir=self._blobs)
-        os.close(fd)  # the copying thread opens its own: it may outlive a cancelled caller
-        temp = Path(name)
-        with self._staging([name]):
+        temps: list[str] = []
+        with self._staging(temps):
+            await asyncio.to_thread(self._blobs.mkdir, parents=True, exist_ok=True)
+            fd, name = await asyncio.to_thread(
+                tempfile.mkstemp, prefix=TEMP_PREFIX, dir=self._blobs
+            )
+            os.close(fd)  # the copying thread opens its own: it may outlive a cancelled caller
+            temps.append(name)
+            temp = Path(name)
             try:
                 digest, _ = await asyncio.gather(
                     asyncio.to_thread(_hash_files, parts),
@@ -195,16 +204,16 @@ class ContentStore:
 
     @contextlib.contextmanager
     def _staging(self, temps: Iterable[str]) -> Iterator[None]:
-        """Around writing temporary files: a full disk names the store, and the temporary files
-        are gone afterwards (published ones were renamed; one quick call each, also when
-        cancelled)."""
+        """Around writing temporary files: a full disk (or quota) is StoreFull naming the
+        store, and the temporary files are gone afterwards (published ones were renamed; one
+        quick call each, also when cancelled). `temps` may grow inside: it is read at the end."""
         try:
             yield
+        except StoreFull:
+            raise
         except OSError as err:
-            if err.errno == errno.ENOSPC:
-                raise OSError(
-                    errno.ENOSPC, f"no space left on the device of the store {self.root}"
-                ) from err
+            if err.errno in FULL_ERRNOS:
+                raise StoreFull(err.errno, self.root) from err
             raise
         finally:
             for temp in temps:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from libs.common.models.node import Node
+from libs.common.storefull import is_full
 from services.overlayd.config import HOST_DIR, OverlaydConfig
 from services.overlayd.engine import TemplateSettings
 from services.overlayd.hostfiles import (
@@ -27,6 +28,7 @@ from services.overlayd.hostfiles import (
     render_dnsmasq,
     render_host_files,
 )
+from services.overlayd.space import SpaceWait
 
 log = logging.getLogger("wolfpack.overlayd.host")
 
@@ -140,6 +142,8 @@ class HostWriter:
         self._latest: list[Node] | None = None
         self._generation = -1
         self._writing: asyncio.Task[None] | None = None
+        self._space = SpaceWait(host.folder)
+        self._waiting = False
 
     @property
     def pending(self) -> bool:
@@ -163,6 +167,8 @@ class HostWriter:
 
     async def stop(self) -> None:
         if self._writing is not None:
+            if self._waiting:
+                self._writing.cancel()  # only waiting for space: nothing half written
             await asyncio.wait([self._writing])
 
     def schedule(self, nodes: Iterable[Node], generation: int) -> None:
@@ -181,7 +187,20 @@ class HostWriter:
         try:
             changed = await self.host.update(nodes)
         except OSError as err:
-            log.error("cannot write the host files in %s: %s", self.host.folder, err)
+            if not is_full(err):
+                log.error("cannot write the host files in %s: %s", self.host.folder, err)
+                return
+            # A full disk passes: keep the set (unless a newer one came) and try again then.
+            log.warning("cannot write the host files in %s: %s; trying again once space is "
+                        "freed", self.host.folder, err.strerror)  # fmt: skip
+            if self._latest is None:
+                self._latest = nodes
+            self._waiting = True
+            try:
+                await self._space.wait()
+            finally:
+                self._waiting = False
             return
+        self._space.recovered()
         if changed:
             log.info("host files rewritten: %s", ", ".join(changed))

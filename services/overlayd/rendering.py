@@ -1,6 +1,7 @@
 """One step of a wave: render some nodes (a chunk at a time), write the manifests that changed
 (state first, then `rendered`), publish `render_failed` for the nodes that failed (they keep
-their last good manifest) and count it all in the wave's report."""
+their last good manifest) and count it all in the wave's report. A full store fails the rest of
+the step: its nodes get `render_failed` and the wave is tried again (waves.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from libs.common import names
 from libs.common.models.node import Node
 from libs.common.models.overlay import RenderFailedEvent
 from libs.common.models.overlay_api import WaveReport
+from libs.common.storefull import StoreFull
 from services.overlayd.cluster import ClusterView
 from services.overlayd.engine import NodeRender, OverlayRenderer, RenderError
 from services.overlayd.manifests import WRITE_WINDOW, Manifests, Publisher, build_manifest
@@ -55,9 +57,14 @@ class Rendering:
         left: list[str] = []
         for start in range(0, len(nodes), chunk):
             batch = [merged[name] for name in nodes[start : start + chunk]]
-            done = await self.renderer.render_nodes(
-                batch, everyone, self.view.images.items, defer_all_nodes=defer
-            )
+            try:
+                done = await self.renderer.render_nodes(
+                    batch, everyone, self.view.images.items, defer_all_nodes=defer
+                )
+            except StoreFull as full:
+                # This chunk and the rest keep their manifests; the wave is tried again.
+                await self._store_full(full, [merged[name] for name in nodes[start:]], report)
+                raise
             left += await self._commit(done, merged, report, stop)
             results.update(done)
         return results, left
@@ -89,6 +96,26 @@ class Rendering:
         report.manifests_written += written
         report.failed += len(failed)
         report.failures.extend(failed[: max(0, FAILURES_KEPT - len(report.failures))])
+        await self._announce(failed)
+        return left
+
+    async def _store_full(self, full: StoreFull, nodes: Sequence[Node], report: WaveReport) -> None:
+        """`render_failed` for nodes whose archives found no room, once per full disk: the
+        wave is retried until space is back, and a retry that fails the same says nothing."""
+        message = f"{full.advice}; overlayd renders again by itself once space is freed"
+        failed = []
+        for node in nodes:
+            overlays = ",".join(dict.fromkeys([*node.system_overlay, *node.runtime_overlay]))
+            event = RenderFailedEvent(node=node.name, overlay=overlays, message=message)
+            known = self.failing.get(node.name)
+            self.failing[node.name] = event
+            if known is None or (known.overlay, known.message) != (overlays, message):
+                failed.append(event)
+        report.failed += len(nodes)
+        report.failures.extend(failed[: max(0, FAILURES_KEPT - len(report.failures))])
+        await self._announce(failed)
+
+    async def _announce(self, failed: Sequence[RenderFailedEvent]) -> None:
         gate = asyncio.Semaphore(WRITE_WINDOW)
 
         async def announce(event: RenderFailedEvent) -> None:
@@ -96,4 +123,3 @@ class Rendering:
                 await self.publisher.publish(names.node_subject(event.node, "render_failed"), event)
 
         await asyncio.gather(*(announce(event) for event in failed))
-        return left

@@ -13,7 +13,8 @@ the last one (pending.py coalesces them), rendering only the nodes engine.plan n
    in the background on their turn.
 
 rendering.py writes a manifest only when it differs from the stored one; a node whose render
-fails keeps its manifest.
+fails keeps its manifest. A step that finds the store full is tried again once space is freed
+(space.py): its changes are kept, so nothing waits for the next edit.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Final
 
 from libs.common.models.node import Node
 from libs.common.models.overlay_api import OverlaydStatus, WaveReason, WaveReport
+from libs.common.storefull import StoreFull
 from services.overlayd import followup
 from services.overlayd.cluster import ClusterView
 from services.overlayd.engine import Change, NodeRender, RenderError, plan
@@ -36,6 +38,7 @@ from services.overlayd.followup import FollowUp
 from services.overlayd.hostconfig import HostWriter
 from services.overlayd.pending import Batch, Pending
 from services.overlayd.rendering import Rendering
+from services.overlayd.space import SpaceWait
 
 log = logging.getLogger("wolfpack.overlayd")
 
@@ -66,6 +69,7 @@ class Waves:
         self._last: WaveReport | None = None
         self._task: asyncio.Task[None] | None = None
         self._nudge = asyncio.Event()  # the host files were written (newer ones may wait)
+        self._space = SpaceWait(rendering.renderer.store.root)
 
     # -- what the service calls -------------------------------------------------------------
 
@@ -109,9 +113,8 @@ class Waves:
         while not self._reconciled:
             try:
                 await self._reconcile()
-            except Exception:
-                log.exception("the start-up render failed; trying again")
-                await asyncio.sleep(RETRY_DELAY)
+            except Exception as err:
+                await self._pause(err, "the start-up render")
         while True:
             hosts = self.hosts if self.hosts is not None and self.hosts.due else None
             if not self.pending.arrived.is_set() and not self.followup.waits() and hosts is None:
@@ -121,19 +124,31 @@ class Waves:
                 batch = self.pending.take()
                 try:
                     await self._wave(batch)
-                except Exception:
-                    log.exception("a wave failed; its changes go into the next one")
+                except Exception as err:
                     self.pending.put_back(batch)
-                    await asyncio.sleep(RETRY_DELAY)
+                    await self._pause(err, "a wave (its changes go into the next one)")
+                else:
+                    self._space.recovered()
             elif self.followup.waits():
                 if await followup.turn(self.pending, self.followup.since):
                     try:
                         await self._follow_up()
-                    except Exception:
-                        log.exception("a follow-up failed; trying again")
-                        await asyncio.sleep(RETRY_DELAY)
+                    except Exception as err:
+                        await self._pause(err, "a follow-up")
             elif hosts is not None and await followup.turn(self.pending, hosts.since):
                 hosts.write_in_background(self._nudge.set)
+
+    async def _pause(self, err: Exception, what: str) -> None:
+        """After a failed step, before it is tried again: a full store waits for space (one
+        line in the log, and the nodes got `render_failed`); anything else is a bug, logged
+        whole, tried again shortly."""
+        if isinstance(err, StoreFull):
+            log.warning("%s could not store its overlays: %s; trying again once space is freed",
+                        what, err.strerror)  # fmt: skip
+            await self._space.wait(err.free)
+            return
+        log.error("%s failed; trying again", what, exc_info=err)
+        await asyncio.sleep(RETRY_DELAY)
 
     async def _reconcile(self) -> None:
         report, generation, merged = self._begin("reconcile")

@@ -16,6 +16,7 @@ from libs.common.models.boot_stage import BootStage
 from libs.common.models.node import Node
 from libs.common.settings import Settings
 from services.tftpd import root as tftp_root
+from services.tftpd import slots
 from services.tftpd.nodes import NodeAddresses
 from services.tftpd.server import TftpServer
 from services.tftpd.transfer import Outcome
@@ -40,6 +41,7 @@ class TftpdService:
             self._published,
             bind=settings.bind,
             port=names.TFTP_PORT + settings.port_offset,
+            per_client=slots.per_client_from_env(),
         )
 
     async def start(self) -> None:

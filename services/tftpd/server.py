@@ -2,7 +2,8 @@
 
 Only the first packet of a transfer arrives here. Anything that is not a readable RRQ is
 dropped (garbage) or refused with an error packet (WRQ, a malformed request, too many
-transfers at once); nothing a client sends can stop the listener.
+transfers at once, or from one client: slots.py); nothing a client sends can stop the
+listener.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from tftpy.TftpPacketFactory import TftpPacketFactory
 from tftpy.TftpPacketTypes import TftpPacketRRQ
 
 from services.tftpd.root import ACCESS_VIOLATION, TftpRoot
+from services.tftpd.slots import MAX_TRANSFERS as MAX_TRANSFERS
+from services.tftpd.slots import PER_CLIENT, Slots
 from services.tftpd.transfer import NOT_DEFINED, Outcome, Transfer, error_packet
 
 log = logging.getLogger("wolfpack.tftpd")
@@ -26,8 +29,6 @@ WRQ: Final = 2
 ILLEGAL_OPERATION: Final = 4
 # A request is at most a name, a mode and a few options; real ones are far shorter.
 MAX_REQUEST: Final = 1024
-# Each transfer holds a socket and a file open; past this, new requests are refused.
-MAX_TRANSFERS: Final = 512
 
 OnDone = Callable[[Outcome], Awaitable[None]]
 
@@ -59,6 +60,7 @@ class TftpServer:
         timeout: float = 5.0,
         retries: int = 3,
         max_transfers: int = MAX_TRANSFERS,
+        per_client: int = PER_CLIENT,
     ) -> None:
         self.root = root
         self._on_done = on_done
@@ -66,7 +68,7 @@ class TftpServer:
         self._port = port
         self._timeout = timeout
         self._retries = retries
-        self._max = max_transfers
+        self._slots = Slots(max_transfers, per_client)
         self._factory = TftpPacketFactory()
         self._transport: asyncio.DatagramTransport | None = None
         # Keyed by the client's address and port: a repeated RRQ is a retransmission.
@@ -118,11 +120,12 @@ class TftpServer:
             return
         if not isinstance(request, TftpPacketRRQ):
             return
-        if len(self._transfers) >= self._max:
-            log.warning(
-                "refusing %s from %s: %d transfers running", request.filename, remote[0], self._max
-            )
-            self._reply(remote, NOT_DEFINED, "server busy, try again")
+        refused = self._slots.refusal(remote[0])
+        if refused is not None:
+            # One line when a limit is reached, not one per request of a flood.
+            level = logging.WARNING if refused.news else logging.DEBUG
+            log.log(level, "refusing %r from %s: %s", request.filename, remote[0], refused.reason)
+            self._reply(remote, NOT_DEFINED, refused.reason)
             return
         transfer = Transfer(
             request,
@@ -133,6 +136,7 @@ class TftpServer:
             retries=self._retries,
         )
         task = asyncio.create_task(self._run(transfer))
+        self._slots.take(remote[0])
         self._transfers[remote] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -150,7 +154,8 @@ class TftpServer:
         finally:
             # Over before it is reported: a new request from this port is not a resend of
             # this one, however long the report takes (NATS slow or away).
-            self._transfers.pop(transfer.remote, None)
+            if self._transfers.pop(transfer.remote, None) is not None:
+                self._slots.give_back(transfer.remote[0])
         try:
             await self._on_done(outcome)
         except Exception:
