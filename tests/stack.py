@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -35,14 +36,21 @@ def log_tail(log: Path, lines: int = 40) -> str:
 
 
 def wait_healthy(
-    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float = 30,
+    ca: Path | None = None,
 ) -> None:
+    """Poll `url`/healthz until it answers 200; an https URL is verified against `ca` (which
+    the process may still be writing: until it exists, the service is not up either)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"exited with {process.returncode}:\n{log_tail(log)}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+        with contextlib.suppress(httpx.HTTPError, FileNotFoundError):
+            verify = ssl.create_default_context(cafile=str(ca)) if ca is not None else True
+            if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"{url}/healthz did not answer within {timeout} s:\n{log_tail(log)}")
@@ -147,9 +155,24 @@ class UpStack:
     token: str
     process: subprocess.Popen[bytes]
     log: Path
+    # Started with --tls: the APIs are HTTPS (bootd's on BOOTD_TLS_PORT), trusted via `ca`.
+    tls: bool = False
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{names.PORTS[service] + self.port_offset}"
+        """The service's API (as DATA/endpoints.json says); bootd's boot path is `boot_url`."""
+        if self.tls and service == "bootd":
+            return f"https://127.0.0.1:{names.BOOTD_TLS_PORT + self.port_offset}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{names.PORTS[service] + self.port_offset}"
+
+    @property
+    def boot_url(self) -> str:
+        """bootd's plain HTTP port, where nodes boot from (with or without --tls)."""
+        return f"http://127.0.0.1:{names.PORTS['bootd'] + self.port_offset}"
+
+    @property
+    def ca(self) -> Path:
+        return self.data / "tls" / "ca.pem"
 
     @property
     def registry_url(self) -> str:
@@ -167,7 +190,8 @@ def free_port_offset() -> int:
 
     for _ in range(100):
         offset = random.randrange(20000, 50000)
-        wanted = [names.NATS_PORT + offset, *(p + offset for p in names.PORTS.values())]
+        ports = [names.NATS_PORT, names.BOOTD_TLS_PORT, *names.PORTS.values()]
+        wanted = [port + offset for port in ports]
         try:
             for port in wanted:
                 with socket.socket() as s:
@@ -207,9 +231,12 @@ def start_up(data: Path, port_offset: int | None = None, *extra: str) -> Iterato
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
-        stack = UpStack(data=data, port_offset=offset, token="", process=process, log=log)
+        stack = UpStack(
+            data=data, port_offset=offset, token="", process=process, log=log, tls="--tls" in extra
+        )
+        ca = stack.ca if stack.tls else None
         for service in names.SERVICES:
-            wait_healthy(stack.url(service), process, log, timeout=60)
+            wait_healthy(stack.url(service), process, log, timeout=60, ca=ca)
         stack.token = (data / names.TOKEN_FILE).read_text().strip()
         yield stack
     finally:

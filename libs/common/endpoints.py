@@ -17,6 +17,8 @@ class Endpoints(msgspec.Struct, kw_only=True):
     # Service name → base URL, e.g. {"registry": "http://127.0.0.1:9870"}.
     services: dict[str, str]
     token_file: str
+    # The CA that signed the services' certificates (`wolfpack up --tls`), else None.
+    ca_file: str | None = None
 
 
 def write_endpoints(data_dir: Path, endpoints: Endpoints) -> Path:

@@ -14,6 +14,8 @@ PORTS: Final[dict[str, int]] = {
     # tftpd serves TFTP on 69/udp; this is its HTTP health port.
     "tftpd": 9874,
 }
+# bootd's HTTPS port under `--tls`: its own port stays plain HTTP, as iPXE cannot trust our CA.
+BOOTD_TLS_PORT: Final = 9875
 TFTP_PORT: Final = 69
 NATS_PORT: Final = 4222
 

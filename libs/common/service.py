@@ -13,7 +13,8 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol, TypeVar
 
 import uvicorn
@@ -21,8 +22,10 @@ from starlette.types import ASGIApp
 
 from libs.common import errors
 from libs.common.bus import Bus
+from libs.common.listeners import app_for, listeners
 from libs.common.logs import setup_logging
 from libs.common.settings import Settings
+from libs.common.tls import ensure_tls, server_context, wanted_names
 from libs.common.token import ensure_token
 from libs.runtime.services import load
 
@@ -130,31 +133,50 @@ async def _connect(name: str, settings: Settings, log: logging.Logger) -> Bus:
         raise StartupFailed(f"cannot use NATS at {settings.nats_url}: {reason}") from None
 
 
+# What one uvicorn server serves: the app, its bound socket, and the TLS context if HTTPS.
+Served = tuple[ASGIApp, socket.socket, ssl.SSLContext | None]
+
+
+def _given(
+    context: ssl.SSLContext,
+) -> Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
+    """A uvicorn `ssl_context_factory` that hands over a context made beforehand."""
+    return lambda _config, _default: context
+
+
 async def _serve_http(
-    app: ASGIApp,
-    sock: socket.socket,
+    served: Sequence[Served],
     stop: asyncio.Event,
     log: logging.Logger,
     keep_alive: int = KEEP_ALIVE,
 ) -> None:
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        lifespan="off",
-        timeout_keep_alive=keep_alive,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-    )
-    server = uvicorn.Server(config)
-    host, port = sock.getsockname()[:2]
+    servers = []
+    for app, sock, tls in served:
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            lifespan="off",
+            timeout_keep_alive=keep_alive,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+            # The context is made (and checked) before serving: see _tls_context.
+            ssl_context_factory=None if tls is None else _given(tls),
+        )
+        servers.append(uvicorn.Server(config))
+        host, port = sock.getsockname()[:2]
+        log.info("listening on %s://%s:%d", "http" if tls is None else "https", host, port)
     # uvicorn handles SIGINT/SIGTERM itself while it serves and re-raises them afterwards;
     # our loop handlers see them either way, so `stop` is set whoever catches the signal.
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    log.info("listening on http://%s:%d", host, port)
+    serving = [
+        asyncio.create_task(server.serve(sockets=[sock]))
+        for server, (_, sock, _) in zip(servers, served, strict=True)
+    ]
     waiter = asyncio.create_task(stop.wait())
-    await asyncio.wait({serving, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    # One server ending (it failed) ends them all: the supervisor restarts the process.
+    await asyncio.wait({*serving, waiter}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
-    server.should_exit = True
-    await serving
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*serving)
 
 
 async def serve(name: str, settings: Settings) -> None:
@@ -167,15 +189,21 @@ async def serve(name: str, settings: Settings) -> None:
     try:
         async with contextlib.AsyncExitStack() as stack:
             build = _load(name)
-            sock = stack.enter_context(listen(settings.bind, settings.port(name)))
+            plan = listeners(settings, name)
+            socks = [stack.enter_context(listen(settings.bind, each.port)) for each in plan]
             bus = await _unless_stopped(stop, _connect(name, settings, log))
             stack.push_async_callback(_bounded("closing the bus", bus.close, log))
             _ensure_token(settings)
+            tls = _tls_context(settings) if settings.tls else None
             service = await _unless_stopped(stop, _start(name, build, settings, bus, log))
             stack.push_async_callback(_bounded(f"stopping {name}", service.stop, log))
             if service.app is not None:
                 keep_alive = getattr(service, "keep_alive", KEEP_ALIVE)
-                await _serve_http(service.app, sock, stop, log, keep_alive)
+                served = [
+                    (app_for(service.app, each, plan), sock, tls if each.tls else None)
+                    for each, sock in zip(plan, socks, strict=True)
+                ]
+                await _serve_http(served, stop, log, keep_alive)
             else:
                 await stop.wait()
             log.info("stopping")
@@ -191,6 +219,15 @@ def _ensure_token(settings: Settings) -> None:
         ensure_token(settings.data_dir)
     except (OSError, errors.WolfpackError) as exc:
         raise StartupFailed(f"cannot create the API token in {settings.data_dir}: {exc}") from None
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    """DATA/tls made or checked (libs.common.tls), then loaded: a problem is one line, early."""
+    try:
+        state = ensure_tls(settings.data_dir, wanted_names(settings.bind, None, settings.tls_names))
+        return server_context(state.files)
+    except (OSError, ssl.SSLError, ValueError, errors.WolfpackError) as exc:
+        raise StartupFailed(f"cannot set up TLS in {settings.data_dir}/tls: {exc}") from None
 
 
 async def _start(

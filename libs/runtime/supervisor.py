@@ -22,6 +22,7 @@ import httpx
 import msgspec
 
 from libs.common.logs import VERBATIM
+from libs.common.tls import client_context
 
 LINE_LIMIT: Final = 1024 * 1024
 PR_SET_PDEATHSIG: Final = 1
@@ -77,6 +78,7 @@ class Supervisor:
         log: logging.Logger | None = None,
         on_exit: Callable[[ChildExit], None] | None = None,
         stop_timeout: float = 10.0,
+        tls_ca: Path | None = None,
     ) -> None:
         self.children = list(children)
         self.run_dir = run_dir
@@ -84,6 +86,8 @@ class Supervisor:
         self.log = log or logging.getLogger("wolfpack.up.supervisor")
         self.on_exit = on_exit
         self.stop_timeout = stop_timeout
+        # Health URLs that are https are checked against this CA (`wolfpack up --tls`).
+        self.tls_ca = tls_ca
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._watchers: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -115,7 +119,8 @@ class Supervisor:
         """Poll each child's health URL until all have answered 200 once (bound it with
         `asyncio.timeout`; `not_ready()` then names the laggards)."""
         # trust_env off: a proxy from the environment has no business with 127.0.0.1.
-        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+        verify = client_context(self.tls_ca) if self.tls_ca is not None else True
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False, verify=verify) as client:
             while pending := self.not_ready():
                 for name in pending:
                     url = next(c.health_url for c in self.children if c.name == name)

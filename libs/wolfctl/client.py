@@ -6,6 +6,7 @@ a registry that cannot be reached becomes one clear sentence instead of a traceb
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from http import HTTPStatus
 from types import TracebackType
@@ -74,6 +75,16 @@ def error_from_response(status: int, body: bytes) -> WolfpackError:
     return cls(f"the registry answered {status}" + (f": {text[:200]}" if text else ""))
 
 
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error under a connection failure (an untrusted certificate, say), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class ApiClient:
     """`async with Client(config) as api:` one connection pool for one command, to any of the
     wolfpack APIs (registry, builder, overlayd): bearer token and JSON accept set once."""
@@ -95,6 +106,7 @@ class ApiClient:
             headers=headers,
             timeout=timeout,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            verify=config.verify(),
         )
 
     async def __aenter__(self) -> Self:
@@ -133,7 +145,13 @@ class ApiClient:
             resp = await self._http.request(
                 method, path, content=content, params=params, headers=send_headers
             )
-        except httpx.ConnectError:
+        except httpx.ConnectError as e:
+            tls = _tls_failure(e)
+            if tls is not None:
+                raise Unreachable(
+                    f"TLS with {where} failed: {tls} (the CA to trust comes from $WOLFPACK_CA, "
+                    "else DATA/endpoints.json)"
+                ) from None
             elsewhere = f" (set ${self.url_env} if it runs elsewhere)" if self.url_env else ""
             raise Unreachable(
                 f"cannot reach {where}: is `wolfpack up` running?{elsewhere}"

@@ -4,11 +4,13 @@ HTTP API (so its rules and its event apply), with If-Match so two claims cannot 
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Final
 
 import httpx
 
 from libs.common.models.node import Node
+from libs.common.token_file import TokenFile
 
 log = logging.getLogger("wolfpack.bootd.discovery")
 
@@ -22,11 +24,13 @@ def claim_patch(node: Node, mac: str) -> dict[str, object]:
 
 
 class Discovery:
-    """Claims nodes for unknown MACs through the registry at `url`."""
+    """Claims nodes for unknown MACs through the registry at `url`, with the current token
+    (read again after `wolfpack token rotate`); `verify` trusts the registry's certificate."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, tokens: TokenFile, verify: ssl.SSLContext | bool = True) -> None:
         self._url = url.rstrip("/")
-        self._token = token
+        self._tokens = tokens
+        self._verify = verify
         self._client: httpx.AsyncClient | None = None
         # MACs claimed by this process, so a node retrying its script does not claim twice
         # before the manifest arrives.
@@ -35,13 +39,13 @@ class Discovery:
     async def claim(self, node: Node, mac: str) -> bool:
         """True if `node` now has `mac`; False if someone changed it first (or it failed)."""
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=10)
+            self._client = httpx.AsyncClient(timeout=10, verify=self._verify)
         try:
             answer = await self._client.patch(
                 f"{self._url}/api/v1/nodes/{node.name}",
                 json=claim_patch(node, mac),
                 headers={
-                    "Authorization": f"Bearer {self._token}",
+                    "Authorization": f"Bearer {self._tokens.current()}",
                     "If-Match": str(node.revision),
                     "Content-Type": "application/merge-patch+json",
                 },

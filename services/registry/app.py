@@ -11,7 +11,7 @@ from libs.common.bus import Bus
 from libs.common.httpapi import TokenAuth, create_app
 from libs.common.models.node import Node, Profile
 from libs.common.settings import Settings
-from libs.common.token import ensure_token
+from libs.common.token_file import TokenFile
 from services.registry import api
 from services.registry.registry import Registry
 
@@ -41,7 +41,7 @@ async def build(settings: Settings, bus: Bus) -> RegistryService:
         await bus.bucket(names.BUCKET_PROFILES, Profile),
         bus,
     )
-    auth = TokenAuth(ensure_token(settings.data_dir), public_read=settings.public_read)
+    auth = TokenAuth(TokenFile.ensure(settings.data_dir), public_read=settings.public_read)
     app = create_app("registry", title="wolfpack registry", version="1")
     api.mount(app, registry, auth)
     return RegistryService(app, registry)

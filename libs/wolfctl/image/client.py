@@ -41,7 +41,8 @@ def builder_config(env: Mapping[str, str], token: str | None = None) -> ApiConfi
         or (found.services.get("builder") if found else None)
         or DEFAULT_BUILDER_URL
     )
-    return ApiConfig(url=url, token=resolve(env, token=token).token)
+    # The token and the CA are found as for the registry.
+    return msgspec.structs.replace(resolve(env, token=token), url=url)
 
 
 def nats_url(env: Mapping[str, str]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import ssl
 from collections.abc import Mapping
 from typing import Final
 
@@ -49,12 +50,14 @@ def rows(statuses: list[NodeBootStatus]) -> list[list[str]]:
     ]
 
 
-async def fetch(url: str, token: str | None) -> list[NodeBootStatus]:
+async def fetch(
+    url: str, token: str | None, verify: ssl.SSLContext | bool = True
+) -> list[NodeBootStatus]:
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30, verify=verify) as client:
             answer = await client.get(
                 f"{url.rstrip('/')}{names.API_PREFIX}/status", headers=headers
             )
@@ -86,14 +89,14 @@ def render(statuses: list[NodeBootStatus], fmt: str) -> str:
     return dump(statuses, fmt) if fmt != "table" else table(HEADERS, rows(statuses))
 
 
-async def watch(url: str, token: str | None, fmt: str) -> None:
+async def watch(url: str, token: str | None, fmt: str, verify: ssl.SSLContext | bool) -> None:
     import nats
 
     nc = await nats.connect(nats_url(os.environ), connect_timeout=2)
     try:
         sub = await nc.subscribe(names.node_subject("*", "boot"))
         # Subscribed first, so nothing between the snapshot and the first event is lost.
-        statuses = {s.node: s for s in await fetch(url, token)}
+        statuses = {s.node: s for s in await fetch(url, token, verify)}
         click.clear()
         echo(render(list(statuses.values()), fmt))
         if fmt != "table":
@@ -119,10 +122,10 @@ async def watch(url: str, token: str | None, fmt: str) -> None:
 @click.pass_context
 def command(ctx: click.Context, follow: bool, output: str | None) -> None:
     fmt = output_format(ctx, output)
-    token = resolve(os.environ, token=globals_of(ctx).token).token
+    config = resolve(os.environ, token=globals_of(ctx).token)
     url = bootd_url(os.environ)
     if follow:
         with contextlib.suppress(KeyboardInterrupt):
-            run(watch(url, token, fmt))
+            run(watch(url, config.token, fmt, config.verify()))
         return
-    echo(render(run(fetch(url, token)), fmt))
+    echo(render(run(fetch(url, config.token, config.verify())), fmt))

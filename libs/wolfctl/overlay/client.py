@@ -25,7 +25,8 @@ TIMEOUT: Final = 600.0
 
 def overlayd_config(env: Mapping[str, str], token: str | None = None) -> ApiConfig:
     url = env.get(ENV_OVERLAYD_URL) or _from_endpoints(data_dir(env)) or DEFAULT_OVERLAYD_URL
-    return ApiConfig(url=url, token=resolve(env, token=token).token)
+    # The token and the CA are found as for the registry.
+    return msgspec.structs.replace(resolve(env, token=token), url=url)
 
 
 def _from_endpoints(data: Any) -> str | None:
