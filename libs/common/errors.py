@@ -29,3 +29,7 @@ class Invalid(WolfpackError):
 
 class Unauthorized(WolfpackError):
     """No or wrong credentials."""
+
+
+class Forbidden(WolfpackError):
+    """The credentials are understood and do not allow this (a node asking for another's)."""

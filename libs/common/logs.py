@@ -9,11 +9,21 @@ a child's lines, which already carry their own level and service name.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Final
 
 LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 VERBATIM: Final = "verbatim"
+# A node's asset key travels in its URLs (`?assetkey=`), which uvicorn's access lines and
+# httpx's request lines print: the value never reaches a log.
+_ASSET_KEY: Final = re.compile(r"(assetkey=)[^&\s\"']*", re.IGNORECASE)
+HIDDEN: Final = "********"
+
+
+def scrub(message: str) -> str:
+    """`message` with every `assetkey=` value in it hidden."""
+    return _ASSET_KEY.sub(rf"\g<1>{HIDDEN}", message) if "assetkey=" in message.lower() else message
 
 
 class _LineFormatter(logging.Formatter):
@@ -22,7 +32,7 @@ class _LineFormatter(logging.Formatter):
         self._service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        message = scrub(record.getMessage())
         if not getattr(record, VERBATIM, False):
             message = f"{record.levelname} {self._service}: {message}"
         if record.exc_info:

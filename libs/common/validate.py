@@ -24,6 +24,12 @@ _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 # Linux interface names: at most 15 bytes, no slash or white space.
 _IFNAME = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
+# Disk and file system keys: a device path under /dev (`/dev/vda`, `/dev/disk/by-id/nvme-…`),
+# written into fstab and unit names, so no white space and no `.`/`..` segments.
+_DEVICE = re.compile(r"/dev(?:/[A-Za-z0-9_+:@=,\\-][A-Za-z0-9_.+:@=,\\-]*)+")
+_DEVICE_MAX = 255
+# GPT partition names (at most 36 characters), used as /dev/disk/by-partlabel/<label>.
+_PARTLABEL = re.compile(r"[A-Za-z0-9_.+:@-]{1,36}")
 _MAC_OCTETS = (6, 8, 20)  # EUI-48, EUI-64, IP over InfiniBand
 _MTU = (68, 65535)
 
@@ -183,7 +189,10 @@ def _validate_common(obj: T) -> T:
         _check_key(obj.primary_network, "primary_network")
     _check_tags(obj.tags, "tags")
     for device, disk in obj.disks.items():
+        _check_device(device, "disks")
         _check_disk(disk, f"disks.{device}")
+    for device in obj.filesystems:
+        _check_device(device, "filesystems")
     return msgspec.structs.replace(
         obj,
         kernel=_check_kernel(obj.kernel),
@@ -247,9 +256,24 @@ def _check_ipmi(ipmi: IPMI | None) -> IPMI | None:
     )
 
 
+def _check_device(key: str, field: str) -> None:
+    """A key of `disks` or `filesystems`: the device path it stands for."""
+    if not isinstance(key, str) or len(key) > _DEVICE_MAX or not _DEVICE.fullmatch(key):
+        raise Invalid(
+            f"{key!r} is not a device path: give one under /dev (like /dev/vda or "
+            "/dev/disk/by-partlabel/scratch), without blanks or '.' and '..' parts",
+            field=field,
+        )
+
+
 def _check_disk(disk: Disk, field: str) -> None:
     for label, part in disk.partitions.items():
         where = f"{field}.partitions.{label}"
+        if not isinstance(label, str) or not _PARTLABEL.fullmatch(label):
+            raise Invalid(
+                f"{label!r} is not a partition label: use 1-36 letters, digits and '_.+:@-'",
+                field=f"{field}.partitions",
+            )
         if part.number is not None and part.number < 1:
             raise Invalid(f"partition number {part.number} is below 1", field=f"{where}.number")
         for attr in ("size_mib", "start_mib"):

@@ -34,10 +34,12 @@ def _source(provenance: Mapping[str, Any], path: str) -> str:
 
 
 class FieldLister:
-    """Lists fields of model objects; keeps each class's type info for the run."""
+    """Lists fields of model objects; keeps each class's type info for the run. Secrets are
+    masked unless `reveal` (`--secrets`, the registry sent them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, reveal: bool = False) -> None:
         self._info: dict[type, mi.StructType] = {}
+        self._reveal = reveal
 
     def _fields(self, cls: type) -> tuple[mi.Field, ...]:
         info = self._info.get(cls)
@@ -68,7 +70,7 @@ class FieldLister:
             t = f.type
             secret = False
             if isinstance(t, mi.Metadata):
-                secret = bool((t.extra or {}).get("secret"))
+                secret = bool((t.extra or {}).get("secret")) and not self._reveal
                 t = t.type
             if isinstance(t, mi.UnionType):
                 t = next((u for u in t.types if not isinstance(u, mi.NoneType)), t)

@@ -52,10 +52,18 @@ def name_of(kind: Kind[Any], obj: Any) -> str:
 
 
 async def list_objects(
-    api: Registry, kind: Kind[M], *, merged: bool = False, names: list[str] | None = None
+    api: Registry,
+    kind: Kind[M],
+    *,
+    merged: bool = False,
+    names: list[str] | None = None,
+    secrets: bool = False,
 ) -> list[Any]:
-    """Every object (or merged view) of a kind, sorted by name; only `names` if given."""
+    """Every object (or merged view) of a kind, sorted by name; only `names` if given.
+    Secrets come masked unless `secrets` (which the registry allows with the token only)."""
     params = {"merged": "true"} if merged else {}
+    if secrets:
+        params["secrets"] = "true"
     if names:
         # The registry may filter by range itself; filtering here as well keeps us honest.
         params["names"] = hostlist.collect_hostlist(names)

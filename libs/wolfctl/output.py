@@ -12,8 +12,10 @@ from typing import Any
 import click
 import msgspec
 
+from libs.common.redact import MASK
+
 EMPTY = "--"
-SECRET = "********"
+SECRET = MASK  # what the registry answers for a secret, unless asked with --secrets
 GAP = "  "
 
 

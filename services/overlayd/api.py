@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 
 from libs.common import names, ranges
 from libs.common.errors import Invalid, NotFound
-from libs.common.httpapi import TokenAuth, body_schema, decode_body, encode
+from libs.common.httpapi import Credentials, TokenAuth, body_schema, decode_body, encode
 from libs.common.models.overlay import BootManifest, OverlayMeta
 from libs.common.models.overlay_api import (
     ChmodRequest,
@@ -17,6 +18,7 @@ from libs.common.models.overlay_api import (
     RenderedFile,
     WaveReport,
 )
+from libs.common.redact import MASK
 from services.overlayd.catalog import Catalog, summary_of
 from services.overlayd.manifests import Manifests
 from services.overlayd.waves import Waves
@@ -43,6 +45,9 @@ def _changed(meta: OverlayMeta, status: int = 200) -> Response:
 def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter:
     r = APIRouter(prefix=names.API_PREFIX, tags=["overlays"])
     read, write = [Depends(auth.require_read)], [Depends(auth.require_write)]
+    # What an overlay holds, rendered for a node or as stored, may be a secret (host keys,
+    # the node's asset key, a site's munge key): the token always, even with public reads.
+    contents = write
 
     @r.get("/overlays", dependencies=read, openapi_extra=body_schema(response=list[OverlaySummary]))
     async def list_overlays(files: bool = False) -> Response:
@@ -74,9 +79,12 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
         openapi_extra=body_schema(response=OverlaySummary | list[RenderedFile]),
     )
     async def show_overlay(
-        name: str, render: str | None = Query(None, description="node to render it for")
+        credentials: Credentials,
+        name: str,
+        render: str | None = Query(None, description="node to render it for (needs the token)"),
     ) -> Response:
         if render is not None:
+            await auth.require_write(credentials)
             return encode(await catalog.rendered(name, render))
         return encode(await catalog.show(name))
 
@@ -85,7 +93,7 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
         await catalog.storage.delete(name, revision=_revision(if_match))
         return Response(status_code=204)
 
-    @r.get(FILE, dependencies=read, openapi_extra=body_schema(response_raw=(BINARY,)))
+    @r.get(FILE, dependencies=contents, openapi_extra=body_schema(response_raw=(BINARY,)))
     async def get_file(name: str, path: str, render: str | None = None) -> Response:
         if render is not None:
             found = await catalog.rendered_file(name, render, path)
@@ -186,6 +194,8 @@ def node_routes(manifests: Manifests, waves: Waves, auth: TokenAuth) -> APIRoute
     )
     async def manifest(name: str) -> Response:
         found = manifests.get(name)
+        if found.asset_key is not None:  # bootd alone compares it; nobody reads it here
+            found = msgspec.structs.replace(found, asset_key=MASK)
         return encode(found, headers={"ETag": f'"{found.revision}"'})
 
     @r.get("/status", dependencies=read, openapi_extra=body_schema(response=OverlaydStatus))

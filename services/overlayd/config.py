@@ -24,6 +24,7 @@ from libs.common.errors import Invalid
 from libs.common.models.fields import meta
 from libs.common.settings import Settings
 from services.overlayd.engine import NfsExport, TemplateSettings
+from services.overlayd.engine.helpers import DEFAULT_INCLUDE_HOST
 
 CONFIG_FILE: Final = "overlayd.yaml"
 HOST_DIR: Final = "host"
@@ -61,6 +62,10 @@ class OverlaydConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
         str | None, meta('shell command after exports changed, "exportfs -ra"')
     ] = None
     reload_timeout: Annotated[float, meta("seconds a reload command may take")] = 10.0
+    include_host: Annotated[
+        list[str],
+        meta("host files (or folders) templates may read with include_host; replaces the default"),
+    ] = msgspec.field(default_factory=lambda: list(DEFAULT_INCLUDE_HOST))
 
 
 class ServerAddress(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,6 +124,11 @@ def _checked(config: OverlaydConfig, path: Path) -> OverlaydConfig:
             raise Invalid(f"{where} dhcp_range starts after it ends", field="dhcp_range")
     if config.update_interval < 1:
         raise Invalid(f"{where} update_interval must be at least 1", field="update_interval")
+    for allowed in config.include_host:
+        if not allowed.startswith("/") or "\x00" in allowed:
+            raise Invalid(
+                f"{where} include_host: {allowed!r} is not an absolute path", field="include_host"
+            )
     for export in config.nfs_exports:
         if not export.path.startswith("/"):
             raise Invalid(
@@ -166,6 +176,11 @@ def server_address(config: OverlaydConfig) -> ServerAddress:
         return ServerAddress(ip=config.ip, netmask=config.netmask)
     found = host_address()
     return ServerAddress(ip=found.ip, netmask=config.netmask or found.netmask)
+
+
+def include_host_paths(config: OverlaydConfig) -> list[Path]:
+    """What include_host may read (the API token never, whatever this says)."""
+    return [Path(path) for path in config.include_host]
 
 
 def template_settings(config: OverlaydConfig, settings: Settings) -> TemplateSettings:

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 
 from libs.common import names, ranges
 from libs.common.errors import Invalid
-from libs.common.httpapi import TokenAuth, body_schema, decode_body, encode
+from libs.common.httpapi import Credentials, TokenAuth, body_schema, decode_body, encode
 from libs.common.models.api import BulkAdd, BulkResult, ImportResult, MergedNode, MergedProfile
 from libs.common.models.node import Node, Profile
+from libs.common.redact import Secrets
 from services.registry.registry import Registry
 
 YAML = "application/yaml"
@@ -42,6 +43,22 @@ def _stored(obj: Node | Profile, status: int = 200) -> Response:
     return encode(obj, status=status, headers={"ETag": f'"{obj.revision}"'})
 
 
+SECRETS_HELP = "show secrets (IPMI password, asset key) instead of a mask; needs the token"
+
+
+def secrets_wanted(auth: TokenAuth) -> Callable[..., Awaitable[bool]]:
+    """A dependency: `?secrets=true` asked (and the token checked, even with public reads)."""
+
+    async def wanted(
+        credentials: Credentials, secrets: bool = Query(False, description=SECRETS_HELP)
+    ) -> bool:
+        if secrets:
+            await auth.require_write(credentials)
+        return secrets
+
+    return wanted
+
+
 def _patch_body(raw: bytes) -> dict[str, Any]:
     try:
         doc = msgspec.json.decode(raw)
@@ -66,27 +83,38 @@ class Kind(Generic[T]):
     put: Callable[..., Awaitable[T]]
     patch: Callable[..., Awaitable[T]]
     delete: Callable[..., Awaitable[None]]
+    secrets: Secrets[Any]
+    merged_secrets: Secrets[Any]
 
 
 def kinds(registry: Registry) -> tuple[Kind[Node], Kind[Profile]]:
     nodes = Kind(
         "nodes", Node, MergedNode, registry.nodes.items, registry.list_nodes,
         registry.nodes.get, registry.merged_node, registry.put_node, registry.patch_node,
-        registry.delete_node,
+        registry.delete_node, registry.node_secrets, Secrets(MergedNode),
     )  # fmt: skip
     profiles = Kind(
         "profiles", Profile, MergedProfile, registry.profiles.items, registry.list_profiles,
         registry.profiles.get, registry.merged_profile, registry.put_profile,
-        registry.patch_profile, registry.delete_profile,
+        registry.patch_profile, registry.delete_profile, registry.profile_secrets,
+        Secrets(MergedProfile),
     )  # fmt: skip
     return nodes, profiles
 
 
 def object_routes(kind: Kind[Any], auth: TokenAuth) -> APIRouter:
-    """List, get (stored or merged with provenance), put, patch and delete of one kind."""
+    """List, get (stored or merged with provenance), put, patch and delete of one kind.
+    Every answer masks secrets but a read asking `?secrets=true` with the token."""
     r = APIRouter(prefix=names.API_PREFIX, tags=[kind.plural])
     read, write = [Depends(auth.require_read)], [Depends(auth.require_write)]
+    reveal = Depends(secrets_wanted(auth))
     one = f"/{kind.plural}/{{name}}"
+
+    def shown(obj: Any, secrets: bool = False) -> Any:
+        return obj if secrets else kind.secrets.mask(obj)
+
+    def shown_merged(obj: Any, secrets: bool) -> Any:
+        return obj if secrets else kind.merged_secrets.mask(obj)
 
     listed = GenericAlias(list, (kind.model,)) | GenericAlias(list, (kind.merged_model,))
 
@@ -94,19 +122,20 @@ def object_routes(kind: Kind[Any], auth: TokenAuth) -> APIRouter:
     async def list_objects(
         merged: bool = False,
         names_: str | None = Query(None, alias="names", description="hostlist range"),
+        secrets: bool = reveal,
     ) -> Response:
         objects = kind.listing(ranges.expand_names(names_) if names_ else None)
         if merged:
-            return encode([kind.merged(o.name) for o in objects])
-        return encode(objects)
+            return encode([shown_merged(kind.merged(o.name), secrets) for o in objects])
+        return encode([shown(o, secrets) for o in objects])
 
     @r.get(
         one, dependencies=read, openapi_extra=body_schema(response=kind.model | kind.merged_model)
     )
-    async def get_object(name: str, merged: bool = False) -> Response:
+    async def get_object(name: str, merged: bool = False, secrets: bool = reveal) -> Response:
         if merged:
-            return encode(kind.merged(name))
-        return _stored(kind.get(name))
+            return encode(shown_merged(kind.merged(name), secrets))
+        return _stored(shown(kind.get(name), secrets))
 
     @r.put(
         one,
@@ -124,7 +153,7 @@ def object_routes(kind: Kind[Any], auth: TokenAuth) -> APIRouter:
         stored = await kind.put(
             name, obj, if_match=_revision(if_match), create_only=_create_only(if_none_match)
         )
-        return _stored(stored, 200 if existed else 201)
+        return _stored(shown(stored), 200 if existed else 201)
 
     @r.patch(
         one,
@@ -135,7 +164,7 @@ def object_routes(kind: Kind[Any], auth: TokenAuth) -> APIRouter:
         name: str, request: Request, if_match: str | None = Header(None)
     ) -> Response:
         patch = _patch_body(await request.body())
-        return _stored(await kind.patch(name, patch, if_match=_revision(if_match)))
+        return _stored(shown(await kind.patch(name, patch, if_match=_revision(if_match))))
 
     @r.delete(one, dependencies=write, status_code=204)
     async def delete_object(name: str, if_match: str | None = Header(None)) -> Response:
@@ -181,8 +210,8 @@ def conf_routes(registry: Registry, auth: TokenAuth) -> APIRouter:
         dependencies=[Depends(auth.require_read)],
         openapi_extra=body_schema(response_raw=(YAML,)),
     )
-    async def export_conf() -> Response:
-        return Response(registry.export_conf(), media_type=YAML)
+    async def export_conf(secrets: bool = Depends(secrets_wanted(auth))) -> Response:
+        return Response(registry.export_conf(secrets=secrets), media_type=YAML)
 
     return r
 

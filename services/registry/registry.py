@@ -17,6 +17,7 @@ from libs.common.errors import Conflict, Invalid
 from libs.common.mergepatch import apply_merge_patch
 from libs.common.models.api import BulkAdd, BulkResult, ImportResult, MergedNode, MergedProfile
 from libs.common.models.node import IPMI, NetDev, Node, Profile
+from libs.common.redact import Secrets
 from services.registry.collection import Collection, ObjectBucket, Publisher
 
 # Concurrent KV writes in flight during a bulk add (bounded to keep latency of others low).
@@ -36,6 +37,8 @@ class Registry:
         self.profiles: Collection[Profile] = Collection("profile", profiles, publisher)
         self._addresses = validate.AddressIndex()
         self.nodes.on_change = self._index_node
+        self.node_secrets = Secrets(Node)
+        self.profile_secrets = Secrets(Profile)
         # One writer at a time: validation against the whole registry (unique addresses,
         # profile cycles) and the write it allows must not interleave with another write.
         self._lock = asyncio.Lock()
@@ -75,6 +78,8 @@ class Registry:
 
     def _check_node(self, name: str, node: Node) -> Node:
         validate.validate_name(name)
+        # A secret sent back masked (read, edited, put back) keeps its stored value.
+        node = self.node_secrets.keep_masked(node, self.nodes.items.get(name))
         node = validate.validate_node(msgspec.structs.replace(node, name=name))
         validate.check_profiles_exist(node, self.profiles.items)
         self._addresses.check(node)
@@ -138,6 +143,7 @@ class Registry:
 
     def _check_profile(self, name: str, profile: Profile) -> Profile:
         validate.validate_name(name)
+        profile = self.profile_secrets.keep_masked(profile, self.profiles.items.get(name))
         profile = validate.validate_profile(msgspec.structs.replace(profile, name=name))
         validate.check_profiles_exist(profile, {**self.profiles.items, name: profile})
         validate.check_no_cycle(name, profile, self.profiles.items)
@@ -174,8 +180,13 @@ class Registry:
 
     # -- nodes.conf ----------------------------------------------------------------------
 
-    def export_conf(self) -> str:
-        return nodesconf.dump_nodes_conf(dict(self.profiles.items), dict(self.nodes.items))
+    def export_conf(self, *, secrets: bool = False) -> str:
+        """The registry as a nodes.conf; secrets masked unless `secrets`."""
+        profiles, nodes = dict(self.profiles.items), dict(self.nodes.items)
+        if not secrets:
+            profiles = {k: self.profile_secrets.mask(p) for k, p in profiles.items()}
+            nodes = {k: self.node_secrets.mask(n) for k, n in nodes.items()}
+        return nodesconf.dump_nodes_conf(profiles, nodes)
 
     async def import_conf(self, text: str) -> ImportResult:
         """Create or replace every profile and node of a Warewulf nodes.conf. Everything is
@@ -186,6 +197,7 @@ class Registry:
             checked_profiles: dict[str, Profile] = {}
             for name, profile in profiles.items():
                 validate.validate_name(name, field=f"nodeprofiles.{name}")
+                profile = self.profile_secrets.keep_masked(profile, self.profiles.items.get(name))
                 p = validate.validate_profile(msgspec.structs.replace(profile, name=name))
                 validate.check_profiles_exist(p, all_profiles)
                 validate.check_no_cycle(
@@ -199,6 +211,7 @@ class Registry:
             checked_nodes: dict[str, Node] = {}
             for name, node in nodes.items():
                 validate.validate_name(name, field=f"nodes.{name}")
+                node = self.node_secrets.keep_masked(node, self.nodes.items.get(name))
                 n = validate.validate_node(msgspec.structs.replace(node, name=name))
                 validate.check_profiles_exist(n, all_profiles)
                 index.check(n)

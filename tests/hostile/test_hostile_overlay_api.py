@@ -9,6 +9,8 @@ door seen from the outside, through HTTP, NATS and the real service's configurat
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import secrets
 from pathlib import Path
 from typing import Final
@@ -41,6 +43,9 @@ def attacks(data: Path, outside: Path) -> dict[str, str]:
         "include_host outside": f"{{{{ include_host('{outside}/secret.txt') }}}}",
         "include_host link out": f"{{{{ include_host('{data}/leak') }}}}",
         "include_host dot-dot": f"{{{{ include_host('/etc/../{outside}/secret.txt') }}}}",
+        "include_host shadow": "{{ include_host('/etc/shadow') }}",
+        "include_host host key": "{{ include_host('/etc/ssh/ssh_host_ed25519_key') }}",
+        "include_host DATA": f"{{{{ include_host('{data}/overlayd/keys/ssh_host_rsa_key') }}}}",
         "include_host relative": "{{ include_host('etc/passwd') }}",
         "include_image": "{{ include_image('../../../../etc/passwd') }}",
     }
@@ -48,7 +53,7 @@ def attacks(data: Path, outside: Path) -> dict[str, str]:
 
 @pytest.fixture
 def outside(tmp_path: Path, up: UpStack) -> tuple[Path, bytes]:
-    """A secret outside every include root, and a link to it inside DATA (an allowed root)."""
+    """A secret outside every include root, and a link to it inside DATA (allowed once)."""
     secret = f"SECRET-{secrets.token_hex(8)}".encode()
     (tmp_path / "secret.txt").write_bytes(secret + b"\n")
     leak = up.data / "leak"
@@ -96,3 +101,70 @@ async def test_hostile_templates_fail_their_node_and_leak_nothing(
             for e in events.rendered
             if e.node.startswith("hx-") and e.node != f"hx-{len(hostile)}"
         ]
+
+
+async def test_include_host_of_etc_shadow_fails_and_changes_nothing(up: UpStack) -> None:
+    """include_host reads an allow-list (DATA/overlayd.yaml `include_host`, by default
+    passwd, group, hosts, resolv.conf): /etc/shadow fails the node's render with an error
+    naming the path, and the node keeps the manifest it had."""
+    headers = {"Authorization": f"Bearer {up.token}"}
+    overlayd = httpx.AsyncClient(base_url=f"{up.url('overlayd')}/api/v1", headers=headers)
+    registry = httpx.AsyncClient(base_url=f"{up.registry_url}/api/v1", headers=headers)
+    path = f"/overlays/shadow-reader/files/{TEMPLATE}"
+    async with overlayd, registry, node_events(up.nats_url) as events:
+        r = await overlayd.post("/overlays", json={"name": "shadow-reader", "empty": True})
+        assert r.status_code == 201, r.text
+        allowed = b"{{ include_host('/etc/passwd')[:5] }}\n"
+        assert (await overlayd.put(path, content=allowed)).status_code == 200
+        async with following_boot(up.nats_url) as boot:
+            node = {"profiles": ["default"], "system_overlay": ["shadow-reader"]}
+            r = await registry.put("/nodes/hs-1", json=node)
+            assert r.status_code == 201, r.text
+            await boot.manifest("hs-1")
+            await _settled(overlayd)  # the follow-up (every node's hosts file) done too
+            before = boot.manifests["hs-1"]
+            blobs_before = set(_blobs(up.data))
+            r = await overlayd.put(path, content=b"line one\n{{ include_host('/etc/shadow') }}\n")
+            assert r.status_code == 200, r.text
+            failure = await events.failure("hs-1")
+            assert (failure.overlay, failure.template, failure.line) == (
+                "shadow-reader",
+                TEMPLATE,
+                2,
+            )
+            assert "/etc/shadow" in failure.message
+            assert "outside the allowed roots" in failure.message
+            assert "overlayd.yaml" in failure.message
+            await _settled(overlayd)
+            assert boot.manifests["hs-1"] == before  # the last good manifest stays
+        r = await overlayd.get("/overlays/shadow-reader", params={"render": "hs-1"})
+        assert r.status_code == 400 and "/etc/shadow" in r.json()["error"], r.text
+    # Nothing of /etc/shadow went into the store.
+    shadow = _shadow()
+    for blob in set(_blobs(up.data)) - blobs_before:
+        assert shadow not in _plain(blob), blob
+
+
+async def _settled(overlayd: httpx.AsyncClient) -> None:
+    """Until overlayd has nothing left to do (no event says so: ask every 20 ms)."""
+    async with asyncio.timeout(60):
+        while True:
+            found = (await overlayd.get("/status")).json()
+            if not any(found[k] for k in ("busy", "pending", "followup", "host_files_pending")):
+                return
+            await asyncio.sleep(0.02)
+
+
+def _shadow() -> bytes:
+    text = Path("/etc/shadow").read_bytes().strip()
+    assert text, "/etc/shadow is empty: nothing to look for"
+    return text
+
+
+def _blobs(data: Path) -> list[Path]:
+    return [p for p in (data / "cas").rglob("*") if p.is_file() and len(p.name) == 64]
+
+
+def _plain(blob: Path) -> bytes:
+    raw = blob.read_bytes()
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw

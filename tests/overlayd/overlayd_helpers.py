@@ -36,7 +36,7 @@ from libs.common.models.overlay import (
 )
 from libs.common.settings import Settings
 from services.overlayd.bus import DURABLES
-from services.overlayd.config import load_config, template_settings
+from services.overlayd.config import include_host_paths, load_config, template_settings
 from services.overlayd.engine import (
     NodeRender,
     OverlayRenderer,
@@ -249,7 +249,14 @@ def unpack(data: Path, digests: list[str], dest: Path) -> Path:
 async def fresh_manifests(stack: Stack, scratch: Path) -> dict[str, BootManifest]:
     """What a fresh full render of the cluster as KV holds it now gives, by the engine in this
     process (its own scratch store: digests are content, so they compare)."""
-    bus = await Bus.connect(stack.nats_url, "test-fresh")
+    return await fresh_render(stack.nats_url, stack.data, stack.overlayd_offset, scratch)
+
+
+async def fresh_render(
+    nats_url: str, data: Path, port_offset: int, scratch: Path
+) -> dict[str, BootManifest]:
+    """`fresh_manifests` for any stack: its NATS, its DATA folder, its port offset."""
+    bus = await Bus.connect(nats_url, "test-fresh")
     try:
         nodes = await (await bus.bucket(names.BUCKET_NODES, Node)).items()
         profiles = await (await bus.bucket(names.BUCKET_PROFILES, Profile)).items()
@@ -257,14 +264,16 @@ async def fresh_manifests(stack: Stack, scratch: Path) -> dict[str, BootManifest
         store = ContentStore(scratch / "cas")
         shipped = ShippedOverlays()
         overlays = await bus.bucket(names.BUCKET_OVERLAYS, OverlayMeta)
-        site = OverlayStorage(overlays, ContentStore(stack.data / "cas"), shipped)
-        settings = Settings(data=str(stack.data), port_offset=stack.overlayd_offset)
+        site = OverlayStorage(overlays, ContentStore(data / "cas"), shipped)
+        settings = Settings(data=str(data), port_offset=port_offset)
+        config = load_config(data)
         renderer = OverlayRenderer(
-            OverlaySources(shipped, site, ContentStore(stack.data / "cas")),
-            template_settings(load_config(stack.data), settings),
-            await load_host_keys(stack.data),
+            OverlaySources(shipped, site, ContentStore(data / "cas")),
+            template_settings(config, settings),
+            await load_host_keys(data),
             store,
-            data_dir=stack.data,
+            data_dir=data,
+            host_roots=include_host_paths(config),
         )
         merged = {
             name: merge_node(msgspec.structs.replace(node, name=name), profiles).node

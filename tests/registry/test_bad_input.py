@@ -112,6 +112,27 @@ CASES = [
         "network_devices.x.ipaddr6",
     ),
     ("PUT", "/nodes/n2", b'{"profiles": ["nosuch"]}', 400, "nosuch", "profiles"),
+    # Disk and file system keys are device paths: fstab lines and unit names are made of them.
+    ("PUT", "/nodes/n2", b'{"filesystems": {"": {"path": "/x"}}}', 400, "''", "filesystems"),
+    ("PUT", "/nodes/n2", b'{"disks": {"": {}}}', 400, "device path", "disks"),
+    ("PUT", "/nodes/n2", b'{"filesystems": {"vda": {}}}', 400, "under /dev", "filesystems"),
+    (
+        "PUT",
+        "/profiles/p2",
+        b'{"filesystems": {"/dev/vda1 /etc xfs": {}}}',
+        400,
+        "device path",
+        "filesystems",
+    ),
+    ("PATCH", "/nodes/n1", b'{"disks": {"/dev/../etc": {}}}', 400, "device path", "disks"),
+    (
+        "PUT",
+        "/nodes/n2",
+        b'{"disks": {"/dev/vda": {"partitions": {"": {"number": 1}}}}}',
+        400,
+        "partition label",
+        "disks./dev/vda.partitions",
+    ),
     ("PUT", "/nodes/bad_name", b"{}", 400, "bad_name", "name"),
     (
         "PUT",

@@ -188,13 +188,24 @@ async def test_unset_netname_alone_removes_the_device(registry: Any) -> None:
     assert set((await nodes(registry))["n1"].network_devices) == {"default"}
 
 
-async def test_secrets_are_masked_in_tables_only(registry: Any) -> None:
+async def test_secrets_are_masked_unless_asked_for(registry: Any) -> None:
     await ok(registry, "node add n1 --ipmiuser admin --ipmipass hunter2 --ipmiaddr 10.9.0.1")
     table = await ok(registry, "node list -a")
     assert "hunter2" not in table
     assert ["n1", "ipmi.password", "n1", "********"] in rows(table)
     assert rows(await ok(registry, "node list -i")) == [["n1", "10.9.0.1", "--", "admin", "--"]]
-    assert (await nodes(registry))["n1"].ipmi.password == "hunter2"  # type: ignore[union-attr]
+    for fmt in ("json", "yaml"):
+        assert "hunter2" not in await ok(registry, f"-o {fmt} node list")
+        assert "hunter2" not in await ok(registry, f"-o {fmt} node list -a")
+    assert (await nodes(registry))["n1"].ipmi.password == "********"  # type: ignore[union-attr]
+    shown = await ok(registry, "-o json node list --secrets n1")
+    assert msgspec.json.decode(shown, type=list[Node])[0].ipmi.password == "hunter2"  # type: ignore[union-attr]
+    assert ["n1", "ipmi.password", "n1", "hunter2"] in rows(
+        await ok(registry, "node list -a --secrets")
+    )
+    # Without the token, no secret: the registry refuses rather than masks.
+    refused = await wolfctl(registry, "node list --secrets", token="wrong")
+    assert refused.code != 0 and "hunter2" not in refused.out
 
 
 async def test_delete_asks_first_unless_yes(registry: Any) -> None:

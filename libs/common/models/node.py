@@ -164,7 +164,7 @@ class Node(ProfileFields):
         meta("may claim the MAC of an unknown booting node", flag="discoverable", short="e"),
     ] = None
     asset_key: Annotated[
-        Str, meta("asset tag the node must present", ww="asset key", flag="asset")
+        Str, meta("asset tag the node must present", ww="asset key", flag="asset", secret=True)
     ] = None
     name: Annotated[str, meta("node name (hostname label)")] = ""
     revision: Annotated[int, meta("store revision; send it back in If-Match")] = 0

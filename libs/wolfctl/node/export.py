@@ -12,9 +12,12 @@ from libs.wolfctl.context import globals_of, run
 from libs.wolfctl.output import echo
 
 
-async def _export(ctx: click.Context) -> str:
+async def _export(ctx: click.Context, secrets: bool) -> str:
+    params = {"secrets": "true"} if secrets else None
     async with Registry(globals_of(ctx).api_config()) as api:
-        resp = await api.request("GET", "/export", headers={"Accept": "application/yaml"})
+        resp = await api.request(
+            "GET", "/export", params=params, headers={"Accept": "application/yaml"}
+        )
     return resp.text
 
 
@@ -25,9 +28,15 @@ async def _export(ctx: click.Context) -> str:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="write to FILE instead of stdout",
 )
+@click.option(
+    "--secrets",
+    is_flag=True,
+    help="include IPMI passwords and asset keys (masked otherwise; importing a masked file "
+    "keeps the stored ones)",
+)
 @click.pass_context
-def command(ctx: click.Context, file: Path | None) -> None:
-    text = run(_export(ctx))
+def command(ctx: click.Context, file: Path | None, secrets: bool) -> None:
+    text = run(_export(ctx, secrets))
     if file is None:
         echo(text)
     else:

@@ -25,7 +25,7 @@ Rows = Iterable[tuple[str, ...]]
 
 class View(msgspec.Struct, frozen=True):
     headers: tuple[str, ...]
-    rows: Callable[[list[Any]], Rows]
+    rows: Callable[..., Rows]
     merged: bool
 
 
@@ -70,8 +70,8 @@ def _ipmi(merged: list[MergedNode]) -> Rows:
             yield n.name, i.ipaddr or "", i.port or "", i.username or "", i.interface or ""
 
 
-def _all(merged: list[MergedNode]) -> Rows:
-    lister = FieldLister()
+def _all(merged: list[MergedNode], reveal: bool = False) -> Rows:
+    lister = FieldLister(reveal=reveal)
     for m in merged:
         for field, source, value in lister.rows(m.node, m.provenance):
             yield m.node.name, field, source, value
@@ -88,9 +88,14 @@ VIEWS: dict[str, View] = {
 }
 
 
-async def _fetch(ctx: click.Context, merged: bool, names: list[str] | None) -> list[Any]:
+async def _fetch(
+    ctx: click.Context, merged: bool, names: list[str] | None, secrets: bool
+) -> list[Any]:
     async with Registry(globals_of(ctx).api_config()) as api:
-        return await list_objects(api, NODE, merged=merged, names=names)
+        return await list_objects(api, NODE, merged=merged, names=names, secrets=secrets)
+
+
+SECRETS_HELP = "show the IPMI password and asset key instead of a mask (needs the API token)"
 
 
 @click.command("list", help="List nodes, all or those named by RANGE (e.g. n[01-05]).")
@@ -99,6 +104,7 @@ async def _fetch(ctx: click.Context, merged: bool, names: list[str] | None) -> l
 @click.option("-l", "--long", "long_", is_flag=True, help="kernel, image and overlays")
 @click.option("-n", "--net", is_flag=True, help="network devices")
 @click.option("-i", "--ipmi", is_flag=True, help="IPMI settings")
+@click.option("--secrets", is_flag=True, help=SECRETS_HELP)
 @output_option
 @click.pass_context
 def command(
@@ -108,6 +114,7 @@ def command(
     long_: bool,
     net: bool,
     ipmi: bool,
+    secrets: bool,
     output: str | None,
 ) -> None:
     # Like wwctl, the first view asked for wins.
@@ -120,8 +127,10 @@ def command(
     # JSON/YAML print the stored objects; with -a, the merged view and its provenance.
     merged = all_ if fmt != "table" else view.merged
     names = expand_names(ranges) if ranges else None
-    objects = run(_fetch(ctx, merged, names))
+    objects = run(_fetch(ctx, merged, names, secrets))
     if fmt != "table":
         echo(dump(objects, fmt))
+    elif name == "all":
+        echo(table(view.headers, _all(objects, reveal=secrets)))
     else:
         echo(table(view.headers, view.rows(objects)))

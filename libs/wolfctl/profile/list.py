@@ -21,8 +21,8 @@ def summary_rows(profiles: list[Profile]) -> list[Row]:
     return [(p.name, p.comment or "") for p in profiles]
 
 
-def all_rows(merged: list[MergedProfile]) -> list[Row]:
-    lister = FieldLister()
+def all_rows(merged: list[MergedProfile], reveal: bool = False) -> list[Row]:
+    lister = FieldLister(reveal=reveal)
     return [
         (m.profile.name, field, source, value)
         for m in merged
@@ -30,22 +30,29 @@ def all_rows(merged: list[MergedProfile]) -> list[Row]:
     ]
 
 
-async def _fetch(ctx: click.Context, merged: bool, names: list[str] | None) -> list[Any]:
+async def _fetch(
+    ctx: click.Context, merged: bool, names: list[str] | None, secrets: bool
+) -> list[Any]:
     async with Registry(globals_of(ctx).api_config()) as api:
-        return await list_objects(api, PROFILE, merged=merged, names=names)
+        return await list_objects(api, PROFILE, merged=merged, names=names, secrets=secrets)
 
 
 @click.command("list", help="List profiles, all or those named.")
 @click.argument("names", nargs=-1)
 @click.option("-a", "--all", "all_", is_flag=True, help="every field, with where it came from")
+@click.option(
+    "--secrets", is_flag=True, help="show the IPMI password instead of a mask (needs the token)"
+)
 @output_option
 @click.pass_context
-def command(ctx: click.Context, names: tuple[str, ...], all_: bool, output: str | None) -> None:
+def command(
+    ctx: click.Context, names: tuple[str, ...], all_: bool, secrets: bool, output: str | None
+) -> None:
     fmt = output_format(ctx, output)
-    objects = run(_fetch(ctx, all_, expand_names(names) if names else None))
+    objects = run(_fetch(ctx, all_, expand_names(names) if names else None, secrets))
     if fmt != "table":
         echo(dump(objects, fmt))
     elif all_:
-        echo(table(("PROFILE", "FIELD", "SOURCE", "VALUE"), all_rows(objects)))
+        echo(table(("PROFILE", "FIELD", "SOURCE", "VALUE"), all_rows(objects, reveal=secrets)))
     else:
         echo(table(("PROFILE NAME", "COMMENT/DESCRIPTION"), summary_rows(objects)))

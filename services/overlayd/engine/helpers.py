@@ -1,11 +1,15 @@
 """What `include_host(path)` and `include_image(path)` may read, and how.
 
-include_host reads only below the allowed roots (/etc, /root/.ssh, the DATA folder, minus the
-API token): the path is resolved with every symlink and `..` first, and the result must still be
-inside a root. include_image reads inside the node's image rootfs, resolving symlinks the way a
-chroot sees them (an absolute link starts again at the image's root), so nothing outside the
-rootfs is ever reached. Both read regular files only, at most MAX_INCLUDE bytes, and keep
-what they read for the rest of the wave (10,000 nodes reading one file read it once).
+include_host reads only what an allow-list names (files, or folders and what is below them;
+by default the few host files the shipped overlays and most sites need, DEFAULT_INCLUDE_HOST,
+and DATA/overlayd.yaml `include_host` replaces it), never the API token: the path is resolved
+with every symlink and `..` first, and the result must still be an allowed file or inside an
+allowed folder (whose own links are resolved the same way).
+
+include_image reads inside the node's image rootfs, resolving symlinks the way a chroot sees
+them (an absolute link starts again at the image's root), so nothing outside the rootfs is
+ever reached. Both read regular files only, at most MAX_INCLUDE bytes, and keep what they
+read for the rest of the wave (10,000 nodes reading one file read it once).
 """
 
 from __future__ import annotations
@@ -28,12 +32,18 @@ class IncludeError(Exception):
     """A helper refused or failed; the message names the path and why."""
 
 
-def default_host_roots(data_dir: Path) -> list[Path]:
-    return [Path("/etc"), Path("/root/.ssh"), Path(data_dir)]
+# What the shipped overlays read (syncuser: passwd, group) and what sites commonly add; no
+# secret among them (not /etc/shadow, no private key, nothing of DATA).
+DEFAULT_INCLUDE_HOST: Final = ("/etc/passwd", "/etc/group", "/etc/hosts", "/etc/resolv.conf")
+ALLOW_LIST_HINT: Final = "DATA/overlayd.yaml `include_host` lists what templates may read"
+
+
+def default_include_host() -> list[Path]:
+    return [Path(path) for path in DEFAULT_INCLUDE_HOST]
 
 
 class HostFiles:
-    """include_host(path): a host file below the allowed roots."""
+    """include_host(path): a host file the allow-list `roots` names (files or folders)."""
 
     def __init__(self, roots: Sequence[Path], denied: Sequence[Path] = ()) -> None:
         self.roots = [Path(os.path.realpath(root)) for root in roots]
@@ -42,7 +52,7 @@ class HostFiles:
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, roots: Sequence[Path] | None = None) -> HostFiles:
-        chosen = default_host_roots(data_dir) if roots is None else roots
+        chosen = default_include_host() if roots is None else roots
         return cls(chosen, denied=[Path(data_dir) / names.TOKEN_FILE])
 
     def read(self, path: str, default: str | None = None) -> str:
@@ -66,7 +76,8 @@ class HostFiles:
         if resolved in self.denied or not any(resolved.is_relative_to(r) for r in self.roots):
             allowed = ", ".join(str(r) for r in self.roots)
             raise IncludeError(
-                f"include_host({path!r}): {resolved} is outside the allowed roots ({allowed})"
+                f"include_host({path!r}): {resolved} is outside the allowed roots ({allowed}); "
+                f"{ALLOW_LIST_HINT}"
             )
         return _read_text(resolved, f"include_host({path!r})")
 
