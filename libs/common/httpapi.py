@@ -14,6 +14,8 @@ from types import UnionType
 from typing import Annotated, Any, Final, TypeVar, Union, get_args, get_origin
 
 import msgspec
+import nats.errors
+import nats.js.errors
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,7 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from libs.common import errors, names
 from libs.common.decoding import decode_json
 from libs.common.models.api import ErrorBody
-from libs.common.token import tokens_equal
+from libs.common.storefull import StoreFull
+from libs.common.token_file import FixedToken, Tokens
 
 T = TypeVar("T")
 
@@ -38,10 +41,22 @@ BINARY: Final = "application/octet-stream"
 STATUS: Final[dict[type[errors.WolfpackError], int]] = {
     errors.Invalid: 400,
     errors.Unauthorized: 401,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
 }
 BEARER_CHALLENGE: Final = {"WWW-Authenticate": "Bearer"}
+# NATS down or restarting: the request may be tried again in a moment (a write is idempotent
+# to retry; if it was stored before the bus went, the retry finds it stored).
+BUS_UNAVAILABLE: Final = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.StaleConnectionError,
+    nats.js.errors.ServiceUnavailableError,
+)
+BUS_RETRY_AFTER: Final = "1"
 SCHEMA_REF: Final = "#/components/schemas/{name}"
 # Key under which `body_schema` hands its schema components to the OpenAPI builder.
 _COMPONENTS_KEY: Final = "x-wolfpack-components"
@@ -161,6 +176,20 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return error_response(400, f"invalid {where} parameter: {first.get('msg', 'bad value')}", field)
 
 
+async def _bus_unavailable(request: Request, exc: Exception) -> Response:
+    reason = str(exc) or type(exc).__name__
+    return error_response(
+        503,
+        f"the message bus (NATS) is unavailable: {reason}; try again",
+        headers={"Retry-After": BUS_RETRY_AFTER},
+    )
+
+
+async def _store_full(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StoreFull)
+    return error_response(507, exc.advice)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
@@ -179,6 +208,9 @@ def create_app(
     app.add_exception_handler(errors.WolfpackError, _wolfpack_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(StoreFull, _store_full)  # 507 Insufficient Storage
+    for unavailable in BUS_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _bus_unavailable)
     app.add_middleware(BodyLimit, limit=body_limit)
     # Added last, so outermost of ours: it also sees what the body limit lets through.
     app.add_middleware(CatchAll, log=logging.getLogger(f"wolfpack.{service}.http"))
@@ -290,11 +322,13 @@ class TokenAuth:
     """Bearer-token checks as FastAPI dependencies: `Depends(auth.require_write)`.
 
     `require_write` guards every non-GET route; `require_read` guards GET routes unless the
-    API was started with public reads.
+    API was started with public reads. `tokens` is a fixed token or a
+    libs.common.token_file.TokenFile, which follows `wolfpack token rotate`.
     """
 
-    def __init__(self, token: str, *, public_read: bool = False) -> None:
+    def __init__(self, tokens: str | Tokens, *, public_read: bool = False) -> None:
         self.public_read = public_read
+        accepted = FixedToken(tokens) if isinstance(tokens, str) else tokens
 
         def check(credentials: HTTPAuthorizationCredentials | None) -> None:
             if credentials is None:
@@ -302,8 +336,7 @@ class TokenAuth:
                     f"missing token: send 'Authorization: Bearer TOKEN' "
                     f"(TOKEN is in DATA/{names.TOKEN_FILE})"
                 )
-            if not tokens_equal(credentials.credentials, token):
-                raise errors.Unauthorized("wrong token")
+            accepted.check(credentials.credentials)
 
         async def require_write(
             credentials: Credentials,

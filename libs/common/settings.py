@@ -19,6 +19,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Reads of the registry API without a token.
     public_read: bool = False
     log_level: str = "info"
+    # bootd: kernels and images sent at once; more wait (503, Retry-After). 0: no limit.
+    max_transfers: int = 64
+    # HTTPS with DATA/tls (bootd: plain HTTP for nodes, HTTPS on names.BOOTD_TLS_PORT).
+    tls: bool = False
+    # More names (DNS or IP) the server certificate must cover.
+    tls_names: tuple[str, ...] = ()
 
     @property
     def data_dir(self) -> Path:

@@ -1,5 +1,6 @@
 """The `wolfpack` command: `up` (the whole stack), `run SERVICE` (one service), and the store's
-hygiene, `gc` and `fsck` (libs/runtime/store_cmds.py), and `demo` (a virtual node boots).
+hygiene, `gc` and `fsck` (libs/runtime/store_cmds.py), `token` (libs/runtime/token_cmds.py),
+and `demo` (a virtual node boots).
 
 Flags and environment variables map to libs.common.settings.Settings here and nowhere else.
 """
@@ -19,16 +20,28 @@ from libs.common.errors import Invalid
 from libs.common.logs import LEVELS
 from libs.common.service import StartupFailed, serve
 from libs.common.settings import Settings
+from libs.common.tls import check_name
 from libs.runtime.demo import demo
 from libs.runtime.network import server_network
 from libs.runtime.services import SERVICES
 from libs.runtime.store_cmds import fsck, gc
+from libs.runtime.token_cmds import token
 from libs.runtime.up import up as run_stack
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Every shifted port must stay a valid port.
-MAX_OFFSET: Final = 65535 - max(names.PORTS.values())
+MAX_OFFSET: Final = 65535 - max(*names.PORTS.values(), names.BOOTD_TLS_PORT)
+
+
+def _tls_names(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    try:
+        return tuple(check_name(name) for name in value)
+    except Invalid as err:
+        raise click.BadParameter(err.message) from None
+
 
 _OPTIONS = (
     click.option(
@@ -68,11 +81,38 @@ _OPTIONS = (
         help="Allow API reads without the token.",
     ),
     click.option(
+        "--tls/--no-tls",
+        envvar="WOLFPACK_TLS",
+        default=False,
+        show_default=True,
+        help="Serve the APIs over HTTPS with a private CA made in DATA/tls (bootd keeps plain "
+        f"HTTP for booting nodes and adds HTTPS on {names.BOOTD_TLS_PORT}); docs/security.md.",
+    ),
+    click.option(
+        "--tls-name",
+        "tls_names",
+        envvar="WOLFPACK_TLS_NAMES",
+        multiple=True,
+        metavar="NAME",
+        callback=_tls_names,
+        help="Another DNS name or address the server certificate covers (repeatable; "
+        "localhost, this host's name, --bind and --ip are always in).",
+    ),
+    click.option(
         "--log-level",
         envvar="WOLFPACK_LOG_LEVEL",
         type=click.Choice(LEVELS, case_sensitive=False),
         default=Settings().log_level,
         show_default=True,
+    ),
+    click.option(
+        "--max-transfers",
+        envvar="WOLFPACK_MAX_TRANSFERS",
+        type=click.IntRange(min=0),
+        default=Settings().max_transfers,
+        show_default=True,
+        help="bootd: kernels and images sent at once; more nodes are told to come back "
+        "(503, Retry-After). 0: no limit.",
     ),
 )
 
@@ -118,7 +158,15 @@ def network_options(command: F) -> F:
 
 
 def to_settings(
-    data: str, nats: str | None, bind: str, port_offset: int, public_read: bool, log_level: str
+    data: str,
+    nats: str | None,
+    bind: str,
+    port_offset: int,
+    public_read: bool,
+    log_level: str,
+    max_transfers: int = Settings().max_transfers,
+    tls: bool = False,
+    tls_names: tuple[str, ...] = (),
 ) -> Settings:
     return Settings(
         data=data,
@@ -127,6 +175,9 @@ def to_settings(
         port_offset=port_offset,
         public_read=public_read,
         log_level=log_level.lower(),
+        max_transfers=max_transfers,
+        tls=tls,
+        tls_names=tls_names,
     )
 
 
@@ -160,6 +211,7 @@ def run(service: str, **options: Any) -> None:
 
 cli.add_command(gc)
 cli.add_command(fsck)
+cli.add_command(token)
 cli.add_command(demo)
 
 

@@ -17,10 +17,12 @@ import libs
 from libs.common import names
 from libs.common.endpoints import Endpoints, write_endpoints
 from libs.common.errors import Invalid
+from libs.common.listeners import api_url
 from libs.common.logs import setup_logging
 from libs.common.natsd import NatsServer
 from libs.common.service import StartupFailed, listen
 from libs.common.settings import Settings
+from libs.common.tls import TlsState, ensure_tls, wanted_names
 from libs.common.token import ensure_token
 from libs.runtime import dhcp
 from libs.runtime.natskeeper import keep_running
@@ -41,9 +43,8 @@ def local_host(bind: str) -> str:
 
 
 def base_url(settings: Settings, service: str) -> str:
-    host = local_host(settings.bind)
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{settings.port(service)}"
+    """Where a local client reaches `service`'s API (https under --tls)."""
+    return api_url(settings, service, local_host(settings.bind))
 
 
 def run_argv(settings: Settings, service: str) -> list[str]:
@@ -52,6 +53,9 @@ def run_argv(settings: Settings, service: str) -> list[str]:
     argv += ["--data", str(settings.data_dir.resolve()), "--nats", settings.nats_url]
     argv += ["--bind", settings.bind, "--port-offset", str(settings.port_offset)]
     argv += ["--log-level", settings.log_level]
+    argv += ["--max-transfers", str(settings.max_transfers)]
+    argv += ["--tls"] if settings.tls else []
+    argv += [arg for name in settings.tls_names for arg in ("--tls-name", name)]
     return argv + (["--public-read"] if settings.public_read else [])
 
 
@@ -75,6 +79,8 @@ def summary(settings: Settings, endpoints: Endpoints, network: ServerNetwork | N
     if network is not None and network.dhcp_interface is not None:
         lines.append(f"  {'DHCP':<9} {dhcp.describe(network)}")
     lines.append(f"  {'token':<9} {endpoints.token_file}")
+    if endpoints.ca_file is not None:
+        lines.append(f"  {'CA':<9} {endpoints.ca_file}  (bootd boots nodes over plain HTTP)")
     lines.append("Stop with Ctrl+C.")
     return "\n".join(lines)
 
@@ -107,6 +113,7 @@ async def up(
     run_dir = data / "run"
     run_dir.mkdir(exist_ok=True)
     ensure_token(data)
+    tls = _ensure_tls(settings, network, log) if settings.tls else None
     try:
         dnsmasq = dhcp.configure(settings, network, run_dir)
     except Invalid as err:
@@ -133,6 +140,7 @@ async def up(
                 nats=nats_url,
                 services={name: base_url(settings, name) for name in SERVICES},
                 token_file=str(settings.token_path.resolve()),
+                ca_file=str(tls.files.ca.resolve()) if tls is not None else None,
             )
             write_endpoints(data, endpoints)
             env = child_env()
@@ -147,7 +155,9 @@ async def up(
                 )
                 for name in SERVICES
             ]
-            supervisor = Supervisor(children, run_dir=run_dir, log=log)
+            supervisor = Supervisor(
+                children, run_dir=run_dir, log=log, tls_ca=tls.files.ca if tls else None
+            )
             stack.push_async_callback(supervisor.stop)
             await supervisor.start()
             ready = asyncio.create_task(
@@ -161,6 +171,20 @@ async def up(
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
     log.info("stopped")
+
+
+def _ensure_tls(settings: Settings, network: ServerNetwork | None, log: logging.Logger) -> TlsState:
+    """DATA/tls before any service starts, covering the address nodes and other hosts use."""
+    ip = network.ip if network is not None else None
+    try:
+        state = ensure_tls(settings.data_dir, wanted_names(settings.bind, ip, settings.tls_names))
+    except (OSError, ValueError, Invalid) as exc:
+        raise StartupFailed(f"cannot set up TLS in {settings.data_dir}/tls: {exc}") from None
+    if state.ca_created:
+        log.info("made a private CA: %s (clients trust this file)", state.files.ca)
+    if state.cert_issued:
+        log.info("issued a server certificate for %s", ", ".join(sorted(state.names)))
+    return state
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

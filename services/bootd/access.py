@@ -1,40 +1,61 @@
-"""Who may fetch what: the asset key a node must present, and the runtime overlay's rules
-(the owning node only, with its asset key, from a privileged source port in secure mode)."""
+"""Who may fetch what: the asset key a node must present, the runtime overlay's rules (the
+owning node only, with its asset key, from a privileged source port in secure mode), and the
+overlay archives among the blobs (only to their node, asking as it)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
-from libs.common.errors import Unauthorized, WolfpackError
+from libs.common.errors import Forbidden, Unauthorized
 from libs.common.models.overlay import BootManifest
 from libs.common.token import tokens_equal
 
 PRIVILEGED_BELOW: Final = 1024
 
+__all__ = ["PRIVILEGED_BELOW", "Forbidden", "check_asset_key", "check_overlay", "check_runtime"]
 
-class Forbidden(WolfpackError):
-    """The request is understood and refused (HTTP 403)."""
+# Is this the asset key of some node? (ManifestIndex.known_key)
+KnownKey = Callable[[str], bool]
 
 
-def check_asset_key(manifest: BootManifest, given: str | None) -> None:
-    """A node with an asset key must send it (`?assetkey=`); 401 otherwise."""
-    if manifest.asset_key is None:
-        return
-    if given is None:
+def _nobody(key: str) -> bool:
+    return False
+
+
+def check_asset_key(
+    manifest: BootManifest, given: str | None, known_key: KnownKey = _nobody
+) -> None:
+    """A node with an asset key must send it (`?assetkey=`): 401 without it or with a key no
+    node has; 403 with another node's key, whether or not this node has one."""
+    if given is not None and (
+        manifest.asset_key is None or not tokens_equal(given, manifest.asset_key)
+    ):
+        if known_key(given):
+            raise Forbidden(
+                f"the asset key sent is another node's: it opens nothing of node {manifest.node}",
+                field="assetkey",
+            )
+        if manifest.asset_key is not None:
+            raise Unauthorized(f"wrong asset key for node {manifest.node}", field="assetkey")
+    if manifest.asset_key is not None and given is None:
         raise Unauthorized(
             f"node {manifest.node} needs its asset key (?assetkey=)", field="assetkey"
         )
-    if not tokens_equal(given, manifest.asset_key):
-        raise Unauthorized(f"wrong asset key for node {manifest.node}", field="assetkey")
 
 
 def check_runtime(
-    manifest: BootManifest | None, mac: str, assetkey: str | None, port: int | None, secure: bool
+    manifest: BootManifest | None,
+    mac: str,
+    assetkey: str | None,
+    port: int | None,
+    secure: bool,
+    known_key: KnownKey = _nobody,
 ) -> BootManifest:
     """The manifest whose runtime overlay `mac` may fetch, or the refusal."""
     if manifest is None:
         raise Forbidden(f"no node owns MAC {mac}: no runtime overlay for it", field="mac")
-    check_asset_key(manifest, assetkey)
+    check_asset_key(manifest, assetkey, known_key)
     if secure and (port is None or port >= PRIVILEGED_BELOW):
         raise Forbidden(
             f"secure mode: the runtime overlay of {manifest.node} is only sent to a privileged "
@@ -42,3 +63,28 @@ def check_runtime(
             field="port",
         )
     return manifest
+
+
+def check_overlay(
+    manifest: BootManifest | None,
+    digest: str,
+    assetkey: str | None,
+    known_key: KnownKey = _nobody,
+) -> None:
+    """`/blobs/sha256/<digest>` of an overlay archive (it may hold the node's secrets: host
+    keys, its asset key, passwords): a system archive only to the node whose manifest lists
+    it, asking as that node (`?wwid=<its MAC>`, its asset key); a runtime archive never
+    (only `/runtime/<mac>` sends it, with its own rules)."""
+    if manifest is not None and digest == manifest.runtime_digest:
+        raise Forbidden(
+            f"blob {digest} is the runtime overlay of {manifest.node}: it is sent at "
+            "/runtime/<mac> only",
+            field="digest",
+        )
+    if manifest is None or digest not in manifest.system_digests:
+        raise Forbidden(
+            f"blob {digest} is an overlay archive: it is sent only to its own node, asking with "
+            "?wwid=<its MAC> (and its asset key)",
+            field="wwid",
+        )
+    check_asset_key(manifest, assetkey, known_key)

@@ -24,6 +24,7 @@ from services.bootd.blobs import CACHE_CONTROL, MEDIA_TYPE, blob_response
 from services.bootd.boot import BootServer
 from services.bootd.callback import callback_port, push
 from services.bootd.counted import Counted
+from services.bootd.guard import guarded, verify_stored
 from services.bootd.macs import normalize_mac
 from services.bootd.reports import AgentReport, RuntimePushed
 from services.bootd.status import StatusBook
@@ -120,7 +121,9 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
                 raise Invalid("?callback= pushes the overlay: it needs GET", field="callback")
             port = callback_port(callback)  # the port the node listens on proves root instead
         try:
-            manifest = check_runtime(manifest, mac, assetkey, port, boot.secure)
+            manifest = check_runtime(
+                manifest, mac, assetkey, port, boot.secure, boot.index.known_key
+            )
         except WolfpackError as err:
             return await refused(request, mac, node, "runtime", err)
         (digest,) = boot.stage_digests(manifest, "runtime")
@@ -131,6 +134,7 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
         host = request.scope["client"][0]
         file = f"{request.url.path}?callback={port}"
         try:
+            await verify_stored(boot.store, [digest])
             sent = await push(host, port or 0, boot.store.path(digest))
         except WolfpackError as err:
             await boot.record(node, "runtime", file, remote=remote, hwaddr=mac, error=err.message)
@@ -151,14 +155,15 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
         kind: Stage = "kernel" if stage == "kernel" else "image" if stage == "image" else "system"
         try:
             manifest = boot.manifest(mac, assetkey)
-        except Unauthorized as err:
+        except (Unauthorized, Forbidden) as err:
             owner = boot.index.by_mac.get(mac, UNKNOWN_NODE)
             return await refused(request, mac, owner, kind, err)
         digests = boot.stage_digests(manifest, stage)
         if len(digests) == 1:
             inner = blob_response(boot.store, digests[0], request.headers.get("if-none-match"))
         else:
-            inner = concatenated(boot, digests, request.method == "HEAD")
+            head = request.method == "HEAD"
+            inner = guarded(boot.store, digests, concatenated(boot, digests, head))
         return counted(inner, manifest.node, kind, request, mac)
 
     @app.get("/ipxe/{mac}", response_class=PlainTextResponse)
@@ -168,9 +173,11 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
     @app.api_route(
         "/blobs/sha256/{digest}", methods=GET_HEAD, openapi_extra=body_schema(response_raw=BLOB)
     )
-    async def blob(request: Request, digest: str, wwid: str | None = None) -> Response:
+    async def blob(
+        request: Request, digest: str, wwid: str | None = None, assetkey: str | None = None
+    ) -> Response:
+        owner = boot.blob_owner(wwid, digest, assetkey)  # an overlay archive: its node only
         response = blob_response(boot.store, digest, request.headers.get("if-none-match"))
-        owner = boot.blob_owner(wwid, digest)
         if owner is None:
             return response
         return counted(response, owner[0], owner[1], request, wwid or "")

@@ -15,14 +15,19 @@ from libs.common import endpoints, names
 from libs.common.bus import Bus
 from libs.common.cas import ContentStore
 from libs.common.httpapi import TokenAuth, create_app
+from libs.common.listeners import api_url
 from libs.common.models.node import Node
 from libs.common.models.overlay import BootManifest
 from libs.common.settings import Settings
-from libs.common.token import ensure_token
-from services.bootd import api
+from libs.common.tls import client_context, tls_files
+from libs.common.token_file import TokenFile
+from libs.common.verified import Verifier
+from services.bootd import api, serving_api
+from services.bootd.admission import Admission
 from services.bootd.blobs import ZeroCopy
 from services.bootd.boot import BootServer
 from services.bootd.discovery import Discovery
+from services.bootd.guard import BlobGuard, ServingStore
 from services.bootd.history import TftpStages, replay
 from services.bootd.index import IndexFeeder, ManifestIndex
 from services.bootd.script import ScriptRenderer
@@ -49,6 +54,7 @@ class BootdService:
         discovery: Discovery,
         bus: Bus,
         book: StatusBook,
+        verifier: Verifier,
     ) -> None:
         self.app = app
         self.feeder = feeder
@@ -56,6 +62,7 @@ class BootdService:
         self._bus = bus
         self._book = book
         self._tftp = TftpStages(bus, book)
+        self._verifier = verifier
 
     async def start(self) -> None:
         await self.feeder.start()
@@ -76,6 +83,7 @@ class BootdService:
         await self._tftp.stop()
         await self.feeder.stop()
         await self.discovery.close()
+        self._verifier.close()
 
 
 def registry_url(settings: Settings, env: Mapping[str, str]) -> str:
@@ -87,11 +95,11 @@ def registry_url(settings: Settings, env: Mapping[str, str]) -> str:
     except (OSError, ValueError):
         found = None
     host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::", "") else settings.bind
-    return found or f"http://{host}:{settings.port('registry')}"
+    return found or api_url(settings, "registry", host)
 
 
 async def build(settings: Settings, bus: Bus) -> BootdService:
-    token = ensure_token(settings.data_dir)
+    tokens = TokenFile.ensure(settings.data_dir)
     index = ManifestIndex()
     feeder = IndexFeeder(
         index,
@@ -99,15 +107,21 @@ async def build(settings: Settings, bus: Bus) -> BootdService:
         await bus.bucket(names.BUCKET_NODES, Node),
     )
     book = StatusBook()
-    discovery = Discovery(registry_url(settings, os.environ), token)
+    # Under --tls the registry's certificate is ours: trust our CA for it.
+    verify = client_context(tls_files(settings.data_dir).ca) if settings.tls else True
+    discovery = Discovery(registry_url(settings, os.environ), tokens, verify)
+    verifier = Verifier(ContentStore(settings.cas_dir))
+    guard = BlobGuard(verifier, Admission(settings.max_transfers))
     boot = BootServer(
         index,
-        ContentStore(settings.cas_dir),
+        ServingStore(settings.cas_dir, guard),
         ScriptRenderer(),
         discovery,
         StagePublisher(bus, book),
         secure=os.environ.get(ENV_SECURE, "true").lower() not in FALSE,
     )
     app = create_app("bootd", title="wolfpack bootd", version="1")
-    api.mount(app, boot, book, TokenAuth(token, public_read=settings.public_read))
-    return BootdService(ZeroCopy(app), feeder, discovery, bus, book)
+    auth = TokenAuth(tokens, public_read=settings.public_read)
+    api.mount(app, boot, book, auth)
+    serving_api.mount(app, guard, auth)
+    return BootdService(ZeroCopy(app), feeder, discovery, bus, book, verifier)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from typing import Final, cast
+from typing import BinaryIO, Final, cast
 
 import h11
 from starlette.responses import FileResponse, Response
@@ -19,10 +19,15 @@ from uvicorn.protocols.http.h11_impl import RequestResponseCycle
 
 from libs.common.cas import ContentStore, parse_digest
 from libs.common.errors import NotFound
+from services.bootd.guard import GuardedBlob, guard_of
 
 CACHE_CONTROL: Final = "public, max-age=31536000, immutable"
 MEDIA_TYPE: Final = "application/octet-stream"
 PATHSEND: Final = "http.response.pathsend"
+# A node must take each STEP bytes within STALL seconds (about 140 KB/s), as nginx's
+# send_timeout: one that stops reading would otherwise hold its transfer slot for ever.
+STEP: Final = 8 << 20
+STALL: Final = 60.0
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -33,7 +38,8 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 
 def blob_response(store: ContentStore, digest: str, if_none_match: str | None) -> Response:
-    """The blob `digest` (Invalid for a malformed digest, NotFound if not stored)."""
+    """The blob `digest` (Invalid for a malformed digest, NotFound if not stored); from bootd's
+    ServingStore, sent only once checked against its digest (services.bootd.guard)."""
     hexdigits = parse_digest(digest)
     path = store.path(hexdigits)
     etag = f'"{hexdigits}"'
@@ -47,7 +53,9 @@ def blob_response(store: ContentStore, digest: str, if_none_match: str | None) -
     if found is None or not stat.S_ISREG(found.st_mode):
         raise NotFound(f"blob {hexdigits} not in the store", field="digest")
     # Our stat, so FileResponse does not stat again in a worker thread.
-    return FileResponse(path, headers=headers, media_type=MEDIA_TYPE, stat_result=found)
+    response = FileResponse(path, headers=headers, media_type=MEDIA_TYPE, stat_result=found)
+    guard = guard_of(store)
+    return response if guard is None else GuardedBlob(response, guard, [(hexdigits, found)])
 
 
 class _FileBody:
@@ -101,7 +109,15 @@ async def _sendfile(cycle: RequestResponseCycle, path: str) -> None:
                 transport.write(piece)  # chunk framing, if the answer had no Content-Length
                 continue
             try:
-                await asyncio.get_running_loop().sendfile(transport, file, 0, body.size)
-            except OSError:
-                # The node went away mid-file: nothing more can be said on this connection.
+                await _send_steps(transport, file, body.size)
+            except (OSError, TimeoutError):
+                # The node went away or stalled mid-file: nothing more can be said on this
+                # connection.
                 transport.abort()
+
+
+async def _send_steps(transport: asyncio.WriteTransport, file: BinaryIO, size: int) -> None:
+    loop = asyncio.get_running_loop()
+    for offset in range(0, size, STEP):
+        async with asyncio.timeout(STALL):
+            await loop.sendfile(transport, file, offset, min(STEP, size - offset))

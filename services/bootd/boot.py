@@ -11,7 +11,7 @@ from libs.common.errors import Invalid, NotFound
 from libs.common.models.boot_stage import UNKNOWN_NODE, BootStage, Stage
 from libs.common.models.overlay import BootManifest
 from services.bootd import script
-from services.bootd.access import check_asset_key
+from services.bootd.access import check_asset_key, check_overlay
 from services.bootd.discovery import Discovery
 from services.bootd.index import ManifestIndex
 from services.bootd.macs import normalize_mac
@@ -45,14 +45,14 @@ class BootServer:
         manifest = self.index.manifest_for_mac(mac)
         if manifest is None:
             raise NotFound(f"no node has MAC {mac}", field="mac")
-        check_asset_key(manifest, assetkey)
+        check_asset_key(manifest, assetkey, self.index.known_key)
         return manifest
 
     async def script(self, mac: str, base: str, assetkey: str | None) -> tuple[str, str]:
         """(iPXE script, node name) for `mac`; an unknown MAC is discovered or told to wait."""
         manifest = self.index.manifest_for_mac(mac)
         if manifest is not None:
-            check_asset_key(manifest, assetkey)
+            check_asset_key(manifest, assetkey, self.index.known_key)
             size = self._size(manifest.image_digest)
             try:
                 context = script.boot_context(manifest, mac, base, size, self.secure)
@@ -85,17 +85,22 @@ class BootServer:
             raise NotFound(f"node {manifest.node} has no {stage} yet", field="stage")
         return found
 
-    def blob_owner(self, wwid: str | None, digest: str) -> tuple[str, Stage] | None:
-        """Which node (by the `?wwid=` its script put on the URL) fetches `digest`, as what."""
-        if wwid is None:
-            return None
-        try:
-            manifest = self.index.manifest_for_mac(normalize_mac(wwid))
-        except Invalid:
-            return None
+    def blob_owner(
+        self, wwid: str | None, digest: str, assetkey: str | None = None
+    ) -> tuple[str, Stage] | None:
+        """Which node (by the `?wwid=` its script put on the URL) fetches `digest`, as what.
+        An overlay archive goes to its own node only: Forbidden or Unauthorized otherwise."""
+        manifest = None
+        if wwid is not None:
+            try:
+                manifest = self.index.manifest_for_mac(normalize_mac(wwid))
+            except Invalid:
+                manifest = None
+        digest = digest.removeprefix("sha256:").lower()
+        if self.index.overlay_only(digest):
+            check_overlay(manifest, digest, assetkey, self.index.known_key)
         if manifest is None:
             return None
-        digest = digest.removeprefix("sha256:").lower()
         if digest == manifest.kernel_digest:
             return manifest.node, "kernel"
         if digest == manifest.image_digest:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+from collections import Counter
+from collections.abc import Iterable
 
 from libs.common.kv import Bucket
 from libs.common.models.node import Node
@@ -23,10 +26,24 @@ class ManifestIndex:
         self.by_mac: dict[str, str] = {}
         # Discoverable nodes (their own flag set) with the revision to PATCH against.
         self.discoverable: dict[str, Node] = {}
+        # How many manifests name each digest as a kernel or image (anyone may fetch those),
+        # and as an overlay archive (only its node may), and each asset key (by its sha256:
+        # a key of another node asks for what is not its own).
+        self._public: Counter[str] = Counter()
+        self._overlays: Counter[str] = Counter()
+        self._keys: Counter[str] = Counter()
 
     def manifest_for_mac(self, mac: str) -> BootManifest | None:
         node = self.by_mac.get(mac)
         return self.by_node.get(node) if node is not None else None
+
+    def overlay_only(self, digest: str) -> bool:
+        """Is `digest` some node's system or runtime archive (and nobody's kernel or image)?"""
+        return self._overlays[digest] > 0 and self._public[digest] == 0
+
+    def known_key(self, key: str) -> bool:
+        """Is `key` the asset key of some node?"""
+        return self._keys[_key_digest(key)] > 0
 
     def set_manifest(self, name: str, manifest: BootManifest | None) -> None:
         old = self.by_node.pop(name, None)
@@ -35,13 +52,23 @@ class ManifestIndex:
                 found = maybe_mac(mac)
                 if found is not None and self.by_mac.get(found) == name:
                     del self.by_mac[found]
+            self._count(old, -1)
         if manifest is None:
             return
         self.by_node[name] = manifest
+        self._count(manifest, 1)
         for mac in manifest.hwaddrs:
             found = maybe_mac(mac)
             if found is not None:
                 self.by_mac[found] = name
+
+    def _count(self, manifest: BootManifest, step: int) -> None:
+        public = (manifest.kernel_digest, manifest.image_digest)
+        overlays = (*manifest.system_digests, manifest.runtime_digest)
+        keys = [_key_digest(manifest.asset_key)] if manifest.asset_key else []
+        for counter, found in ((self._public, public), (self._overlays, overlays)):
+            _add(counter, [d for d in found if d], step)
+        _add(self._keys, keys, step)
 
     def set_node(self, name: str, node: Node | None) -> None:
         if node is not None and node.discoverable:
@@ -53,6 +80,17 @@ class ManifestIndex:
         if not self.discoverable:
             return None
         return self.discoverable[min(self.discoverable)]
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _add(counter: Counter[str], keys: Iterable[str], step: int) -> None:
+    for key in keys:
+        counter[key] += step
+        if counter[key] <= 0:
+            del counter[key]
 
 
 class IndexFeeder:

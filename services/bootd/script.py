@@ -80,10 +80,12 @@ def boot_context(
         raise NotFound(f"node {manifest.node} has no kernel or image yet", field="image")
     wwid = mac  # validated: hex pairs and colons only
     # The node sends its asset tag itself (iPXE's ${asset}); the script never holds the key.
+    # Blobs too: a system overlay archive goes only to its node (services/bootd/access.py).
     key = "?assetkey=${asset}" if manifest.asset_key else ""
+    blob_key = "&assetkey=${asset}" if manifest.asset_key else ""
 
     def blob(digest: str) -> str:
-        return f"{base}/blobs/sha256/{digest}?wwid={wwid}"
+        return f"{base}/blobs/sha256/{digest}?wwid={wwid}{blob_key}"
 
     extract = image_size is not None and image_size > EXTRACT_ABOVE
     initrds = [Fetch("image", blob(manifest.image_digest), extract)]

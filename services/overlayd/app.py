@@ -16,12 +16,12 @@ from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
 from libs.common.models.overlay import BootManifest, OverlayMeta
 from libs.common.settings import Settings
-from libs.common.token import ensure_token
+from libs.common.token_file import TokenFile
 from services.overlayd import api
 from services.overlayd import bus as bus_handlers
 from services.overlayd.catalog import Catalog
 from services.overlayd.cluster import ClusterView
-from services.overlayd.config import load_config, template_settings
+from services.overlayd.config import include_host_paths, load_config, template_settings
 from services.overlayd.engine import OverlayRenderer, OverlaySources, ShippedOverlays
 from services.overlayd.hostconfig import HostConfig, HostWriter
 from services.overlayd.keys import load_host_keys
@@ -85,6 +85,7 @@ async def build(settings: Settings, bus: Bus) -> OverlaydService:
         await load_host_keys(settings.data_dir),
         store,
         data_dir=settings.data_dir,
+        host_roots=include_host_paths(config),
     )
     view = ClusterView(
         await bus.bucket(names.BUCKET_NODES, Node),
@@ -94,7 +95,7 @@ async def build(settings: Settings, bus: Bus) -> OverlaydService:
     manifests = Manifests(await bus.bucket(names.BUCKET_BOOT, BootManifest), bus)
     hosts = HostWriter(HostConfig(settings.data_dir, template, config))
     waves = Waves(view, Rendering(view, renderer, manifests, bus), hosts)
-    auth = TokenAuth(ensure_token(settings.data_dir), public_read=settings.public_read)
+    auth = TokenAuth(TokenFile.ensure(settings.data_dir), public_read=settings.public_read)
     app = create_app("overlayd", title="wolfpack overlayd", version="1", body_limit=BODY_LIMIT)
     api.mount(app, Catalog(storage, renderer, view, settings.data_dir), waves, manifests, auth)
     return OverlaydService(app, view, manifests, waves, bus)

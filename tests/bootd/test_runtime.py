@@ -1,4 +1,5 @@
-"""`/runtime/{mac}`: only the owning node, with its asset key, from a privileged port."""
+"""`/runtime/{mac}`: only the owning node, with its asset key, from a privileged port; and
+no overlay archive through `/blobs` for anyone else."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ def need_root() -> None:
         unavailable("binding a privileged source port needs root")
 
 
-async def ready(http: httpx.AsyncClient, mac: str) -> None:
+async def ready(http: httpx.AsyncClient, mac: str, key: str | None = None) -> None:
     """Wait (without sleeping) until bootd has the manifest of `mac`."""
+    params = {"assetkey": key} if key else {}
     for _ in range(2000):
-        if "kernel --name" in (await http.get(f"/ipxe/{mac}")).text:
+        if "kernel --name" in (await http.get(f"/ipxe/{mac}", params=params)).text:
             return
     raise AssertionError(f"bootd never loaded the manifest of {mac}")
 
@@ -79,23 +81,68 @@ async def test_unknown_mac_is_refused(bootd: Bootd) -> None:
     assert b"no node owns MAC" in body
 
 
-async def test_another_nodes_mac_gets_that_nodes_overlay_only(
+async def test_node_a_with_its_key_gets_403_for_node_bs_overlay(
     bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
 ) -> None:
-    mac_a, mac_b = fresh_mac(), fresh_mac()
-    a = await boot_node(nbus, bootd.store, "rt3a", mac_a)
+    mac_a, mac_b, mac_c = fresh_mac(), fresh_mac(), fresh_mac()
+    a = await boot_node(nbus, bootd.store, "rt3a", mac_a, asset_key="a-key")
     b = await boot_node(nbus, bootd.store, "rt3b", mac_b, asset_key="b-key")
-    await ready(http, mac_a)
-    status, body = await get_from_port(f"{bootd.url}/runtime/{mac_a}", *PRIVILEGED)
-    assert status == 200 and body == a.runtime and body != b.runtime
-    # Node b's key does not open node a's... and a's MAC with b's key is still a's overlay only;
-    # b's overlay needs b's asset key.
-    status, body = await get_from_port(f"{bootd.url}/runtime/{mac_b}", *PRIVILEGED)
+    await boot_node(nbus, bootd.store, "rt3c", mac_c)  # no asset key of its own
+    for mac, key in ((mac_a, "a-key"), (mac_b, "b-key"), (mac_c, None)):
+        await ready(http, mac, key)
+    url = f"{bootd.url}/runtime"
+    status, body = await get_from_port(f"{url}/{mac_a}?assetkey=a-key", *PRIVILEGED)
+    assert status == 200 and body == a.runtime
+    # Node a, with its own key, asking for node b's overlay: understood, and refused.
+    status, body = await get_from_port(f"{url}/{mac_b}?assetkey=a-key", *PRIVILEGED)
+    assert status == 403 and b"another node's" in body and b.runtime not in body
+    # ... even for a node with no asset key at all.
+    status, body = await get_from_port(f"{url}/{mac_c}?assetkey=a-key", *PRIVILEGED)
+    assert status == 403
+    # No key, or a key no node has: not authenticated.
+    status, body = await get_from_port(f"{url}/{mac_b}", *PRIVILEGED)
     assert status == 401 and b"asset key" in body
-    status, body = await get_from_port(f"{bootd.url}/runtime/{mac_b}?assetkey=wrong", *PRIVILEGED)
+    status, body = await get_from_port(f"{url}/{mac_b}?assetkey=wrong", *PRIVILEGED)
     assert status == 401 and b"wrong asset key" in body
-    status, body = await get_from_port(f"{bootd.url}/runtime/{mac_b}?assetkey=b-key", *PRIVILEGED)
+    status, body = await get_from_port(f"{url}/{mac_b}?assetkey=b-key", *PRIVILEGED)
     assert status == 200 and body == b.runtime
+    # The callback route applies the same rules: nothing is pushed anywhere.
+    r = await http.get(f"/runtime/{mac_b}", params={"assetkey": "a-key", "callback": 900})
+    assert r.status_code == 403 and r.json()["field"] == "assetkey"
+
+
+async def test_overlay_archives_are_not_blobs_for_anyone(
+    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+) -> None:
+    """Whoever learns a digest (events, status, manifests) gets no overlay archive through
+    /blobs: a runtime archive never, a system archive only as its own node."""
+    mac_a, mac_b = fresh_mac(), fresh_mac()
+    a = await boot_node(nbus, bootd.store, "rt4a", mac_a, asset_key="a4")
+    b = await boot_node(nbus, bootd.store, "rt4b", mac_b, asset_key="b4")
+    await ready(http, mac_a, "a4")
+    await ready(http, mac_b, "b4")
+    runtime_b, own_b = b.manifest.runtime_digest, b.manifest.system_digests[0]
+    for params in ({}, {"wwid": mac_b, "assetkey": "b4"}, {"wwid": mac_a, "assetkey": "a4"}):
+        r = await http.get(f"/blobs/sha256/{runtime_b}", params=params)
+        assert r.status_code == 403 and b.runtime not in r.content, params
+    refused = [
+        ({}, 403),
+        ({"wwid": mac_a, "assetkey": "a4"}, 403),  # node a asking for b's archive
+        ({"wwid": mac_b}, 401),
+        ({"wwid": mac_b, "assetkey": "a4"}, 403),  # b's MAC, a's key
+        ({"wwid": mac_b, "assetkey": "wrong"}, 401),
+    ]
+    for params, status in refused:
+        r = await http.get(f"/blobs/sha256/{own_b}", params=params)
+        assert r.status_code == status and b.systems[0] not in r.content, (params, r.text)
+    r = await http.get(f"/blobs/sha256/{own_b}", params={"wwid": mac_b, "assetkey": "b4"})
+    assert r.status_code == 200 and r.content == b.systems[0]
+    # Kernels and images carry no node's secrets: anyone may have them.
+    r = await http.get(f"/blobs/sha256/{a.manifest.image_digest}")
+    assert r.status_code == 200 and r.content == a.image
+    # The script names the blobs so that the node's own asset tag goes with them.
+    script = (await http.get(f"/ipxe/{mac_b}", params={"assetkey": "b4"})).text
+    assert f"/blobs/sha256/{own_b}?wwid={mac_b}&assetkey=${{asset}}" in script
 
 
 async def listen_once(port: int) -> tuple[asyncio.Future[bytes], asyncio.Server]:

@@ -1,0 +1,239 @@
+"""Admission control: with `--max-transfers 2`, two nodes that read slowly hold both transfer
+slots; a third asking for a kernel or image is told at once to come back (503, Retry-After),
+and gets it once a slot is free; iPXE scripts, small overlays and status never wait. The
+Retry-After spread, in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from conftest import boot_node, fresh_mac
+
+from libs.common import names
+from libs.common.bus import Bus
+from libs.common.cas import ContentStore
+from libs.common.endpoints import Endpoints, write_endpoints
+from libs.common.models.boot_stage import BootStage
+from services.bootd.admission import MAX_RETRY, Admission
+
+from stack import RegistryProcess, run_service, stop_process, wait_healthy
+
+BIG = 32 << 20  # well over the socket buffers: a node that stops reading holds its slot
+
+
+class Limited:
+    def __init__(self, url: str, nats_url: str, data: Path, token: str) -> None:
+        self.url = url
+        self.nats_url = nats_url
+        self.store = ContentStore(data / "cas")
+        self.auth = {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def limited(registry_process: RegistryProcess) -> Iterator[Limited]:
+    """A real bootd with `--max-transfers 2` beside the module's registry."""
+    data = Path(registry_process.data)
+    write_endpoints(
+        data,
+        Endpoints(
+            nats=registry_process.nats_url,
+            services={"registry": registry_process.url},
+            token_file=str(data / names.TOKEN_FILE),
+        ),
+    )
+    process, port, log = run_service(
+        "bootd", data, registry_process.nats_url, "--max-transfers", "2"
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield Limited(url, registry_process.nats_url, data, registry_process.token)
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture
+async def client(limited: Limited) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=limited.url, timeout=10) as http:
+        yield http
+
+
+class SlowNode:
+    """A node that asks for `path`, reads the answer's head and then stops reading."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.head = b""
+
+    @classmethod
+    async def ask(cls, url: str, path: str) -> SlowNode:
+        parts = urlsplit(url)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
+        node = cls(reader, writer)
+        node.head = await reader.readuntil(b"\r\n\r\n")
+        return node
+
+    async def read_all(self) -> int:
+        """Read the rest of the body; its length."""
+        length = int(self.head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await self.reader.readexactly(length)
+        return length
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def counts(client: httpx.AsyncClient, limited: Limited) -> dict[str, Any]:
+    answer = await client.get("/api/v1/serving", headers=limited.auth)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()["admission"]
+    return found
+
+
+async def until_active(client: httpx.AsyncClient, limited: Limited, active: int) -> None:
+    """Wait until bootd says `active` transfers run (a finished one is counted out just after
+    its last byte went to the kernel)."""
+    async with asyncio.timeout(10):
+        while (await counts(client, limited))["active"] != active:
+            pass  # each look is a request: no sleep needed
+
+
+async def test_over_the_limit_a_node_is_told_to_come_back(
+    limited: Limited, client: httpx.AsyncClient
+) -> None:
+    bus = await Bus.connect(limited.nats_url, "admission-test")
+    mac = fresh_mac()
+    try:
+        files = await boot_node(bus, limited.store, "adm1", mac, image=b"i" * BIG)
+        while "kernel --name" not in (await client.get(f"/ipxe/{mac}")).text:
+            pass  # bootd has not seen the manifest yet
+        events = await bus.subscribe("wolfpack.node.adm1.boot", BootStage)
+        image = f"/blobs/sha256/{files.manifest.image_digest}?wwid={mac}"
+        before = await counts(client, limited)
+        holders = [await SlowNode.ask(limited.url, image) for _ in range(2)]
+        try:
+            assert all(h.head.startswith(b"HTTP/1.1 200") for h in holders)
+            assert (await counts(client, limited))["active"] == 2
+            refused = await client.get(image)
+            assert refused.status_code == 503
+            assert 1 <= int(refused.headers["retry-after"]) <= MAX_RETRY
+            assert "--max-transfers" in refused.json()["error"]
+            # Never deferred: the script, small overlays, HEAD, status, health.
+            assert "kernel --name" in (await client.get(f"/ipxe/{mac}")).text
+            assert (await client.get(f"/system/{mac}")).content == b"".join(files.systems)
+            assert (await client.head(image)).status_code == 200
+            assert (await client.get("/api/v1/status", headers=limited.auth)).status_code == 200
+            assert (await client.get("/healthz")).status_code == 200
+            # One node finishes; the deferred one, asking again, gets the image.
+            assert await holders[0].read_all() == BIG
+            await until_active(client, limited, 1)
+            retried = await client.get(image)
+            assert retried.status_code == 200 and retried.content == files.image
+        finally:
+            for holder in holders:
+                holder.close()
+        await until_active(client, limited, 0)
+        after = await counts(client, limited)
+        assert after["admitted"] - before["admitted"] == 3
+        assert after["deferred"] - before["deferred"] == 1
+        assert after["peak"] == 2
+        # The node's timeline: the deferral (a 503), then the image sent.
+        seen: list[BootStage] = []
+        async with asyncio.timeout(10):
+            async for _, event in events:
+                if event.stage == "image":
+                    seen.append(event)
+                if len(seen) == 4:
+                    break
+        await events.stop()
+    finally:
+        await bus.close()
+    # The deferral first (answered at once, while both slots were held), then three sent.
+    assert [(e.ok, e.error) for e in seen] == [(False, "HTTP 503")] + [(True, "")] * 3
+    assert sum(e.bytes == BIG for e in seen[1:]) >= 2  # the finished holder and the retry
+
+
+async def test_deferred_nodes_are_told_different_waits(
+    limited: Limited, client: httpx.AsyncClient
+) -> None:
+    digest = await limited.store.put_bytes(b"k" * BIG)
+    path = f"/blobs/sha256/{digest}"
+    holders = [await SlowNode.ask(limited.url, path) for _ in range(2)]
+    try:
+        answers = await asyncio.gather(*(client.get(path) for _ in range(30)))
+    finally:
+        for holder in holders:
+            holder.close()
+    assert {a.status_code for a in answers} == {503}
+    waits = [int(a.headers["retry-after"]) for a in answers]
+    assert all(1 <= w <= MAX_RETRY for w in waits)
+    assert len(set(waits)) > 3, waits
+    await until_active(client, limited, 0)
+
+
+# -- the Admission in-process --
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_limit_then_a_free_slot() -> None:
+    admission = Admission(2)
+    assert admission.enter() is None and admission.enter() is None
+    wait = admission.enter()
+    assert wait is not None and 1 <= wait <= MAX_RETRY
+    admission.leave(3.0)
+    assert admission.enter() is None
+    found = admission.counts()
+    assert (found.active, found.admitted, found.deferred, found.peak) == (2, 3, 1, 2)
+
+
+def test_no_limit() -> None:
+    admission = Admission(0)
+    assert all(admission.enter() is None for _ in range(10_000))
+    assert admission.counts().deferred == 0
+
+
+def test_waits_spread_with_the_queue_and_shrink_when_it_has_passed() -> None:
+    clock = Clock()
+    admission = Admission(4, rng=random.Random(6), clock=clock)
+    for _ in range(4):
+        assert admission.enter() is None
+    for _ in range(4):
+        admission.leave(2.0)  # transfers take about 2 s here
+        assert admission.enter() is None
+    waits = [admission.enter() for _ in range(400)]
+    assert all(w is not None and 1 <= w <= MAX_RETRY for w in waits)
+    early, late = waits[:20], waits[-100:]
+    # The first few come back within a second or two; later ones are spread over the minute.
+    assert max(w for w in early if w is not None) <= 11
+    assert len(set(late)) > 30
+    assert admission.counts().waiting == 400
+    clock.now += MAX_RETRY + 1  # every deferred node came back (and went): the queue is gone
+    assert admission.counts().waiting == 0
+    wait = admission.enter()
+    assert wait is not None and wait <= 2
+
+
+def test_a_negative_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        Admission(-1)
