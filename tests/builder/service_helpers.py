@@ -297,3 +297,13 @@ async def wolfctl(builder: Builder, *args: str, stdin: bytes = b"", within: floa
         out, err = await proc.communicate(stdin)
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
+
+
+def generations(folder: Path, count: int) -> list[Path]:
+    """`count` busybox archives that differ in one file: /etc/generation holds n."""
+    tree = busybox_rootfs(folder / "tree")
+    made = []
+    for generation in range(count):
+        (tree / "etc" / "generation").write_text(f"{generation}\n")
+        made.append(tarball(tree, folder / f"gen-{generation}.tar.gz"))
+    return made

@@ -1,0 +1,373 @@
+"""Crash and restart: during a storm of node edits and image builds, every process of a real
+`wolfpack up` (the five services and nats-server) is killed with SIGKILL at random moments;
+its supervisor starts it again. Afterwards the stack must have converged:
+
+- every write the API accepted is in the registry (and nothing it deleted);
+- every accepted image job ended, and KV `images` holds the last one's source;
+- every node's manifest in KV `boot` is what a fresh full render of that state gives;
+- every blob the manifests and images name is in the store, whole;
+- every service is back on NATS by itself: a last edit goes registry → overlayd → KV → bootd,
+  a last build goes through the builder, a TFTP read is reported by tftpd;
+- an event handled twice changes nothing.
+
+The figures (kills, events replayed, writes accepted vs present) are printed for the docs.
+RANDOM_SEED=n replays one run's schedule of kills and edits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import msgspec
+import pytest
+from chaos import (
+    JobEnds,
+    Killer,
+    Ledger,
+    Retrying,
+    Write,
+    blob_path,
+    following_jobs,
+    present,
+    stack_processes,
+)
+from overlayd_helpers import fresh_render
+from service_helpers import generations
+
+from libs.common import names
+from libs.common.bus import Bus
+from libs.common.models.boot_stage import BootStage
+from libs.common.models.events import ChangeEvent
+from libs.common.models.image import ImageMeta
+from libs.common.models.node import Node
+from libs.common.models.overlay import BootManifest
+from services.overlayd.bus import DURABLES
+
+from stack import UpStack, start_up
+
+API: Final = "/api/v1"
+NODES: Final = 24
+NEW_NODES: Final = 6
+KILLS_EACH: Final = 2
+EDITORS: Final = 3
+IMAGES: Final = ("img-a", "img-b")
+CONVERGE_WITHIN: Final = 120.0
+# An accepted job must end this soon after it was accepted, builder restarts included.
+JOB_WITHIN: Final = 120.0
+
+
+def mac(number: int) -> str:
+    return f"52:54:00:fa:{number // 256:02x}:{number % 256:02x}"
+
+
+def node_body(number: int) -> dict[str, Any]:
+    return {
+        "profiles": ["default"],
+        "network_devices": {
+            "default": {"hwaddr": mac(number), "ipaddr": f"10.9.{number // 250}.{number % 250 + 1}"}
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Image archives that differ in one file (/etc/generation)."""
+    return generations(tmp_path_factory.mktemp("sources"), 8)
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[UpStack]:
+    with start_up(tmp_path / "data") as stack:
+        yield stack
+
+
+@pytest.fixture
+async def client(up: UpStack) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {up.token}"}
+    async with httpx.AsyncClient(headers=headers, timeout=30.0, trust_env=False) as http:
+        yield http
+
+
+class Storm:
+    """Node edits and image jobs, retried until accepted, while `running`."""
+
+    def __init__(
+        self, up: UpStack, http: httpx.AsyncClient, jobs: JobEnds, rng: random.Random
+    ) -> None:
+        self.up = up
+        self.ledger = Ledger()
+        self.api = Retrying(http, self.ledger)
+        self.jobs = jobs
+        self.rng = rng
+        self.running = True
+        self.accepted_jobs: dict[str, str] = {}  # job id → image name
+        self.last_source: dict[str, str] = {}
+        self.job_endings: dict[str, str] = {}
+
+    def url(self, service: str, path: str) -> str:
+        return f"{self.up.url(service)}{API}{path}"
+
+    async def put_node(self, number: int) -> None:
+        name, body = f"n{number:03d}", node_body(number)
+        await self.api.until("PUT", self.url("registry", f"/nodes/{name}"), json=body)
+        self.ledger.accepted(Write("nodes", name, body, replace=True))
+
+    async def patch(self, kind: str, name: str, patch: dict[str, Any]) -> None:
+        await self.api.until("PATCH", self.url("registry", f"/{kind}/{name}"), json=patch)
+        self.ledger.accepted(Write(kind, name, patch))
+
+    async def delete_node(self, name: str) -> None:
+        # 404: an earlier try was stored, only its answer was lost.
+        await self.api.until("DELETE", self.url("registry", f"/nodes/{name}"), ok=(404,))
+        self.ledger.accepted(Write("nodes", name, None))
+
+    def edit(self, serial: int) -> dict[str, Any]:
+        match self.rng.randrange(5):
+            case 0:
+                return {
+                    "network_devices": {
+                        "default": {"ipaddr": f"10.8.{serial % 250}.{serial // 250 % 250 + 1}"}
+                    }
+                }
+            case 1:
+                return {"comment": f"edit {serial}"}
+            case 2:
+                return {"kernel": {"args": ["quiet", f"edit={serial}"]}}
+            case 3:
+                return {"image": self.rng.choice(IMAGES)}
+            case _:
+                return {"tags": {"edit": str(serial)}}
+
+    async def editor(self, mine: list[int]) -> None:
+        serial = mine[0] * 100_000
+        while self.running:
+            serial += 1
+            number = self.rng.choice(mine)
+            name = f"n{number:03d}"
+            if not self.ledger.exists("nodes", name):
+                await self.put_node(number)
+            elif self.rng.random() < 0.03:
+                await self.delete_node(name)
+            else:
+                await self.patch("nodes", name, self.edit(serial))
+
+    async def profile_editor(self) -> None:
+        serial = 0
+        while self.running:
+            serial += 1
+            await self.patch("profiles", "default", {"tags": {"profile-edit": str(serial)}})
+            await asyncio.sleep(self.rng.uniform(0.5, 1.5))  # now and then, not flat out
+
+    async def import_image(self, name: str, source: Path) -> None:
+        body = {"name": name, "source": str(source)}
+        while True:
+            answer = await self.api.until(
+                "POST", self.url("builder", "/images"), json=body, ok=(409,)
+            )
+            if answer.status_code == 202:
+                break
+            # 409: a job of this image is still running; wait for its end and try again.
+            running = await self.api.until("GET", self.url("builder", f"/images/{name}/job"))
+            await self.jobs.of(running.json()["id"])
+        job = answer.json()["id"]
+        self.accepted_jobs[job] = name
+        self.last_source[name] = str(source)
+        try:
+            async with asyncio.timeout(JOB_WITHIN):
+                self.job_endings[job] = await self.jobs.of(job)
+        except TimeoutError:
+            pytest.fail(f"job {job} ({name} from {source}) was accepted but never ended")
+
+    async def imager(self, sources: list[Path]) -> None:
+        generation = 2
+        while self.running:
+            name = self.rng.choice(IMAGES)
+            await self.import_image(name, sources[generation % len(sources)])
+            generation += 1
+
+
+async def chaos(killer: Killer, rng: random.Random, storm: Storm) -> None:
+    victims = stack_processes() * KILLS_EACH
+    rng.shuffle(victims)
+    for victim in victims:
+        # A random moment: this pause is the point, not a wait for something.
+        await asyncio.sleep(rng.uniform(0.2, 2.0))
+        kill = await killer.kill(victim)
+        print(
+            f"killed {kill.process} pid {kill.old_pid} → {kill.new_pid} in "
+            f"{kill.recovered_in:.1f}s, {kill.pending_events} events pending"
+        )
+    storm.running = False
+
+
+async def converged(up: UpStack, scratch: Path, within: float) -> dict[str, BootManifest]:
+    """KV `boot` once it equals a fresh full render of the registry; the difference if it
+    never does within `within`."""
+    bus = await Bus.connect(up.nats_url, "test-converged")
+    try:
+        boot = await bus.bucket(names.BUCKET_BOOT, BootManifest)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            fresh = await fresh_render(up.nats_url, up.data, up.port_offset, scratch)
+            stored = {
+                k: msgspec.structs.replace(v, revision=0) for k, v in (await boot.items()).items()
+            }
+            if stored == fresh:
+                return stored
+            if loop.time() > deadline:
+                differ = sorted(
+                    k for k in stored.keys() | fresh.keys() if stored.get(k) != fresh.get(k)
+                )
+                pytest.fail(f"KV boot never matched a fresh render; differ: {differ[:10]}")
+            # overlayd is still at work (a follow-up wave, a restart's full render).
+            await asyncio.sleep(0.2)
+    finally:
+        await bus.close()
+
+
+def contains(found: Any, wanted: Any) -> bool:
+    """Every key of `wanted` in `found` with the same value (recursively)."""
+    if isinstance(wanted, dict):
+        return isinstance(found, dict) and all(contains(found.get(k), v) for k, v in wanted.items())
+    return bool(found == wanted)
+
+
+async def test_the_stack_converges_after_every_process_is_killed_mid_storm(
+    up: UpStack, client: httpx.AsyncClient, sources: list[Path], tmp_path: Path
+) -> None:
+    seed = int(os.environ.get("RANDOM_SEED", random.randrange(1 << 30)))
+    print(f"RANDOM_SEED={seed}")
+    rng = random.Random(seed)
+    async with following_jobs(up.nats_url) as jobs:
+        storm = Storm(up, client, jobs, rng)
+        for name, source in zip(IMAGES, sources, strict=False):
+            await storm.import_image(name, source)
+        await storm.patch("profiles", "default", {"image": IMAGES[0]})
+        for number in range(NODES):
+            await storm.put_node(number)
+        killer = Killer(up)
+        numbers = list(range(NODES + NEW_NODES))
+        shares = [numbers[i::EDITORS] for i in range(EDITORS)]
+        workers = [storm.editor(share) for share in shares]
+        workers += [storm.profile_editor(), storm.imager(sources)]
+        await asyncio.gather(chaos(killer, rng, storm), *workers)
+
+        # Every process is back on NATS by itself: one last edit and build go all the way.
+        # n000 gets 127.0.0.1, so tftpd's read below is credited to it.
+        await storm.put_node(0)
+        last = {
+            "kernel": {"args": ["last-edit"]},
+            "network_devices": {"default": {"ipaddr": "127.0.0.1"}},
+        }
+        await storm.patch("nodes", "n000", last)
+        await storm.import_image(IMAGES[0], sources[0])
+
+    ledger = storm.ledger
+    assert not ledger.server_errors, ledger.server_errors[:5]
+
+    # Every accepted write is present (or superseded by a later accepted one).
+    expected = ledger.expected()
+    found: dict[tuple[str, str], dict[str, Any] | None] = {}
+    for kind, name in expected:
+        answer = await client.get(storm.url("registry", f"/{kind}/{name}"))
+        assert answer.status_code in (200, 404), answer.text
+        found[(kind, name)] = answer.json() if answer.status_code == 200 else None
+    missing = [
+        w
+        for w in ledger.writes
+        if not present(w, expected[(w.kind, w.name)], found[(w.kind, w.name)])
+    ]
+    assert not missing, f"{len(missing)} accepted writes are not in the registry: {missing[:5]}"
+
+    # Every accepted image job ended, and the image is the last job's source.
+    assert set(storm.job_endings) == set(storm.accepted_jobs)
+    bus = await Bus.connect(up.nats_url, "test-faults-check")
+    try:
+        images = await (await bus.bucket(names.BUCKET_IMAGES, ImageMeta)).items()
+        for name, last_source in storm.last_source.items():
+            assert images[name].source == last_source, name
+
+        # KV boot is a fresh full render of the final state, for every node that exists.
+        manifests = await converged(up, tmp_path / "fresh", CONVERGE_WITHIN)
+        alive = {name for (kind, name), body in expected.items() if kind == "nodes" and body}
+        assert set(manifests) == alive
+        assert "last-edit" in manifests["n000"].kernel_args
+
+        # Every blob named is there, whole.
+        named = {
+            digest
+            for m in manifests.values()
+            for digest in (m.kernel_digest, m.image_digest, m.runtime_digest, *m.system_digests)
+            if digest
+        }
+        named |= {d for i in images.values() for d in (i.kernel_digest, i.image_digest)}
+        for digest in named:
+            path = blob_path(up.data, digest)
+            assert path.is_file(), f"{digest} is named but not stored"
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{digest} is partial"
+
+        # bootd follows KV again: the last edit is in n000's iPXE script.
+        script = await client.get(f"{up.url('bootd')}/ipxe/{mac(0)}")
+        assert "last-edit" in script.text, script.text
+
+        # tftpd follows KV and publishes again: a read from n000's address is its boot stage.
+        stages = await bus.subscribe(names.node_subject("n000", "boot"), BootStage)
+        await asyncio.to_thread(tftp_read, up, "undionly.kpxe")
+        async with asyncio.timeout(10):
+            async for _, stage in stages:  # bootd's `ipxe` stage above comes on it too
+                if stage.stage == "tftp":
+                    break
+        assert stage.ok and stage.file.endswith("undionly.kpxe"), stage
+
+        # An event handled twice changes nothing: replay one, and no manifest moves.
+        boot = await bus.bucket(names.BUCKET_BOOT, BootManifest)
+        before = {k: v.revision for k, v in (await boot.items()).items()}
+        node = await (await bus.bucket(names.BUCKET_NODES, Node)).get("n000")
+        replay = ChangeEvent(
+            kind="node", name="n000", action="updated", revision=node.revision, fields=["kernel"]
+        )
+        await bus.publish(names.node_subject("n000", "updated"), replay)
+        await settled_consumers(bus)
+        await converged(up, tmp_path / "fresh", CONVERGE_WITHIN)
+        assert {k: v.revision for k, v in (await boot.items()).items()} == before
+    finally:
+        await bus.close()
+
+    kills = killer.kills
+    print(
+        f"FIGURES kills={len(kills)} survived={len(kills)} "
+        f"events_replayed={sum(k.pending_events for k in kills)} "
+        f"writes_accepted={len(ledger.writes)} writes_present={len(ledger.writes) - len(missing)} "
+        f"image_jobs={len(storm.accepted_jobs)} refused={dict(ledger.refused)} "
+        f"recovery_max={max(k.recovered_in for k in kills):.1f}s"
+    )
+    assert len(kills) == len(stack_processes()) * KILLS_EACH
+
+
+def tftp_read(up: UpStack, file: str) -> None:
+    port = names.TFTP_PORT + up.port_offset
+    done = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", f"tftp://127.0.0.1:{port}/{file}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+async def settled_consumers(bus: Bus) -> None:
+    """Every overlayd consumer has acknowledged everything published so far."""
+    while True:
+        infos = [await bus.js.consumer_info(names.STREAM, d) for d in DURABLES.values()]
+        if all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
+            return
+        await asyncio.sleep(0.02)

@@ -1,0 +1,269 @@
+"""A full disk under the store: a real `wolfpack up` whose DATA/cas is a small tmpfs, filled to
+the last byte. An image build and an overlay render fail cleanly (the job's `failed` event and
+the node's `render_failed` name the store and "no space left"; an upload and a requested render
+get 507), no partial blob appears, every stored blob stays byte-identical, the node keeps its
+last good manifest; once space is freed overlayd renders the node by itself and the next build
+succeeds.
+
+NATS keeps its JetStream store in DATA/nats, outside that tmpfs; the last test gives NATS a
+full disk of its own (docs/reliability.md, "Disk full"). Needs root to mount the tmpfs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import nats.errors
+import pytest
+from overlayd_helpers import NodeEvents, following_boot, node_events
+from service_helpers import generations, read_kv, watching
+
+from libs.common import names
+from libs.common.bus import Bus
+from libs.common.cas import TEMP_PREFIX, is_digest
+from libs.common.models.node import NetDev, Node
+from libs.common.models.overlay import RenderedEvent
+from libs.common.natsd import NatsServer, free_port
+from libs.common.settings import Settings
+from services.overlayd.config import OverlaydConfig, template_settings
+from services.overlayd.hostconfig import HostConfig, HostWriter
+
+from stack import UpStack, start_up, unavailable
+
+API: Final = "/api/v1"
+FULL: Final = "no space left on the device of the store"
+RECOVER_WITHIN: Final = 30.0  # overlayd looks for freed space every 0.5 s
+JOB_WITHIN: Final = 120.0
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        unavailable("mounting a tmpfs as a small disk needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        unavailable(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """A file in `folder` that takes every byte its file system has left."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as out:
+        for size in (1 << 20, 4096, 1):
+            block = bytes(size)
+            try:
+                while True:
+                    out.write(block)
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+    return filler
+
+
+def blobs(cas: Path) -> dict[str, str]:
+    """Every blob file under cas/sha256, by path, with the sha256 of its bytes."""
+    found = {}
+    for path in sorted((cas / "sha256").rglob("*")):
+        if path.is_file() and not path.name.startswith(TEMP_PREFIX):
+            found[str(path.relative_to(cas))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def temps_older_than(cas: Path, moment: float) -> list[str]:
+    """Temporary files left before `moment` (a retry may hold one for an instant after it)."""
+    return [str(p) for p in cas.rglob(f"{TEMP_PREFIX}*") if p.stat().st_mtime < moment]
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Image archives that differ in one file (/etc/generation)."""
+    return generations(tmp_path_factory.mktemp("sources"), 2)
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[UpStack]:
+    data = tmp_path / "data"
+    with tmpfs(data / "cas", "16m"), start_up(data) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def http(up: UpStack) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {up.token}"}
+    async with httpx.AsyncClient(headers=headers, timeout=60.0, trust_env=False) as client:
+        yield client
+
+
+async def start_import(up: UpStack, http: httpx.AsyncClient, name: str, source: Path) -> str:
+    r = await http.post(
+        f"{up.url('builder')}{API}/images", json={"name": name, "source": str(source)}
+    )
+    assert r.status_code == 202, r.text
+    job: str = r.json()["id"]
+    return job
+
+
+async def rendered(events: NodeEvents, node: str, digests: list[str]) -> RenderedEvent:
+    """The `rendered` event of `node` with these system archives (it follows the KV write)."""
+    async with asyncio.timeout(RECOVER_WITHIN):
+        while True:
+            for event in events.rendered:
+                if event.node == node and event.system_digests == digests:
+                    return event
+            events.arrived.clear()
+            await events.arrived.wait()
+
+
+def node_body(ipaddr: str) -> dict[str, Any]:
+    device = {"hwaddr": "52:54:00:fd:00:01", "ipaddr": ipaddr, "netmask": "255.255.0.0"}
+    return {"profiles": ["default"], "image": "base", "network_devices": {"default": device}}
+
+
+async def test_a_full_store_fails_cleanly_and_recovers_once_space_is_freed(
+    up: UpStack, http: httpx.AsyncClient, sources: list[Path]
+) -> None:
+    cas = up.data / "cas"
+    registry, overlayd = f"{up.url('registry')}{API}", f"{up.url('overlayd')}{API}"
+    async with (
+        watching(up.nats_url) as images,
+        node_events(up.nats_url) as renders,
+        following_boot(up.nats_url) as boot,
+    ):
+        job = await start_import(up, http, "base", sources[0])
+        first = await images.end_of("base", job, within=JOB_WITHIN)
+        assert first.image_digest, first
+        r = await http.put(f"{registry}/nodes/n1", json=node_body("10.9.0.1"))
+        assert r.status_code in (200, 201), r.text
+        good = await boot.manifest("n1", lambda m: m.image_digest == first.image_digest)
+        stored = blobs(cas)
+        assert good.image_digest in {Path(p).name for p in stored}
+
+        filler = fill(cas)
+
+        # An image build: the job fails, saying why, and KV keeps the last good image.
+        job = await start_import(up, http, "base", sources[1])
+        failed = await images.end_of("base", job, within=JOB_WITHIN)
+        assert FULL in failed.reason and str(cas) in failed.reason, failed
+        assert "free space" in failed.reason
+        kept = await read_kv(up.nats_url, "base")
+        assert kept is not None and kept.image_digest == first.image_digest
+
+        # An overlay render: `render_failed` naming the store, the manifest stays.
+        r = await http.patch(f"{registry}/nodes/n1", json=node_body("10.9.0.2"))
+        assert r.status_code == 200, r.text
+        refused = await renders.failure("n1", within=RECOVER_WITHIN)
+        assert FULL in refused.message and "once space is freed" in refused.message
+        assert "wwinit" in refused.overlay.split(",")
+        status = (await http.get(f"{overlayd}/status")).json()
+        assert status["failing"] == 1
+
+        # An upload into a site overlay: 507 with the reason.
+        r = await http.post(f"{overlayd}/overlays", json={"name": "site", "empty": True})
+        assert r.status_code == 201, r.text
+        r = await http.put(f"{overlayd}/overlays/site/files/etc/motd", content=b"hi\n" * 9000)
+        assert r.status_code == 507, r.text
+        assert FULL in r.json()["error"]
+        r = await http.post(f"{overlayd}/overlays:build", params={"nodes": "n1"})
+        assert r.status_code == 507, r.text
+        failed_by = time.time()
+
+        # Nothing half-written, nothing stored changed, nothing left in the builder's staging.
+        assert blobs(cas) == stored
+        assert all(is_digest(Path(p).name) for p in stored)
+        assert temps_older_than(cas, failed_by) == []
+        assert list((up.data / "images" / ".staging").iterdir()) == []
+        assert boot.manifests["n1"].system_digests == good.system_digests
+        assert boot.manifests["n1"].runtime_digest == good.runtime_digest
+
+        # Space is freed: overlayd renders n1 by itself, no new edit needed.
+        filler.unlink()
+        await boot.until(
+            lambda found: found["n1"].system_digests != good.system_digests, RECOVER_WITHIN
+        )
+        fixed = boot.manifests["n1"]
+        assert fixed.image_digest == first.image_digest
+        announced = await rendered(renders, "n1", fixed.system_digests)
+        assert announced.at >= failed_by
+        assert (await http.get(f"{overlayd}/status")).json()["failing"] == 0
+
+        # The next build succeeds, and n1 boots it.
+        job = await start_import(up, http, "base", sources[1])
+        second = await images.end_of("base", job, within=JOB_WITHIN)
+        assert second.image_digest and second.image_digest != first.image_digest, second
+        await boot.manifest("n1", lambda m: m.image_digest == second.image_digest)
+        after = blobs(cas)
+        assert stored.items() <= after.items()  # every earlier blob, byte for byte
+
+
+async def test_host_files_are_kept_for_when_space_is_back(tmp_path: Path) -> None:
+    config = OverlaydConfig(ip="10.0.0.254", netmask="255.255.0.0")
+    with tmpfs(tmp_path / "data", "1m") as data:
+        writer = HostWriter(HostConfig(data, template_settings(config, Settings()), config))
+        node = Node(name="n1", network_devices={"default": NetDev(ipaddr="10.0.0.1")})
+        filler = fill(data)
+        writer.schedule([node], generation=1)
+        attempt = asyncio.Event()
+        writer.write_in_background(attempt.set)
+        await asyncio.wait_for(attempt.wait(), 10)
+        # Not written, not dropped: the set waits for the next attempt.
+        hosts = data / "host" / "hosts"
+        assert not hosts.exists()
+        assert writer.due
+
+        filler.unlink()
+        attempt.clear()
+        writer.write_in_background(attempt.set)
+        await asyncio.wait_for(attempt.wait(), 10)
+        assert "10.0.0.1" in hosts.read_text()
+        assert not writer.pending
+        assert [p.name for p in (data / "host").iterdir() if p.name.startswith(".")] == []
+
+
+async def test_nats_on_a_full_disk_refuses_writes_keeps_reads_and_a_restart_recovers(
+    tmp_path: Path,
+) -> None:
+    """What docs/reliability.md says of NATS: a write that finds its disk full is refused (no
+    answer: the client times out), reads go on, and after space is freed a restart of
+    nats-server (what `wolfpack up` does to a dead one) takes writes again, nothing lost."""
+    with tmpfs(tmp_path / "nats", "8m") as store:
+        server = NatsServer(store, port=free_port(), log_path=tmp_path / "nats.log")
+        await server.start()
+        bus = await Bus.connect(server.url, "test-full")
+        try:
+            nodes = await bus.bucket(names.BUCKET_NODES, Node)
+            await nodes.put("n1", Node(name="n1", comment="before"))
+            filler = fill(store)
+            big = Node(name="n2", comment="x" * 60_000)  # more than a block file has left
+            with pytest.raises(nats.errors.TimeoutError):
+                await nodes.put("n2", big)
+            assert (await nodes.get("n1")).comment == "before"
+            assert "no space left on device" in (tmp_path / "nats.log").read_text()
+
+            filler.unlink()
+            await server.stop()
+            await server.start()
+            await nodes.put("n2", big)  # the bus reconnected by itself
+            assert (await nodes.get("n1")).comment == "before"
+            assert (await nodes.get("n2")).comment == big.comment
+        finally:
+            await bus.close()
+            await server.stop()
