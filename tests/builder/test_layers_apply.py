@@ -137,3 +137,18 @@ async def test_truncated_tar_refused(tmp_path: Path) -> None:
             apply_layers, root, [layer], whiteouts=False, allow_devices=True,
             budget=Budget(), reporter=reporter,
         )  # fmt: skip
+
+
+async def test_the_root_time_comes_from_the_source_not_the_clock(tmp_path: Path) -> None:
+    # The same source must give the same image: the root's mtime is the archive's own "./"
+    # entry's, or else its newest entry's, never the time of extraction.
+    newer = file("etc/newer", b"x")
+    newer[0].mtime = MTIME + 500
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "own").mkdir()
+    root = await apply(tmp_path / "plain", [[directory("etc"), newer]])
+    assert root.stat().st_mtime == MTIME + 500
+    own = directory(".")
+    own[0].mtime = MTIME - 7
+    root = await apply(tmp_path / "own", [[own, directory("etc"), newer]])
+    assert root.stat().st_mtime == MTIME - 7

@@ -86,6 +86,10 @@ class _LayerApplier:
         # Paths this layer wrote, with their ancestors: whiteouts only hide lower layers.
         self.written: set[Parts] = set()
         self.directories: list[tuple[Parts, float]] = []
+        # The root's time: its own entry's if the layer has one ("./"), else the newest entry's.
+        # Never the extraction time: the same source must give the same image digest.
+        self.root_mtime: float | None = None
+        self.newest = 0.0
 
     def run(self, stats: ApplyStats, total: int) -> None:
         label = self.layer.label
@@ -120,10 +124,12 @@ class _LayerApplier:
     def _apply(self, member: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
         name = member.name
         parts = split_entry(name)
+        self.newest = max(self.newest, float(member.mtime))
         if not parts:
             if not member.isdir():
                 raise Invalid(f"{self.layer.label}: entry {name!r} (the root) is not a directory")
             set_metadata(self.root.fd, ".", member, as_root=self.as_root, is_root=True)
+            self.root_mtime = float(member.mtime)
             return
         base = parts[-1]
         if self.whiteouts and base.startswith(WHITEOUT):
@@ -245,6 +251,8 @@ class _LayerApplier:
             folder = self.root.directory(parts[:-1], create=False, entry="/".join(parts))
             if folder is not None and _lstat(folder, parts[-1]) is not None:
                 os.utime(parts[-1], (mtime, mtime), dir_fd=folder, follow_symlinks=False)
+        root_mtime = self.root_mtime if self.root_mtime is not None else self.newest
+        os.utime(self.root.fd, (root_mtime, root_mtime))
 
 
 def _lstat(folder: int, name: str) -> os.stat_result | None:
