@@ -10,9 +10,10 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -251,3 +252,30 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI=true and {reason}")
     pytest.skip(reason)
+
+
+async def overlayd_settled(
+    nats_url: str, status: Callable[[], Awaitable[dict[str, Any]]], within: float = 60.0
+) -> dict[str, Any]:
+    """Until overlayd has nothing left to do: each of its durable consumers has had every
+    event acknowledged (so noted), and `status()` (its GET /status) shows the start-up render
+    done and no change waiting, no wave or follow-up running, no host file unwritten. No
+    event says "nothing happens any more", so this asks every 20 ms. Returns that status."""
+    import nats
+
+    from services.overlayd.bus import DURABLES
+
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                infos = [await js.consumer_info(names.STREAM, d) for d in DURABLES.values()]
+                if all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
+                    found = await status()
+                    busy = found["busy"] or found["pending"] or found["followup"]
+                    if found["reconciled"] and not busy and not found["host_files_pending"]:
+                        return found
+                await asyncio.sleep(0.02)
+    finally:
+        await nc.close()

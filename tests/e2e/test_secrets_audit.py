@@ -15,13 +15,13 @@ import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import pytest
 from secrets_probe import Places, Secrets, log_files, stream_messages, unpacked, wolfctl
 
-from stack import UpStack, start_up, unavailable
+from stack import UpStack, overlayd_settled, start_up, unavailable
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS / "overlayd"), str(TESTS / "bootd")]
@@ -50,14 +50,12 @@ async def ok(stack: UpStack, *args: str) -> str:
     return out
 
 
-async def settled(overlayd: httpx.AsyncClient) -> None:
-    """Until overlayd has nothing left to do (no event says so: ask every 20 ms)."""
-    async with asyncio.timeout(60):
-        while True:
-            found = (await overlayd.get(f"{API}/status")).json()
-            if not any(found[k] for k in ("busy", "pending", "followup", "host_files_pending")):
-                return
-            await asyncio.sleep(0.02)
+async def settled(stack: UpStack, overlayd: httpx.AsyncClient) -> None:
+    async def status() -> dict[str, Any]:
+        found: dict[str, Any] = (await overlayd.get(f"{API}/status")).json()
+        return found
+
+    await overlayd_settled(stack.nats_url, status)
 
 
 async def test_secrets_stay_with_their_node(stack: UpStack) -> None:
@@ -85,7 +83,7 @@ async def test_secrets_stay_with_their_node(stack: UpStack) -> None:
     async with following_boot(stack.nats_url) as boot:
         for node in ("sa-1", "sa-2"):
             await boot.manifest(node, lambda m: bool(m.system_digests and m.runtime_digest))
-        await settled(clients["overlayd"])
+        await settled(stack, clients["overlayd"])
         a, b = boot.manifests["sa-1"], boot.manifests["sa-2"]
     hidden.add_private_keys(stack.data / "overlayd" / "keys")
 

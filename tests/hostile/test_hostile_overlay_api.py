@@ -9,17 +9,16 @@ door seen from the outside, through HTTP, NATS and the real service's configurat
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import secrets
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import pytest
 from overlayd_helpers import following_boot, node_events
 
-from stack import UpStack
+from stack import UpStack, overlayd_settled
 
 TEMPLATE: Final = "etc/x.j2"
 
@@ -121,7 +120,7 @@ async def test_include_host_of_etc_shadow_fails_and_changes_nothing(up: UpStack)
             r = await registry.put("/nodes/hs-1", json=node)
             assert r.status_code == 201, r.text
             await boot.manifest("hs-1")
-            await _settled(overlayd)  # the follow-up (every node's hosts file) done too
+            await _settled(up, overlayd)  # the follow-up (every node's hosts file) done too
             before = boot.manifests["hs-1"]
             blobs_before = set(_blobs(up.data))
             r = await overlayd.put(path, content=b"line one\n{{ include_host('/etc/shadow') }}\n")
@@ -135,7 +134,7 @@ async def test_include_host_of_etc_shadow_fails_and_changes_nothing(up: UpStack)
             assert "/etc/shadow" in failure.message
             assert "outside the allowed roots" in failure.message
             assert "overlayd.yaml" in failure.message
-            await _settled(overlayd)
+            await _settled(up, overlayd)
             assert boot.manifests["hs-1"] == before  # the last good manifest stays
         r = await overlayd.get("/overlays/shadow-reader", params={"render": "hs-1"})
         assert r.status_code == 400 and "/etc/shadow" in r.json()["error"], r.text
@@ -145,14 +144,12 @@ async def test_include_host_of_etc_shadow_fails_and_changes_nothing(up: UpStack)
         assert shadow not in _plain(blob), blob
 
 
-async def _settled(overlayd: httpx.AsyncClient) -> None:
-    """Until overlayd has nothing left to do (no event says so: ask every 20 ms)."""
-    async with asyncio.timeout(60):
-        while True:
-            found = (await overlayd.get("/status")).json()
-            if not any(found[k] for k in ("busy", "pending", "followup", "host_files_pending")):
-                return
-            await asyncio.sleep(0.02)
+async def _settled(up: UpStack, overlayd: httpx.AsyncClient) -> None:
+    async def status() -> dict[str, Any]:
+        found: dict[str, Any] = (await overlayd.get("/status")).json()
+        return found
+
+    await overlayd_settled(up.nats_url, status)
 
 
 def _shadow() -> bytes:

@@ -35,7 +35,6 @@ from libs.common.models.overlay import (
     RenderFailedEvent,
 )
 from libs.common.settings import Settings
-from services.overlayd.bus import DURABLES
 from services.overlayd.config import include_host_paths, load_config, template_settings
 from services.overlayd.engine import (
     NodeRender,
@@ -47,7 +46,15 @@ from services.overlayd.keys import load_host_keys
 from services.overlayd.manifests import build_manifest
 from services.overlayd.storage import OverlayStorage
 
-from stack import log_tail, run_service, start_nats, stop_process, unavailable, wait_healthy
+from stack import (
+    log_tail,
+    overlayd_settled,
+    run_service,
+    start_nats,
+    stop_process,
+    unavailable,
+    wait_healthy,
+)
 
 API = "/api/v1"
 WAIT = 60.0
@@ -305,25 +312,8 @@ async def status(stack: Stack) -> dict[str, Any]:
 
 
 async def settled(stack: Stack, within: float = WAIT) -> dict[str, Any]:
-    """Wait until overlayd has nothing left to do: every event handed to its consumers is
-    acknowledged (so noted), and no change waits, no wave runs, no follow-up is left.
-
-    There is no event for "nothing happened any more", so this asks (every 20 ms)."""
-    nc = await nats.connect(stack.nats_url)
-    js = nc.jetstream()
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                infos = [await js.consumer_info(names.STREAM, d) for d in DURABLES.values()]
-                if all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
-                    found = await status(stack)
-                    busy = found["busy"] or found["pending"] or found["followup"]
-                    quiet = not busy and not found["host_files_pending"]
-                    if quiet and found["reconciled"]:
-                        return found
-                await asyncio.sleep(0.02)
-    finally:
-        await nc.close()
+    """Wait until overlayd has nothing left to do (tests/stack.py overlayd_settled)."""
+    return await overlayd_settled(stack.nats_url, lambda: status(stack), within)
 
 
 async def revisions(stack: Stack) -> dict[str, int]:
