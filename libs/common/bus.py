@@ -22,6 +22,7 @@ from nats.js import JetStreamContext, api
 from libs.common import names
 from libs.common.errors import NotFound
 from libs.common.kv import Bucket
+from libs.common.kvwatch import Reconnects
 
 log = logging.getLogger("wolfpack.bus")
 
@@ -51,6 +52,7 @@ class Bus:
         self.nc = nc
         self.js = js
         self._consumers: set[Consumer[Any]] = set()
+        self.reconnects = Reconnects()
 
     @classmethod
     async def connect(cls, servers: str | list[str], name: str) -> Bus:
@@ -66,6 +68,7 @@ class Bus:
             log.info("%s: reconnected to NATS at %s", name, nc.connected_url)
             for consumer in bus._consumers:
                 consumer.wake()
+            bus.reconnects.fire()
 
         async def on_error(err: Exception) -> None:
             log.warning("%s: NATS: %s", name, err or type(err).__name__)
@@ -176,7 +179,7 @@ class Bus:
 
     async def bucket(self, name: str, model: type[T]) -> Bucket[T]:
         try:
-            return Bucket(await self.js.key_value(name), model)
+            return Bucket(await self.js.key_value(name), model, self.reconnects)
         except nats.js.errors.BucketNotFoundError:
             raise NotFound(f"no KV bucket {name!r}", field="bucket") from None
 

@@ -11,12 +11,13 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import msgspec
 import nats.js.errors
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from libs.common import kvwatch
 from libs.common.errors import Conflict, Invalid, NotFound
 
 log = logging.getLogger("wolfpack.kv")
@@ -28,9 +29,13 @@ WRONG_LAST_SEQUENCE = (10071, 10164)
 
 
 class Bucket(Generic[T]):
-    def __init__(self, kv: KeyValue, model: type[T]) -> None:
+    def __init__(
+        self, kv: KeyValue, model: type[T], reconnects: kvwatch.Reconnects | None = None
+    ) -> None:
         self._kv = kv
         self._model = model
+        # Watches start over when the connection is made again (kvwatch.py says why).
+        self._reconnects = reconnects
         fields = model.__struct_fields__
         self._has_revision = "revision" in fields
         self._frozen = bool(model.__struct_config__.frozen)
@@ -110,12 +115,16 @@ class Bucket(Generic[T]):
         through = newest == 0
         if through:
             yield None
-        watcher = await self._kv.watchall()
-        try:
-            async for entry in watcher:
+        last = 0  # the newest revision passed on: a restarted watch replays older ones
+        async with contextlib.aclosing(kvwatch.entries(self._kv, self._reconnects)) as found:
+            async for found_entry, restarted in found:
+                entry = cast(KeyValue.Entry | None, found_entry)
                 if entry is None:
                     continue
                 revision = entry.revision or 0
+                if restarted and revision <= last:
+                    continue
+                last = max(last, revision)
                 if entry.operation in (KV_DEL, KV_PURGE):
                     yield entry.key, None, revision
                 else:
@@ -125,8 +134,6 @@ class Bucket(Generic[T]):
                 if not through and (revision >= newest or entry.delta == 0):
                     through = True
                     yield None
-        finally:
-            await watcher.stop()
 
     # -- compare-and-set writes --
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 
 import msgspec
@@ -14,6 +16,7 @@ from libs.common.bus import Bus
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.kv import Bucket
 from libs.common.models.node import Node
+from libs.common.natsd import NatsServer
 
 WAIT = 5.0
 
@@ -191,3 +194,47 @@ async def test_items_never_misses_values_written_just_before(nodes: Bucket[Node]
 async def test_an_unknown_bucket_is_not_found(bus: Bus) -> None:
     with pytest.raises(NotFound, match="no KV bucket 'nope'"):
         await bus.bucket("nope", Plain)
+
+
+async def test_a_watch_follows_the_bucket_across_a_nats_server_kill(
+    nats_server: NatsServer, bus: Bus, nodes: Bucket[Node]
+) -> None:
+    # nats.py alone notices a lost watch only after 10 s of missed heartbeats, and can go
+    # silent for good: the watch must start again at the reconnect and replay nothing old.
+    await nodes.put("a", Node(comment="1"))
+    await nodes.put("b", Node(comment="1"))
+    seen: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+    ready = asyncio.Event()
+
+    async def follow() -> None:
+        async with contextlib.aclosing(nodes.watch(ready)) as changes:
+            async for key, value, _ in changes:
+                seen.put_nowait((key, value.comment if value else None))
+
+    task = asyncio.create_task(follow())
+    try:
+        await ready.wait()
+        assert sorted([seen.get_nowait(), seen.get_nowait()]) == [("a", "1"), ("b", "1")]
+        assert nats_server.pid is not None
+        os.kill(nats_server.pid, signal.SIGKILL)
+        await nats_server.exited()
+        await nats_server.start()  # same port and store
+        await _until_stored(nodes, "a", Node(comment="2"))
+        await nodes.delete("b")
+        async with asyncio.timeout(WAIT):
+            assert await seen.get() == ("a", "2")
+            assert await seen.get() == ("b", None)
+        assert seen.empty()  # b's old value was not passed on again
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _until_stored(nodes: Bucket[Node], key: str, value: Node) -> None:
+    while True:
+        try:
+            await nodes.put(key, value)
+            return
+        except Exception:  # the client is still reconnecting: nothing to await but a retry
+            await asyncio.sleep(0.05)
