@@ -32,12 +32,13 @@ class _LineFormatter(logging.Formatter):
         self._service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        message = scrub(record.getMessage())
+        message = record.getMessage()
         if not getattr(record, VERBATIM, False):
             message = f"{record.levelname} {self._service}: {message}"
         if record.exc_info:
             message = f"{message}\n{self.formatException(record.exc_info)}"
-        return message
+        # Last: an exception's message (an httpx error quoting the URL) can hold a key too.
+        return scrub(message)
 
 
 class _WolfpackHandler(logging.StreamHandler):

@@ -2,9 +2,10 @@
 
 DATA/tls/ca.pem is what clients trust (wolfctl finds it through DATA/endpoints.json or
 $WOLFPACK_CA); ca.key and server.key are mode 0600. The CA is kept for good; the server
-certificate is issued again when it lacks a name this start wants, is signed by another CA, or
-expires within a month. It then covers the names it had plus the wanted ones, so starts that
-want different names (a container's own host name) converge instead of taking turns.
+certificate is issued again when it lacks a name this start wants, is signed by another CA,
+expires within a month, or does not match server.key (a crash between writing the two). It
+then covers the names it had plus the wanted ones, so starts that want different names (a
+container's own host name) converge instead of taking turns.
 
 Writers hold an exclusive lock on DATA/tls/.lock, readers of the key pair a shared one, so a
 service never loads a key with another certificate. flock works across containers sharing a
@@ -14,19 +15,18 @@ local volume, not across NFS clients.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
-import os
 import re
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from libs.common.atomicfile import write_atomic
 from libs.common.errors import Invalid
+from libs.common.filelock import file_lock
 
 TLS_DIR: Final = "tls"
 # Renew the server certificate at a start when it has less than this left.
@@ -97,15 +97,31 @@ def wanted_names(bind: str, ip: str | None = None, extra: Sequence[str] = ()) ->
     return list(dict.fromkeys(found))
 
 
-@contextlib.contextmanager
-def locked(files: TlsFiles, exclusive: bool) -> Iterator[None]:
+def locked(files: TlsFiles, exclusive: bool) -> contextlib.AbstractContextManager[None]:
     files.dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(files.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    return file_lock(files.dir / ".lock", exclusive)
+
+
+def _readable_cert(files: TlsFiles) -> bytes | None:
+    """server.pem, if it is there and a certificate."""
+    from libs.common import x509
+
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)
+        have = files.cert.read_bytes()
+        x509.cert_names(have)
+    except (FileNotFoundError, ValueError):
+        return None
+    return have
+
+
+def _key_matches(files: TlsFiles, cert: bytes) -> bool:
+    """Does server.key hold the key of `cert`? Not after a crash between writing the two."""
+    from libs.common import x509
+
+    try:
+        return x509.key_matches(files.key.read_bytes(), cert)
+    except (FileNotFoundError, ValueError, TypeError):  # no key, not PEM, has a password
+        return False
 
 
 def ensure_tls(data_dir: Path, names: Sequence[str]) -> TlsState:
@@ -122,8 +138,8 @@ def ensure_tls(data_dir: Path, names: Sequence[str]) -> TlsState:
             write_atomic(files.ca_key, ca_key)
             write_atomic(files.ca, ca_cert, 0o644)
         ca_cert = files.ca.read_bytes()
-        have = files.cert.read_bytes() if files.cert.exists() else None
-        reusable = have is not None and files.key.exists() and not ca_created
+        have = None if ca_created else _readable_cert(files)
+        reusable = have is not None and _key_matches(files, have)
         if have is not None and reusable and x509.still_good(have, ca_cert, names, RENEW_DAYS):
             return TlsState(files, False, False, frozenset(x509.cert_names(have)))
         if not files.ca_key.exists():
@@ -131,9 +147,12 @@ def ensure_tls(data_dir: Path, names: Sequence[str]) -> TlsState:
                 f"{files.ca_key} is missing, so no server certificate can be issued: restore it, "
                 f"or delete {files.ca} to make a new CA (clients must then trust the new one)"
             )
-        kept = x509.cert_names(have) if have is not None and not ca_created else set()
+        kept = x509.cert_names(have) if have is not None else set()
         covered = list(dict.fromkeys([*names, *sorted(kept - set(names))]))
         key, cert = x509.new_server_cert(files.ca_key.read_bytes(), ca_cert, covered)
+        # Two renames, so a crash between them can leave a new key beside the old certificate
+        # (or, on a file system that reorders them, the other way round): the next start finds
+        # the pair does not match (_key_matches) and issues it again.
         write_atomic(files.key, key)
         write_atomic(files.cert, cert, 0o644)
         return TlsState(files, ca_created, True, frozenset(covered))

@@ -52,11 +52,12 @@ def token() -> None:
     show_default=True,
     metavar="SECONDS",
     help="The old token stays valid this long, so scripts and other hosts can switch; "
-    "0 revokes it at once.",
+    "0 revokes it and every earlier token still in its grace, at once (after a leak).",
 )
 def rotate(data: str, grace: int) -> None:
     """Write a new token (mode 0600). Running services accept it at once, without a restart;
-    the old one is refused once its grace period ends."""
+    the old one is refused once its grace period ends. With --grace 0 every old token is
+    refused at once, including those still in the grace of an earlier rotation."""
     try:
         done = rotate_token(Path(data), grace)
     except (OSError, WolfpackError) as err:
@@ -65,7 +66,9 @@ def rotate(data: str, grace: int) -> None:
     if not done.replaced:
         click.echo("there was no token before")
     elif done.expires is None:
-        click.echo("the old token is revoked")
+        earlier = done.revoked_earlier
+        also = f", and {earlier} replaced earlier that were still valid" if earlier else ""
+        click.echo(f"the old token is revoked{also}")
     else:
         click.echo(f"the old token stays valid until {_when(done.expires)} ({grace} s)")
 

@@ -4,13 +4,12 @@ registry credentials of accepted requests until their job ends."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Final
+
+from libs.common.atomicfile import write_atomic
 
 IMAGES_DIR: Final = "images"
 STAGING_DIR: Final = ".staging"
@@ -89,14 +88,7 @@ class Layout:
 
 def _write_private(path: Path, text: str) -> None:
     """Write `text` (and a newline) to `path` whole, mode 0600."""
-    fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text + "\n")
-        os.replace(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
+    write_atomic(path, (text + "\n").encode())
 
 
 def remove_tree(path: Path) -> None:

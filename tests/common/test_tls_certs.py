@@ -86,6 +86,35 @@ async def test_a_new_name_issues_a_new_certificate_from_the_same_ca(data_dir: Pa
     await handshake(moved, "head.example")
 
 
+@pytest.mark.parametrize("written", ["key", "cert"])
+async def test_a_crash_between_writing_key_and_certificate_heals_at_the_next_start(
+    data_dir: Path, written: str
+) -> None:
+    first = ensure_tls(data_dir, [*NAMES, "kept.example"])
+    files = first.files
+    # What a crash between the two renames leaves: one half of a new pair beside the other
+    # half of the old one.
+    key, cert = x509.new_server_cert(
+        files.ca_key.read_bytes(), files.ca.read_bytes(), sorted(first.names)
+    )
+    if written == "key":
+        files.key.write_bytes(key)
+    else:
+        files.cert.write_bytes(cert)
+    again = ensure_tls(data_dir, NAMES)
+    assert again.cert_issued and not again.ca_created
+    assert x509.key_matches(files.key.read_bytes(), files.cert.read_bytes())
+    assert first.names <= again.names
+    await handshake(again, "kept.example")
+
+
+def test_an_unreadable_key_issues_a_new_pair(data_dir: Path) -> None:
+    state = ensure_tls(data_dir, NAMES)
+    state.files.key.write_bytes(b"")
+    assert ensure_tls(data_dir, NAMES).cert_issued
+    assert x509.key_matches(state.files.key.read_bytes(), state.files.cert.read_bytes())
+
+
 def test_without_the_ca_key_no_certificate_can_be_issued(data_dir: Path) -> None:
     state = ensure_tls(data_dir, NAMES)
     state.files.ca_key.unlink()

@@ -92,6 +92,46 @@ def test_a_later_rotation_keeps_the_earlier_grace(data_dir: Path) -> None:
     assert expiry == {first: NOW + 600, second: NOW + 70}
 
 
+def test_grace_zero_revokes_every_earlier_token_too(data_dir: Path) -> None:
+    # After a leak: tokens still in the grace of earlier rotations must end as well.
+    first = ensure_token(data_dir)
+    rotate_token(data_dir, grace=5, now=NOW)
+    second = read_token(data_dir)
+    rotate_token(data_dir, grace=600, now=NOW + 10)
+    third = read_token(data_dir)
+    clock = Clock()
+    clock.now = NOW + 20
+    tokens = TokenFile(data_dir, clock)
+    for token in (second, third):
+        tokens.check(token or "")
+    done = rotate_token(data_dir, grace=0, now=NOW + 20)
+    assert done.expires is None and done.revoked_earlier == 1
+    for token in (first, second, third):
+        with pytest.raises(Unauthorized, match="rotated out"):
+            tokens.check(token or "")
+    tokens.check(read_token(data_dir) or "")
+    # Revoked, not forgotten; a token whose grace had already ended keeps its own end.
+    assert {p.token: p.expires for p in read_previous(data_dir)} == {
+        first: NOW + 5,
+        second: NOW + 20,
+        third: NOW + 20,
+    }
+
+
+def test_grace_zero_from_the_command_says_what_it_revoked(data_dir: Path) -> None:
+    ensure_token(data_dir)
+    runner = CliRunner()
+    args = ["rotate", "--data", str(data_dir)]
+    assert runner.invoke(token_command, [*args, "--grace", "600"]).exit_code == 0
+    revoked = runner.invoke(token_command, [*args, "--grace", "0"])
+    assert revoked.exit_code == 0, revoked.output
+    assert "the old token is revoked, and 1 replaced earlier" in revoked.output
+    shown = runner.invoke(token_command, ["show", "--data", str(data_dir)])
+    assert "also valid" not in shown.output
+    helped = runner.invoke(token_command, ["rotate", "--help"])
+    assert "every earlier token" in " ".join(helped.output.split())
+
+
 def _rotate(data_dir: Path) -> None:
     rotate_token(data_dir, grace=60)
 

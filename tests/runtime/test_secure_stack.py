@@ -4,6 +4,7 @@ a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 import stat
@@ -13,10 +14,13 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import msgspec
+import nats
 import pytest
 
 from libs.common import names
 from libs.common.endpoints import read_endpoints
+from libs.common.models.events import ChangeEvent
 from libs.common.token import read_token
 from libs.common.token_rotation import read_previous
 
@@ -161,7 +165,21 @@ def test_a_rotated_token_works_at_once_and_the_old_one_until_its_grace_ends(
     assert writes(stack, new, "e") == ACCEPTED
 
 
-def test_grace_zero_revokes_at_once_and_bootd_discovers_with_the_new_token(
+async def ipxe_once_bootd_knows(stack: UpStack, mac: str) -> str:
+    """bootd's script for `mac` once bootd's own watch of KV `nodes` has brought it the
+    discoverable node. The registry wrote KV before its event, so the first ask nearly always
+    finds it there; no event says when bootd has it, so a slower watch gets a few more asks,
+    20 a second, as a node would retry."""
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as boot:
+        for _ in range(200):
+            answer = (await boot.get(f"{stack.boot_url}/ipxe/{mac}")).text
+            if "unconfigured" not in answer:
+                return answer
+            await asyncio.sleep(0.05)
+    return answer
+
+
+async def test_grace_zero_revokes_at_once_and_bootd_discovers_with_the_new_token(
     stack: UpStack,
 ) -> None:
     old = current_token(stack)
@@ -171,15 +189,23 @@ def test_grace_zero_revokes_at_once_and_bootd_discovers_with_the_new_token(
     assert writes(stack, new, "g") == ACCEPTED
     # bootd claims a node for an unknown MAC through the registry's HTTPS API, with the token
     # it reads from the file: the old one would be refused.
-    with client(stack, "registry", new) as api:
-        assert api.put("/api/v1/nodes/disc1", json={"discoverable": True}).status_code == 201
-        deadline = time.monotonic() + 30
-        answer = ""
-        while "was given to node" not in answer and time.monotonic() < deadline:
-            answer = httpx.get(f"{stack.boot_url}/ipxe/{MAC}", trust_env=False).text
-        assert f"MAC {MAC} was given to node disc1" in answer
-        node = api.get("/api/v1/nodes/disc1").json()
+    bus = await nats.connect(stack.nats_url)
+    try:
+        changes = await bus.subscribe(names.node_subject("disc1", "updated"))
+        await bus.flush()  # the server has the subscription before the node is written
+        with client(stack, "registry", new) as api:
+            assert api.put("/api/v1/nodes/disc1", json={"discoverable": True}).status_code == 201
+            created = msgspec.json.decode((await changes.next_msg(30)).data, type=ChangeEvent)
+            answer = await ipxe_once_bootd_knows(stack, MAC)
+            assert f"MAC {MAC} was given to node disc1" in answer
+            # The registry's event for bootd's claim: the token it sent was accepted.
+            claimed = msgspec.json.decode((await changes.next_msg(30)).data, type=ChangeEvent)
+            assert claimed.revision > created.revision and "network_devices" in claimed.fields
+            node = api.get("/api/v1/nodes/disc1").json()
+    finally:
+        await bus.close()
     assert node["network_devices"]["default"]["hwaddr"] == MAC
+    assert node.get("discoverable") is None
 
 
 def test_rotations_at_once_leave_one_valid_token(stack: UpStack) -> None:
