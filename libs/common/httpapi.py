@@ -55,6 +55,9 @@ BUS_UNAVAILABLE: Final = (
     nats.errors.OutboundBufferLimitError,
     nats.errors.StaleConnectionError,
     nats.js.errors.ServiceUnavailableError,
+    # What a JetStream publish says for "no responders": no stream (yet) for the subject,
+    # e.g. while a restarted nats-server recovers its streams.
+    nats.js.errors.NoStreamResponseError,
 )
 BUS_RETRY_AFTER: Final = "1"
 SCHEMA_REF: Final = "#/components/schemas/{name}"

@@ -106,17 +106,13 @@ class Images:
         if request.kernelversion is not None and not request.kernelversion.strip():
             raise Invalid("kernelversion is empty", field="kernelversion")
         job = self.jobs.accept(name, "import", request.source)
-        accepted = snapshot(job)  # what the answer says, however fast the job then runs
-        await self.requested.record(job, request)
-        return accepted
+        return await self.requested.record(job, request)
 
     async def build(self, name: str) -> ImageJob:
         """Record a rebuild of the image from its rootfs on disk; returns its job, queued."""
         meta = await self.get(name)
         job = self.jobs.accept(name, "build", meta.source)
-        accepted = snapshot(job)
-        await self.requested.record(job, None)
-        return accepted
+        return await self.requested.record(job, None)
 
     async def on_requested(self, request: ImageRequested) -> None:
         await self.requested.handle(request)
@@ -153,18 +149,7 @@ class Images:
                      event.name)  # fmt: skip
             return
         job = await self.jobs.claim_when_idle(event.name, "push", meta.source)
-        task = self.jobs.spawn(self._runner.run(job, self._push_work(event)), job)
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if task.cancelled() and not (current and current.cancelling()):
-                # Not acknowledged: the durable consumer hands the push over again.
-                raise RuntimeError(
-                    f"the builder stopped while rebuilding {event.name}; the push will be "
-                    "handled again"
-                ) from None
-            raise
+        await self._runner.run_and_wait(job, self._push_work(event))
 
     def _push_work(self, event: ImagePushed) -> Work:
         name = event.name

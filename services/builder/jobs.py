@@ -102,6 +102,7 @@ class JobTable:
                     )
                 active.state = "running"
                 active.started_at = now()
+                active.reason = None
                 return active
             if active is None:
                 return self.claim(name, kind, source, job_id=job_id)
@@ -116,6 +117,15 @@ class JobTable:
             del self._active[job.name]
             self._last[job.name] = job
             self._idle.pop(job.name).set()
+
+    def requeue(self, job: ImageJob, reason: str) -> None:
+        """A running job cut short by a NATS outage: queued again, saying why, until its
+        request is handed over again (it then starts afresh under the same id)."""
+        if self._active.get(job.name) is job:
+            job.state = "queued"
+            job.reason = reason
+            job.phase = None
+            job.progress = None
 
     def drop(self, job: ImageJob) -> None:
         """A job given up here without an end: never recorded (the stream refused it), or

@@ -1,7 +1,11 @@
 """The WOLFPACK stream as the ledger of the jobs the API accepted: a request is recorded as
 `wolfpack.image.<name>.requested` (its job id as the message id, so a retried publish is
 stored once), and the stream's last message of a subject answers which request of an image
-is the latest and whether a job already ended (`built` or `failed` with its id)."""
+is the latest and whether a job already ended (`built` or `failed` with its id).
+
+A publish NATS did not answer in time may be stored or not: that is Unconfirmed, and the
+caller records it again (requested.py). Any other error (no connection, no responders, the
+stream refusing it) means it was not stored."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from libs.common.models.image import (
     JobState,
     image_subject,
 )
+from services.builder.requested import Unconfirmed
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -35,9 +40,9 @@ class StreamLedger:
         subject = image_subject(request.name, REQUESTED)
         try:
             await self._bus.publish(subject, request, msg_id=request.job)
-        except nats.errors.TimeoutError:
+        except nats.errors.TimeoutError as err:
             # The stream's answer may be what was lost: the same id makes a second copy a no-op.
-            await self._bus.publish(subject, request, msg_id=request.job)
+            raise Unconfirmed(str(err) or "no answer in time") from err
 
     async def last_request(self, name: str) -> ImageRequested | None:
         return await self._last(name, REQUESTED, ImageRequested)

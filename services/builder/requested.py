@@ -1,6 +1,15 @@
 """The jobs the API accepted: recorded on the stream before the 202, then run as the durable
 consumer hands their requests over — again after a crash, under the same job id, until one
-run ends (`built`, or `failed` for a fault of the request itself).
+run ends: `built`, or `failed` for a fault of the request itself (a bad source, a corrupt
+archive, no kernel) or a full store (someone must free space). A run that NATS being
+unavailable cut short (a KV write that timed out, the broker restarting) is no end: the job
+goes back to `queued`, its request is not acknowledged and runs again with the consumer's
+backoff once NATS is back.
+
+Recording is the one step whose failure the client hears of (503), and only when NATS
+certainly did not store the request; when NATS stored it or not, nobody knows (the answer
+timed out), the job is kept queued, with its credentials, and recorded again under the same
+message id (stored once) until NATS answers: the client gets its 202.
 
 Running a request twice changes nothing the first run did not: the same source gives the
 same blobs (the store keeps one copy) and the same digests, so a second run at most writes KV
@@ -26,7 +35,7 @@ from libs.common.models.image import (
     image_subject,
 )
 from services.builder import pipeline
-from services.builder.jobs import JobTable, ProgressFeed, finish
+from services.builder.jobs import JobTable, ProgressFeed, finish, snapshot
 from services.builder.layout import Layout
 from services.builder.options import check_source, fetch_options
 from services.builder.pipeline import Staging
@@ -35,6 +44,14 @@ from services.builder.records import again_record, image_record
 from services.builder.runner import Ending, JobRunner, Work
 
 log = logging.getLogger("wolfpack.builder")
+
+# Seconds between attempts to record a request NATS did not confirm (doubling up to the last).
+CONFIRM_RETRY = 1.0
+CONFIRM_RETRY_MAX = 30.0
+
+
+class Unconfirmed(Exception):
+    """NATS did not answer a publish in time: the request may be stored, or not."""
 
 
 class RequestedJobs:
@@ -56,9 +73,11 @@ class RequestedJobs:
         self._runner = runner
         self._ledger = ledger
 
-    async def record(self, job: ImageJob, asked: ImportRequest | None) -> None:
-        """Record queued `job` on the stream (its credentials on this builder's disk); the
-        job is dropped if that fails, so the caller's error is the whole answer."""
+    async def record(self, job: ImageJob, asked: ImportRequest | None) -> ImageJob:
+        """Record queued `job` on the stream (its credentials on this builder's disk) and
+        return what the 202 says. If NATS certainly did not store it the job is dropped and
+        the error raised is the whole answer; if that is unknown, the job stays queued and is
+        recorded again until NATS answers (its `reason` says so meanwhile)."""
         creds = asked.creds if asked is not None else None
         request = ImageRequested(
             name=job.name,
@@ -68,18 +87,50 @@ class RequestedJobs:
             request=msgspec.structs.replace(asked, creds=None) if asked is not None else None,
             creds=creds is not None,
         )
+        accepted = snapshot(job)  # what the answer says, however fast the job then runs
         try:
             if creds is not None:
                 await asyncio.to_thread(self._layout.keep_request_creds, job.id, creds)
             await self._ledger.record(request)
+        except Unconfirmed as unsure:
+            # The request may be on the stream and run: keep the job and its credentials.
+            log.warning("job %s of image %s: NATS did not confirm its request (%s); "
+                        "recording it again", job.id, job.name, unsure)  # fmt: skip
+            accepted.reason = (
+                f"NATS did not confirm it recorded the request ({unsure}); the builder "
+                "records it again until NATS answers, then the job runs"
+            )
+            if job.state == "queued":  # not handed over already
+                job.reason = accepted.reason
+                self._jobs.spawn(self._confirm(job, request, accepted.reason), job)
         except BaseException:
             self._jobs.drop(job)
             await asyncio.to_thread(self._layout.forget_request_creds, job.id)
             raise
+        return accepted
+
+    async def _confirm(self, job: ImageJob, request: ImageRequested, waiting: str) -> None:
+        """Record `request` again (same message id: stored once) until NATS answers, or the
+        job no longer waits for it (its first copy was stored and handed over: taking the
+        job clears its `waiting` reason)."""
+        delay = CONFIRM_RETRY
+        while self._jobs.running(job.name) is job and job.reason == waiting:
+            try:
+                await self._ledger.record(request)
+            except Exception as err:
+                log.warning("job %s of image %s: recording its request: %s; again in %gs",
+                            job.id, job.name, err or type(err).__name__, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, CONFIRM_RETRY_MAX)
+                continue
+            log.info("job %s of image %s: NATS confirmed its request", job.id, job.name)
+            if job.reason == waiting:
+                job.reason = None
+            return
 
     async def handle(self, request: ImageRequested) -> None:
         """Run the job of `request` to its end (then the request may be acknowledged); raise
-        if the builder stops meanwhile, so the request is handed over again."""
+        if the builder stops or NATS fails meanwhile, so the request is handed over again."""
         if self._jobs.ended(request.name, request.job):
             return  # delivered again after it ran here
         try:
@@ -90,19 +141,7 @@ class RequestedJobs:
         if job is None:
             await asyncio.to_thread(self._layout.forget_request_creds, request.job)
             return
-        work = self._work(request)
-        task = self._jobs.spawn(self._runner.run(job, work, resumable=True), job)
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if task.cancelled() and not (current and current.cancelling()):
-                # Not acknowledged: the durable consumer hands the request over again.
-                raise RuntimeError(
-                    f"the builder stopped during job {job.id} of image {job.name}; it runs "
-                    "again when the builder is back"
-                ) from None
-            raise
+        await self._runner.run_and_wait(job, self._work(request), resumable=True)
         await asyncio.to_thread(self._layout.forget_request_creds, request.job)
 
     async def _take(self, request: ImageRequested) -> ImageJob | None:

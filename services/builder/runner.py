@@ -2,7 +2,11 @@
 first, then the event: the rootfs and chunk index are swapped in, KV is written
 (compare-and-set against what the job started from; if that fails the swap is undone), and
 only then `built` goes out. A failure anywhere leaves KV, the rootfs and the blobs as the last
-good build left them, and `failed` says why."""
+good build left them, and `failed` says why. What stopped a job may also be NATS being
+unavailable: then the job raises BusOutage, so the event that started it is not acknowledged
+and is handed over again once NATS is back — an accepted import or build (requested.py) goes
+back to `queued` and runs again under the same id, a push's job ends `failed` and the push is
+handled again as a new job. A fault of the request, or a full store, ends `failed`."""
 
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
+import nats.errors
 
 from libs.common.errors import Conflict, NotFound
+from libs.common.httpapi import BUS_UNAVAILABLE
 from libs.common.models.image import (
     ImageBuilt,
     ImageFailed,
@@ -35,6 +41,19 @@ log = logging.getLogger("wolfpack.builder")
 
 # Seconds a job cut short by a stop may take to say so.
 STOP_NOTICE = 2.0
+# NATS down, restarting or too slow to answer: nothing wrong with the job, try it again later.
+# (A full JetStream store is an APIError, not here: the admin must act, the job fails.)
+BUS_DOWN = (
+    *BUS_UNAVAILABLE,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.NoServersError,
+    nats.errors.FlushTimeoutError,
+)
+
+
+class BusOutage(Exception):
+    """NATS being unavailable cut a job short: nothing is wrong with the job, the event that
+    started it is handed over again (with the consumer's backoff)."""
 
 
 class Ending(msgspec.Struct):
@@ -63,26 +82,46 @@ class JobRunner:
         self._layout = layout
         self._jobs = jobs
 
+    async def run_and_wait(self, job: ImageJob, work: Work, *, resumable: bool = False) -> None:
+        """Run `work` as `job` in a task of the job table (the builder's stop cancels it) and
+        wait for its end. The caller handles an event of a durable consumer: a stop becomes
+        an error, so the event is not acknowledged and is handed over again."""
+        task = self._jobs.spawn(self.run(job, work, resumable=resumable), job)
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and not (current and current.cancelling()):
+                raise RuntimeError(
+                    f"the builder stopped during {job.kind} job {job.id} of image {job.name}; "
+                    "it is handled again when the builder is back"
+                ) from None
+            raise
+
     async def run(self, job: ImageJob, work: Work, *, resumable: bool = False) -> None:
         """Run `work` as `job`: its staging folder, its progress, its last event. A
         `resumable` job cut short by a stop says nothing: its request is handed over again
-        and the job goes on, under the same id, when the builder is back."""
+        and the job goes on, under the same id, when the builder is back; one that NATS
+        being unavailable cut short is queued again. Another job (a push's) ends `failed`
+        either way. Both raise, so the event that started the job is handed over again."""
         feed = ProgressFeed(job, self._publish_progress)
         try:
             ending = await self._attempt(job, work, feed)
+        except BusOutage as outage:
+            if resumable:
+                self._jobs.requeue(
+                    job, f"{outage}; the job runs again, under the same id, when NATS is back"
+                )
+            else:
+                await self._cut_short(job, f"{outage}; the push is handled again when NATS is back")
+            raise
         except asyncio.CancelledError:
             if resumable:
                 self._jobs.drop(job)
-                raise
-            reason = "the builder stopped before the job ended; start it again"
-            finish(job, "failed", reason)
-            self._jobs.release(job)
-            stopped = ImageFailed(
-                name=job.name, job=job.id, kind=job.kind, phase=job.phase, reason=reason
-            )
-            with contextlib.suppress(Exception):  # best effort: the broker may be going too
-                async with asyncio.timeout(STOP_NOTICE):
-                    await self._publisher.publish(image_subject(job.name, "failed"), stopped)
+            else:
+                await self._cut_short(
+                    job, "the builder stopped before the job ended; start it again"
+                )
             raise
         finally:
             await feed.close()  # the progress goes out before the job's last event
@@ -93,6 +132,17 @@ class JobRunner:
         except Exception as err:
             log.error("could not publish %s of image %s: %s", ending.verb, job.name, err)
 
+    async def _cut_short(self, job: ImageJob, reason: str) -> None:
+        """End `job` failed, saying so if the broker still listens (it may be going too)."""
+        finish(job, "failed", reason)
+        self._jobs.release(job)
+        failed = ImageFailed(
+            name=job.name, job=job.id, kind=job.kind, phase=job.phase, reason=reason
+        )
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(STOP_NOTICE):
+                await self._publisher.publish(image_subject(job.name, "failed"), failed)
+
     async def _attempt(self, job: ImageJob, work: Work, feed: ProgressFeed) -> Ending:
         """`work` in a fresh staging folder, removed before the job ends whatever happens."""
         staging: Staging | None = None
@@ -100,6 +150,12 @@ class JobRunner:
             staging = Staging(folder=await asyncio.to_thread(self._layout.job_dir, job.id))
             return await work(job, feed, staging)
         except Exception as exc:
+            outage = bus_outage(exc)
+            if outage is not None:  # nothing wrong with the job: it is tried again
+                doing = f" in phase {job.phase}" if job.phase else ""
+                log.warning("%s of image %s stopped%s: NATS is unavailable (%s)", job.kind,
+                            job.name, doing, outage)  # fmt: skip
+                raise BusOutage(f"NATS was unavailable ({outage}){doing}") from exc
             reason = failure_reason(exc, job.phase, job.source)
             log.warning("%s of image %s failed: %s", job.kind, job.name, reason)
             failed = ImageFailed(
@@ -166,3 +222,13 @@ class JobRunner:
 
     async def _publish_progress(self, progress: ImageProgress) -> None:
         await self._publisher.publish(image_subject(progress.name, "progress"), progress)
+
+
+def bus_outage(exc: BaseException) -> str | None:
+    """What NATS said, if `exc` (or an error it wraps) is NATS being unavailable."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BUS_DOWN):
+            return str(seen) or type(seen).__name__
+        seen = seen.__cause__
+    return None

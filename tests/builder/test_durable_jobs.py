@@ -1,16 +1,22 @@
 """An import the API accepted survives its builder: killed mid-job (SIGKILL), the builder is
 started again and runs the job again, under the same id, to its end — KV, the image blob and
-wolfctl's progress follow it. A request delivered twice builds once; an older request a
-later one replaced is not run at all."""
+wolfctl's progress follow it. It survives NATS too: a job whose KV write meets a NATS outage
+is queued again and ends `built` once NATS is back, and a request NATS did not confirm is
+kept (with its credentials) and runs. A request delivered twice builds once; an older
+request a later one replaced is not run at all."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import msgspec
 import nats
 from nats.js.api import Header
@@ -40,11 +46,11 @@ NAME = "durable"
 PAYLOAD_MIB = 24
 
 
-def slow_archive(folder: Path) -> tuple[Path, Path]:
-    """A busybox tree with incompressible data, and its tarball."""
+def slow_archive(folder: Path, mib: int = PAYLOAD_MIB) -> tuple[Path, Path]:
+    """A busybox tree with `mib` MiB of incompressible data, and its tarball."""
     tree = busybox_rootfs(folder / "tree")
     (tree / "srv").mkdir()
-    for number in range(PAYLOAD_MIB):
+    for number in range(mib):
         (tree / "srv" / f"blob-{number:02d}").write_bytes(os.urandom(1 << 20))
     return tree, tarball(tree, folder / "slow.tar.gz")
 
@@ -76,6 +82,31 @@ async def acknowledged(nats_url: str, seq: int) -> None:
                 await asyncio.sleep(0.05)
     finally:
         await nc.close()
+
+
+@contextlib.contextmanager
+def paused(server: NatsServer) -> Iterator[None]:
+    """nats-server stopped (SIGSTOP) until the block ends: connections stay open, nothing is
+    answered — a broker hung, or too slow to answer in time."""
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+async def job_when(
+    api: httpx.AsyncClient, name: str, ready: Any, within: float = 60.0
+) -> dict[str, Any]:
+    """The image's job (GET …/job) once `ready` says yes of it. Polled: NATS is stopped, so
+    no event can say when."""
+    async with asyncio.timeout(within):
+        while True:
+            r = await api.get(f"/images/{name}/job")
+            if r.status_code == 200 and ready(r.json()):
+                return dict(r.json())
+            await asyncio.sleep(0.1)
 
 
 async def request_seq(nats_url: str, name: str) -> int:
@@ -216,5 +247,90 @@ async def test_registry_credentials_never_go_on_the_stream(
             await acknowledged(nats_server.url, await request_seq(nats_server.url, name))
             assert list((data / "images" / ".requests").iterdir()) == []
             assert (data / "images" / name / "creds").read_text().strip() == secret
+    finally:
+        await asyncio.to_thread(stop_process, builder.process)
+
+
+async def test_a_kv_write_that_meets_a_nats_outage_ends_built_once_nats_is_back(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    name = "outage"
+    _, archive = await asyncio.to_thread(slow_archive, tmp_path, 12)
+    builder: Builder = await asyncio.to_thread(launch_builder, tmp_path / "data", nats_server.url)
+    try:
+        async with watching(nats_server.url) as events, builder.client() as api:
+            r = await api.post("/images", json={"name": name, "source": str(archive)})
+            assert r.status_code == 202, r.text
+            job = r.json()["id"]
+            await events.wait(name, ("progress",), job, where=lambda p: p.phase == "compress")
+            with paused(nats_server):
+                # The job goes on without NATS until it writes KV, which times out.
+                waiting = await job_when(api, name, lambda j: j["state"] == "queued")
+                assert waiting["id"] == job and "NATS was unavailable" in waiting["reason"]
+            built = await events.end_of(name, job)
+            assert type(built).__name__ == "ImageBuilt", built
+            assert not events.of(name, "failed")
+            current = (await api.get(f"/images/{name}/job")).json()
+            assert current["id"] == job and current["state"] == "built"
+            assert current["reason"] is None
+        meta = await read_kv(nats_server.url, name)
+        assert meta is not None and meta.image_digest == built.image_digest
+        image = blob(builder.data, meta.image_digest).read_bytes()
+        assert hashlib.sha256(image).hexdigest() == meta.image_digest
+        assert staging(builder.data) == set()
+    finally:
+        await asyncio.to_thread(stop_process, builder.process)
+
+
+async def test_a_request_nats_did_not_confirm_is_kept_and_runs(
+    nats_server: NatsServer, tmp_path: Path, busybox_tarball: Path
+) -> None:
+    data = tmp_path / "data"
+    builder: Builder = await asyncio.to_thread(launch_builder, data, nats_server.url)
+    name, secret = "unconfirmed", "wolf:s3cret-pass"
+    body = {"name": name, "source": str(busybox_tarball), "creds": secret}
+    try:
+        async with watching(nats_server.url) as events, builder.client() as api:
+            with paused(nats_server):
+                # Stored or not, nobody knows: the job stays, with its credentials.
+                r = await api.post("/images", json=body)
+                assert r.status_code == 202, r.text
+                accepted = r.json()
+                assert accepted["state"] == "queued"
+                assert "NATS did not confirm" in accepted["reason"]
+                job = accepted["id"]
+                assert (data / "images" / ".requests" / f"{job}.creds").exists()
+                busy = await api.post("/images", json=body)  # still the image's job
+                assert busy.status_code == 409 and job in busy.json()["error"], busy.text
+            built = await events.end_of(name, job)
+            assert type(built).__name__ == "ImageBuilt", built
+            current = (await api.get(f"/images/{name}/job")).json()
+            assert current["id"] == job and current["state"] == "built"
+            await acknowledged(nats_server.url, await request_seq(nats_server.url, name))
+        assert list((data / "images" / ".requests").iterdir()) == []
+        assert (data / "images" / name / "creds").read_text().strip() == secret
+    finally:
+        await asyncio.to_thread(stop_process, builder.process)
+
+
+async def test_a_request_nats_certainly_refused_leaves_nothing_behind(
+    nats_server: NatsServer, tmp_path: Path, busybox_tarball: Path
+) -> None:
+    data = tmp_path / "data"
+    builder: Builder = await asyncio.to_thread(launch_builder, data, nats_server.url)
+    name = "refused"
+    try:
+        nc = await nats.connect(nats_server.url)
+        try:  # no stream to store requests in: NATS answers "no responders" at once
+            await nc.jetstream().delete_stream(names.STREAM)
+        finally:
+            await nc.close()
+        async with builder.client() as api:
+            body = {"name": name, "source": str(busybox_tarball), "creds": "wolf:pw"}
+            r = await api.post("/images", json=body)
+            assert r.status_code == 503, r.text
+            assert "NATS" in r.json()["error"] and "try again" in r.json()["error"]
+            assert (await api.get(f"/images/{name}/job")).status_code == 404
+        assert list((data / "images" / ".requests").iterdir()) == []
     finally:
         await asyncio.to_thread(stop_process, builder.process)
