@@ -1,6 +1,7 @@
 """Who may fetch what: the asset key a node must present, the runtime overlay's rules (the
-owning node only, with its asset key, from a privileged source port in secure mode), and the
-overlay archives among the blobs (only to their node, asking as it)."""
+owning node only, with its asset key, from a privileged source port in secure mode), and a
+node's own overlay archives asked for at `/blobs` (services.bootd.boot.BootServer.blob_owner
+has the allow-list)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Final
 from libs.common.errors import Forbidden, Unauthorized
 from libs.common.models.overlay import BootManifest
 from libs.common.token import tokens_equal
+from services.bootd.index import bare
 
 PRIVILEGED_BELOW: Final = 1024
 
-__all__ = ["PRIVILEGED_BELOW", "Forbidden", "check_asset_key", "check_overlay", "check_runtime"]
+__all__ = ["PRIVILEGED_BELOW", "Forbidden", "check_asset_key", "check_own_archive", "check_runtime"]
 
 # Is this the asset key of some node? (ManifestIndex.known_key)
 KnownKey = Callable[[str], bool]
@@ -65,26 +67,17 @@ def check_runtime(
     return manifest
 
 
-def check_overlay(
-    manifest: BootManifest | None,
-    digest: str,
-    assetkey: str | None,
-    known_key: KnownKey = _nobody,
+def check_own_archive(
+    manifest: BootManifest, digest: str, assetkey: str | None, known_key: KnownKey = _nobody
 ) -> None:
-    """`/blobs/sha256/<digest>` of an overlay archive (it may hold the node's secrets: host
-    keys, its asset key, passwords): a system archive only to the node whose manifest lists
-    it, asking as that node (`?wwid=<its MAC>`, its asset key); a runtime archive never
-    (only `/runtime/<mac>` sends it, with its own rules)."""
-    if manifest is not None and digest == manifest.runtime_digest:
+    """`/blobs/sha256/<digest>` of an overlay archive that the current manifest of the node
+    asked as (`?wwid=`) lists (it holds the node's secrets: its asset key, host keys): the
+    node's asset key decides, and a runtime archive is refused even then (only
+    `/runtime/<mac>` sends it, with its own rules)."""
+    check_asset_key(manifest, assetkey, known_key)
+    if digest == bare(manifest.runtime_digest or ""):
         raise Forbidden(
             f"blob {digest} is the runtime overlay of {manifest.node}: it is sent at "
             "/runtime/<mac> only",
             field="digest",
         )
-    if manifest is None or digest not in manifest.system_digests:
-        raise Forbidden(
-            f"blob {digest} is an overlay archive: it is sent only to its own node, asking with "
-            "?wwid=<its MAC> (and its asset key)",
-            field="wwid",
-        )
-    check_asset_key(manifest, assetkey, known_key)

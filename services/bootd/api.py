@@ -84,8 +84,8 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
         started = time.monotonic()
         remote, _ = remote_of(request)
 
-        async def finished(status: int, sent: int) -> None:
-            error = "" if status < 400 else f"HTTP {status}"
+        async def finished(status: int, sent: int, cut_off: str) -> None:
+            error = cut_off or ("" if status < 400 else f"HTTP {status}")
             await boot.record(
                 node,
                 stage,
@@ -176,7 +176,7 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
     async def blob(
         request: Request, digest: str, wwid: str | None = None, assetkey: str | None = None
     ) -> Response:
-        owner = boot.blob_owner(wwid, digest, assetkey)  # an overlay archive: its node only
+        owner = boot.blob_owner(wwid, digest, assetkey)  # the allow-list: 404 if not on it
         response = blob_response(boot.store, digest, request.headers.get("if-none-match"))
         if owner is None:
             return response

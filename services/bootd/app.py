@@ -14,8 +14,10 @@ from starlette.types import ASGIApp
 from libs.common import endpoints, names
 from libs.common.bus import Bus
 from libs.common.cas import ContentStore
+from libs.common.errors import Invalid
 from libs.common.httpapi import TokenAuth, create_app
 from libs.common.listeners import api_url
+from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
 from libs.common.models.overlay import BootManifest
 from libs.common.settings import Settings
@@ -31,6 +33,7 @@ from services.bootd.guard import BlobGuard, ServingStore
 from services.bootd.history import TftpStages, replay
 from services.bootd.index import IndexFeeder, ManifestIndex
 from services.bootd.script import ScriptRenderer
+from services.bootd.stalls import STALL
 from services.bootd.status import StagePublisher, StatusBook
 
 log = logging.getLogger("wolfpack.bootd")
@@ -38,6 +41,8 @@ log = logging.getLogger("wolfpack.bootd")
 # Secure mode (runtime overlays only to privileged source ports) is on unless this says no.
 ENV_SECURE: Final = "WOLFPACK_BOOTD_SECURE"
 ENV_REGISTRY: Final = "WOLFPACK_REGISTRY_URL"
+# Seconds a node may take to accept each piece of a blob (services.bootd.stalls).
+ENV_STALL: Final = "WOLFPACK_BOOTD_STALL_SECONDS"
 FALSE: Final = ("0", "false", "no", "off")
 
 
@@ -98,6 +103,20 @@ def registry_url(settings: Settings, env: Mapping[str, str]) -> str:
     return found or api_url(settings, "registry", host)
 
 
+def stall_seconds(env: Mapping[str, str]) -> float:
+    """The stall limit: $WOLFPACK_BOOTD_STALL_SECONDS, else STALL."""
+    text = env.get(ENV_STALL, "").strip()
+    if not text:
+        return STALL
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise Invalid(f"${ENV_STALL} must be seconds above 0, not {text!r}", field=ENV_STALL)
+    return seconds
+
+
 async def build(settings: Settings, bus: Bus) -> BootdService:
     tokens = TokenFile.ensure(settings.data_dir)
     index = ManifestIndex()
@@ -105,13 +124,15 @@ async def build(settings: Settings, bus: Bus) -> BootdService:
         index,
         await bus.bucket(names.BUCKET_BOOT, BootManifest),
         await bus.bucket(names.BUCKET_NODES, Node),
+        await bus.bucket(names.BUCKET_IMAGES, ImageMeta),
     )
     book = StatusBook()
     # Under --tls the registry's certificate is ours: trust our CA for it.
     verify = client_context(tls_files(settings.data_dir).ca) if settings.tls else True
     discovery = Discovery(registry_url(settings, os.environ), tokens, verify)
     verifier = Verifier(ContentStore(settings.cas_dir))
-    guard = BlobGuard(verifier, Admission(settings.max_transfers))
+    stall = stall_seconds(os.environ)
+    guard = BlobGuard(verifier, Admission(settings.max_transfers), stall=stall)
     boot = BootServer(
         index,
         ServingStore(settings.cas_dir, guard),
@@ -124,4 +145,4 @@ async def build(settings: Settings, bus: Bus) -> BootdService:
     auth = TokenAuth(tokens, public_read=settings.public_read)
     api.mount(app, boot, book, auth)
     serving_api.mount(app, guard, auth)
-    return BootdService(ZeroCopy(app), feeder, discovery, bus, book, verifier)
+    return BootdService(ZeroCopy(app, stall), feeder, discovery, bus, book, verifier)

@@ -20,14 +20,13 @@ from uvicorn.protocols.http.h11_impl import RequestResponseCycle
 from libs.common.cas import ContentStore, parse_digest
 from libs.common.errors import NotFound
 from services.bootd.guard import GuardedBlob, guard_of
+from services.bootd.stalls import ABORT, PATHSEND, STALL, Stalled
 
 CACHE_CONTROL: Final = "public, max-age=31536000, immutable"
 MEDIA_TYPE: Final = "application/octet-stream"
-PATHSEND: Final = "http.response.pathsend"
-# A node must take each STEP bytes within STALL seconds (about 140 KB/s), as nginx's
-# send_timeout: one that stops reading would otherwise hold its transfer slot for ever.
+# A node must take each STEP bytes of a whole file within the stall limit (60 s: about
+# 140 KB/s); services.bootd.stalls has why.
 STEP: Final = 8 << 20
-STALL: Final = 60.0
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -74,8 +73,9 @@ class ZeroCopy:
     loop.sendfile (sendfile(2) on a plain socket; read and write where that is not possible).
     Another server gets the app untouched, and Starlette reads the file itself."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, stall: float = STALL) -> None:
         self.app = app
+        self.stall = stall
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # uvicorn hands the app its request cycle's bound `send`: the cycle owns the socket.
@@ -83,20 +83,22 @@ class ZeroCopy:
         if scope["type"] != "http" or not isinstance(cycle, RequestResponseCycle):
             await self.app(scope, receive, send)
             return
-        scope["extensions"] = {**(scope.get("extensions") or {}), PATHSEND: {}}
+        extensions = scope.get("extensions") or {}
+        scope["extensions"] = {**extensions, PATHSEND: {}, ABORT: cycle.transport.abort}
         head = scope["method"] == "HEAD"
 
         async def sending(message: Message) -> None:
             if message["type"] == PATHSEND:
                 if not head:
-                    await _sendfile(cycle, message["path"])
+                    await _sendfile(cycle, message["path"], self.stall)
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)  # the cycle ends the response: keep-alive or close
 
         await self.app(scope, receive, sending)
 
 
-async def _sendfile(cycle: RequestResponseCycle, path: str) -> None:
+async def _sendfile(cycle: RequestResponseCycle, path: str, stall: float) -> None:
+    """The file's bytes after the head; Stalled if the node stopped taking them."""
     transport = cycle.transport
     # Opening a local file is a metadata lookup; the bytes are read by the kernel, not here.
     with open(path, "rb") as file:  # noqa: ASYNC230
@@ -109,15 +111,19 @@ async def _sendfile(cycle: RequestResponseCycle, path: str) -> None:
                 transport.write(piece)  # chunk framing, if the answer had no Content-Length
                 continue
             try:
-                await _send_steps(transport, file, body.size)
-            except (OSError, TimeoutError):
-                # The node went away or stalled mid-file: nothing more can be said on this
-                # connection.
+                await _send_steps(transport, file, body.size, stall)
+            except TimeoutError:  # an OSError too: first
+                transport.abort()
+                raise Stalled(f"the node took under {STEP >> 20} MiB in {stall:g} s") from None
+            except OSError:
+                # The node went away mid-file: nothing more can be said on this connection.
                 transport.abort()
 
 
-async def _send_steps(transport: asyncio.WriteTransport, file: BinaryIO, size: int) -> None:
+async def _send_steps(
+    transport: asyncio.WriteTransport, file: BinaryIO, size: int, stall: float
+) -> None:
     loop = asyncio.get_running_loop()
     for offset in range(0, size, STEP):
-        async with asyncio.timeout(STALL):
+        async with asyncio.timeout(stall):
             await loop.sendfile(transport, file, offset, min(STEP, size - offset))

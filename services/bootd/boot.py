@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import time
 
-from libs.common.cas import ContentStore
+from libs.common.cas import ContentStore, parse_digest
 from libs.common.errors import Invalid, NotFound
 from libs.common.models.boot_stage import UNKNOWN_NODE, BootStage, Stage
 from libs.common.models.overlay import BootManifest
 from services.bootd import script
-from services.bootd.access import check_asset_key, check_overlay
+from services.bootd.access import check_asset_key, check_own_archive
 from services.bootd.discovery import Discovery
-from services.bootd.index import ManifestIndex
+from services.bootd.index import ManifestIndex, bare
 from services.bootd.macs import normalize_mac
 from services.bootd.status import StagePublisher
 
@@ -88,28 +88,37 @@ class BootServer:
     def blob_owner(
         self, wwid: str | None, digest: str, assetkey: str | None = None
     ) -> tuple[str, Stage] | None:
-        """Which node (by the `?wwid=` its script put on the URL) fetches `digest`, as what.
-        An overlay archive goes to its own node only: Forbidden or Unauthorized otherwise."""
+        """Whether `/blobs/sha256/<digest>` may be sent, and to which node's boot (by the
+        `?wwid=` its script put on the URL) it belongs, as what. An allow-list: a kernel or
+        image that a current manifest or image names, to anyone; an overlay archive that the
+        current manifest of the node asked as lists, to that node (its asset key decides:
+        Unauthorized, Forbidden). Anything else is NotFound, as a blob never stored, so that
+        knowing a digest (events, status, manifests) opens nothing; Invalid if malformed."""
+        digest = parse_digest(digest)
         manifest = None
         if wwid is not None:
             try:
                 manifest = self.index.manifest_for_mac(normalize_mac(wwid))
             except Invalid:
                 manifest = None
-        digest = digest.removeprefix("sha256:").lower()
-        if self.index.overlay_only(digest):
-            check_overlay(manifest, digest, assetkey, self.index.known_key)
-        if manifest is None:
+        if self.index.public(digest):
+            if manifest is None:
+                return None
+            if digest == bare(manifest.kernel_digest or ""):
+                return manifest.node, "kernel"
+            if digest == bare(manifest.image_digest or ""):
+                return manifest.node, "image"
             return None
-        if digest == manifest.kernel_digest:
-            return manifest.node, "kernel"
-        if digest == manifest.image_digest:
-            return manifest.node, "image"
-        if digest == manifest.runtime_digest:
-            return manifest.node, "runtime"
-        if digest in manifest.system_digests:
-            return manifest.node, "system"
-        return None
+        own = [*manifest.system_digests, manifest.runtime_digest] if manifest else []
+        if manifest is None or digest not in {bare(d) for d in own if d}:
+            raise NotFound(
+                f"blob {digest} is not served here: /blobs sends the kernels and images nodes "
+                "boot, and a node's system overlay archives to that node only (?wwid=<its "
+                "MAC>&assetkey=<its key>); a runtime overlay goes out at /runtime/<mac>",
+                field="digest",
+            )
+        check_own_archive(manifest, digest, assetkey, self.index.known_key)
+        return manifest.node, "system"
 
     async def record(
         self,

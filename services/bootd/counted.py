@@ -1,5 +1,6 @@
 """A response wrapper that counts what went out and says so when the response is finished:
-body bytes as sent, or for a file handed to the server (pathsend) its Content-Length."""
+body bytes as sent, or for a file handed to the server (pathsend) its Content-Length, and
+why it was cut off, if it was (services.bootd.stalls)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Awaitable, Callable
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-Finished = Callable[[int, int], Awaitable[None]]  # (status, bytes sent)
+from services.bootd.stalls import CUT_OFF
+
+Finished = Callable[[int, int, str], Awaitable[None]]  # (status, bytes sent, cut off)
 
 
 class Counted(Response):
@@ -41,4 +44,4 @@ class Counted(Response):
         try:
             await self.inner(scope, receive, counting)
         finally:
-            await self.finished(status, sent)
+            await self.finished(status, sent, scope.get(CUT_OFF, ""))

@@ -1,5 +1,7 @@
 """What bootd checks before the first byte of a blob goes out: a transfer slot for a big
-answer (services.bootd.admission), then every blob's digest (libs.common.verified).
+answer (services.bootd.admission), then every blob's digest (libs.common.verified); and while
+it goes out, that the node keeps taking it (services.bootd.stalls: a stalled node is cut off,
+which frees its slot).
 
 Which answers need a slot: a GET whose blobs add up to TRANSFER_BYTES or more, in practice the
 kernels and images (MBs to GBs). iPXE scripts, overlays (KBs), agent reports, status, HEAD and
@@ -9,6 +11,8 @@ it is asked for (`/blobs/...` with or without `?wwid=`, `/kernel/MAC`, `/provisi
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 from pathlib import Path
@@ -24,27 +28,44 @@ from libs.common.errors import NotFound
 from libs.common.httpapi import error_response
 from libs.common.verified import BlobCorrupt, Verifier, VerifyCounts
 from services.bootd.admission import Admission, AdmissionCounts
+from services.bootd.stalls import CUT_OFF, STALL, StallCounts, Stalled, paced
 
 TRANSFER_BYTES: Final = 1 << 20
 
+log = logging.getLogger("wolfpack.bootd")
+
 
 class ServingCounts(msgspec.Struct, kw_only=True):
-    """`GET /api/v1/serving`: how bootd's transfer slots and blob checks have gone."""
+    """`GET /api/v1/serving`: how bootd's transfer slots, blob checks and stall cut-offs
+    have gone."""
 
     admission: AdmissionCounts
     verification: VerifyCounts
+    stalls: StallCounts
 
 
 class BlobGuard:
     def __init__(
-        self, verifier: Verifier, admission: Admission, transfer_bytes: int = TRANSFER_BYTES
+        self,
+        verifier: Verifier,
+        admission: Admission,
+        transfer_bytes: int = TRANSFER_BYTES,
+        stall: float = STALL,
     ) -> None:
+        if not 0 < stall < float("inf"):
+            raise ValueError(f"stall must be some seconds above 0, not {stall}")
         self.verifier = verifier
         self.admission = admission
         self.transfer_bytes = transfer_bytes
+        self.stall = stall
+        self.cut_off = 0
 
     def counts(self) -> ServingCounts:
-        return ServingCounts(admission=self.admission.counts(), verification=self.verifier.counts())
+        return ServingCounts(
+            admission=self.admission.counts(),
+            verification=self.verifier.counts(),
+            stalls=StallCounts(limit_seconds=self.stall, cut_off=self.cut_off),
+        )
 
 
 class ServingStore(ContentStore):
@@ -57,7 +78,8 @@ class ServingStore(ContentStore):
 
 class GuardedBlob(Response):
     """`inner` (the answer with the bytes of `blobs`, each with its stat), sent only with a
-    slot if it is big, and only if every blob still hashes to its name."""
+    slot if it is big, only if every blob still hashes to its name, and cut off (the slot
+    freed) if the node stops taking it."""
 
     def __init__(
         self, inner: Response, guard: BlobGuard, blobs: list[tuple[str, os.stat_result]]
@@ -85,7 +107,15 @@ class GuardedBlob(Response):
             except BlobCorrupt as err:
                 await error_response(500, err.message, err.field)(scope, receive, send)
                 return
-            await self.inner(scope, receive, send)
+            await self.inner(scope, receive, paced(scope, send, self.guard.stall))
+        except Stalled as err:
+            self.guard.cut_off += 1
+            scope[CUT_OFF] = f"cut off: {err}"
+            client = scope.get("client") or ("?", 0)
+            log.warning("%s:%s cut off from %s: %s", *client[:2], scope["path"], err)
+            # The connection is aborted: let the server hear of it (connection_lost runs
+            # next) before this answer returns unfinished, so it does not report an error.
+            await asyncio.sleep(0)
         finally:
             if transfer:
                 self.guard.admission.leave(time.monotonic() - started)

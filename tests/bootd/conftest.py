@@ -4,6 +4,7 @@ overlayd would, each test under node names and MACs of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from libs.common import names
 from libs.common.bus import Bus
 from libs.common.cas import ContentStore
 from libs.common.endpoints import Endpoints, write_endpoints
+from libs.common.models.image import ImageMeta
 from libs.common.models.overlay import BootManifest
 
 from stack import RegistryProcess, run_service, stop_process, wait_healthy
@@ -121,3 +123,36 @@ async def boot_node(
     boot = await bus.bucket(names.BUCKET_BOOT, BootManifest)
     await boot.put(node, manifest)
     return BootFiles(manifest, kernel, image, systems, runtime)
+
+
+async def make_public(bus: Bus, client: httpx.AsyncClient, digest: str, size: int = 0) -> None:
+    """Name `digest` as the kernel and image of an image in KV `images` (what makes a blob no
+    node boots yet public), then wait until bootd (`client`) serves it."""
+    images = await bus.bucket(names.BUCKET_IMAGES, ImageMeta)
+    image = ImageMeta(
+        name=f"public-{digest[:12]}",
+        source="tests/bootd",
+        image_digest=digest,
+        kernel_digest=digest,
+        kernel_version="test",
+        size=size,
+        built_at=0.0,
+    )
+    await images.put(image.name, image)
+    await until_public(client, digest)
+
+
+async def until_public(client: httpx.AsyncClient, digest: str) -> None:
+    # A matching If-None-Match is answered 304 without reading (or hashing) the blob, and
+    # only once bootd may serve it: 404 before.
+    headers = {"If-None-Match": f'"{digest}"'}
+    async with asyncio.timeout(10):
+        while (await client.get(f"/blobs/sha256/{digest}", headers=headers)).status_code != 304:
+            pass  # each look is a request: no sleep needed
+
+
+async def public_blob(bus: Bus, store: ContentStore, client: httpx.AsyncClient, data: bytes) -> str:
+    """`data` into the CAS as a blob anyone may fetch from bootd (`client`); its digest."""
+    digest = await store.put_bytes(data)
+    await make_public(bus, client, digest, len(data))
+    return digest

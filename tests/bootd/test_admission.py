@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import boot_node, fresh_mac
+from conftest import boot_node, fresh_mac, public_blob
 
 from libs.common import names
 from libs.common.bus import Bus
@@ -170,7 +170,11 @@ async def test_over_the_limit_a_node_is_told_to_come_back(
 async def test_deferred_nodes_are_told_different_waits(
     limited: Limited, client: httpx.AsyncClient
 ) -> None:
-    digest = await limited.store.put_bytes(b"k" * BIG)
+    bus = await Bus.connect(limited.nats_url, "admission-test")
+    try:
+        digest = await public_blob(bus, limited.store, client, b"k" * BIG)
+    finally:
+        await bus.close()
     path = f"/blobs/sha256/{digest}"
     holders = [await SlowNode.ask(limited.url, path) for _ in range(2)]
     try:

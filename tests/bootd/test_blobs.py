@@ -1,4 +1,5 @@
-"""`/blobs/sha256/{digest}`: immutable blobs with Range, HEAD, a strong ETag and 304."""
+"""`/blobs/sha256/{digest}`: immutable blobs with Range, HEAD, a strong ETag and 304 (blobs
+made public as an image's, KV `images`: a stored blob nobody boots is not served)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,36 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 import uvicorn
-from conftest import Bootd
+from conftest import Bootd, public_blob
 from starlette.responses import FileResponse
 from starlette.types import Receive, Scope, Send
 
+from libs.common.bus import Bus
 from services.bootd.blobs import PATHSEND, ZeroCopy
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-async def stored(bootd: Bootd, data: bytes) -> str:
-    return await bootd.store.put_bytes(data)
+class Stored:
+    """Puts public blobs (test_blob_access.py has who may fetch what)."""
+
+    def __init__(self, bootd: Bootd, bus: Bus, http: httpx.AsyncClient) -> None:
+        self.bootd, self.bus, self.http = bootd, bus, http
+
+    async def __call__(self, data: bytes) -> str:
+        return await public_blob(self.bus, self.bootd.store, self.http, data)
 
 
-async def test_full_get(bootd: Bootd, http: httpx.AsyncClient) -> None:
+@pytest.fixture
+def stored(bootd: Bootd, nbus: Bus, http: httpx.AsyncClient) -> Stored:
+    return Stored(bootd, nbus, http)
+
+
+async def test_full_get(stored: Stored, http: httpx.AsyncClient) -> None:
     data = bytes(range(256)) * 4096
-    digest = await stored(bootd, data)
+    digest = await stored(data)
     answer = await http.get(f"/blobs/sha256/{digest}")
     assert answer.status_code == 200
     assert answer.content == data
@@ -37,15 +51,15 @@ async def test_full_get(bootd: Bootd, http: httpx.AsyncClient) -> None:
     assert answer.headers["accept-ranges"] == "bytes"
 
 
-async def test_sha256_prefix_and_upper_case(bootd: Bootd, http: httpx.AsyncClient) -> None:
-    digest = await stored(bootd, b"prefixed")
+async def test_sha256_prefix_and_upper_case(stored: Stored, http: httpx.AsyncClient) -> None:
+    digest = await stored(b"prefixed")
     answer = await http.get(f"/blobs/sha256/sha256:{digest.upper()}")
     assert answer.status_code == 200 and answer.content == b"prefixed"
 
 
-async def test_range(bootd: Bootd, http: httpx.AsyncClient) -> None:
+async def test_range(stored: Stored, http: httpx.AsyncClient) -> None:
     data = b"0123456789" * 1000
-    digest = await stored(bootd, data)
+    digest = await stored(data)
     answer = await http.get(f"/blobs/sha256/{digest}", headers={"Range": "bytes=10-19"})
     assert answer.status_code == 206
     assert answer.content == data[10:20]
@@ -54,16 +68,16 @@ async def test_range(bootd: Bootd, http: httpx.AsyncClient) -> None:
     assert tail.status_code == 206 and tail.content == data[-5:]
 
 
-async def test_unsatisfiable_range_is_416(bootd: Bootd, http: httpx.AsyncClient) -> None:
-    digest = await stored(bootd, b"short blob")
+async def test_unsatisfiable_range_is_416(stored: Stored, http: httpx.AsyncClient) -> None:
+    digest = await stored(b"short blob")
     answer = await http.get(f"/blobs/sha256/{digest}", headers={"Range": "bytes=500-600"})
     assert answer.status_code == 416
     assert answer.headers["content-range"] == "bytes */10"
 
 
-async def test_head(bootd: Bootd, http: httpx.AsyncClient) -> None:
+async def test_head(stored: Stored, http: httpx.AsyncClient) -> None:
     data = b"head only" * 100
-    digest = await stored(bootd, data)
+    digest = await stored(data)
     answer = await http.head(f"/blobs/sha256/{digest}")
     assert answer.status_code == 200
     assert answer.content == b""
@@ -71,8 +85,8 @@ async def test_head(bootd: Bootd, http: httpx.AsyncClient) -> None:
     assert answer.headers["etag"] == f'"{digest}"'
 
 
-async def test_if_none_match_is_304(bootd: Bootd, http: httpx.AsyncClient) -> None:
-    digest = await stored(bootd, b"cached by the node")
+async def test_if_none_match_is_304(stored: Stored, http: httpx.AsyncClient) -> None:
+    digest = await stored(b"cached by the node")
     answer = await http.get(f"/blobs/sha256/{digest}", headers={"If-None-Match": f'"{digest}"'})
     assert answer.status_code == 304
     assert answer.content == b""
@@ -84,7 +98,7 @@ async def test_if_none_match_is_304(bootd: Bootd, http: httpx.AsyncClient) -> No
 async def test_unknown_digest_is_404(http: httpx.AsyncClient) -> None:
     answer = await http.get(f"/blobs/sha256/{'0' * 64}")
     assert answer.status_code == 404
-    assert "not in the store" in answer.json()["error"]
+    assert "not served here" in answer.json()["error"]
 
 
 async def test_malformed_digest_is_400(http: httpx.AsyncClient) -> None:
@@ -115,10 +129,10 @@ def _get_twice(url: str) -> tuple[list[bytes], bool]:
         conn.close()
 
 
-async def test_big_blob_twice_on_one_connection(bootd: Bootd) -> None:
+async def test_big_blob_twice_on_one_connection(bootd: Bootd, stored: Stored) -> None:
     # Larger than the socket buffers, so sendfile(2) runs in many steps.
     data = os.urandom(8 << 20)
-    digest = await stored(bootd, data)
+    digest = await stored(data)
     bodies, reused = await asyncio.to_thread(_get_twice, f"{bootd.url}/blobs/sha256/{digest}")
     assert bodies == [data, data]
     assert reused
@@ -134,9 +148,11 @@ def _hang_up_mid_blob(url: str) -> int:
     return len(got)
 
 
-async def test_node_hanging_up_mid_blob(bootd: Bootd, http: httpx.AsyncClient) -> None:
+async def test_node_hanging_up_mid_blob(
+    bootd: Bootd, stored: Stored, http: httpx.AsyncClient
+) -> None:
     data = os.urandom(16 << 20)
-    digest = await stored(bootd, data)
+    digest = await stored(data)
     url = f"{bootd.url}/blobs/sha256/{digest}"
     for _ in range(3):
         assert await asyncio.to_thread(_hang_up_mid_blob, url) > 0

@@ -1,5 +1,5 @@
-"""`/runtime/{mac}`: only the owning node, with its asset key, from a privileged port; and
-no overlay archive through `/blobs` for anyone else."""
+"""`/runtime/{mac}`: only the owning node, with its asset key, from a privileged port (who
+gets which blob at `/blobs`: test_blob_access.py)."""
 
 from __future__ import annotations
 
@@ -109,40 +109,6 @@ async def test_node_a_with_its_key_gets_403_for_node_bs_overlay(
     # The callback route applies the same rules: nothing is pushed anywhere.
     r = await http.get(f"/runtime/{mac_b}", params={"assetkey": "a-key", "callback": 900})
     assert r.status_code == 403 and r.json()["field"] == "assetkey"
-
-
-async def test_overlay_archives_are_not_blobs_for_anyone(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
-) -> None:
-    """Whoever learns a digest (events, status, manifests) gets no overlay archive through
-    /blobs: a runtime archive never, a system archive only as its own node."""
-    mac_a, mac_b = fresh_mac(), fresh_mac()
-    a = await boot_node(nbus, bootd.store, "rt4a", mac_a, asset_key="a4")
-    b = await boot_node(nbus, bootd.store, "rt4b", mac_b, asset_key="b4")
-    await ready(http, mac_a, "a4")
-    await ready(http, mac_b, "b4")
-    runtime_b, own_b = b.manifest.runtime_digest, b.manifest.system_digests[0]
-    for params in ({}, {"wwid": mac_b, "assetkey": "b4"}, {"wwid": mac_a, "assetkey": "a4"}):
-        r = await http.get(f"/blobs/sha256/{runtime_b}", params=params)
-        assert r.status_code == 403 and b.runtime not in r.content, params
-    refused = [
-        ({}, 403),
-        ({"wwid": mac_a, "assetkey": "a4"}, 403),  # node a asking for b's archive
-        ({"wwid": mac_b}, 401),
-        ({"wwid": mac_b, "assetkey": "a4"}, 403),  # b's MAC, a's key
-        ({"wwid": mac_b, "assetkey": "wrong"}, 401),
-    ]
-    for params, status in refused:
-        r = await http.get(f"/blobs/sha256/{own_b}", params=params)
-        assert r.status_code == status and b.systems[0] not in r.content, (params, r.text)
-    r = await http.get(f"/blobs/sha256/{own_b}", params={"wwid": mac_b, "assetkey": "b4"})
-    assert r.status_code == 200 and r.content == b.systems[0]
-    # Kernels and images carry no node's secrets: anyone may have them.
-    r = await http.get(f"/blobs/sha256/{a.manifest.image_digest}")
-    assert r.status_code == 200 and r.content == a.image
-    # The script names the blobs so that the node's own asset tag goes with them.
-    script = (await http.get(f"/ipxe/{mac_b}", params={"assetkey": "b4"})).text
-    assert f"/blobs/sha256/{own_b}?wwid={mac_b}&assetkey=${{asset}}" in script
 
 
 async def listen_once(port: int) -> tuple[asyncio.Future[bytes], asyncio.Server]:

@@ -119,8 +119,17 @@ async def test_restart_keeps_timelines_and_tftp_stages_show(
     from stack import run_service, stop_process, wait_healthy
 
     mac = fresh_mac()
-    await boot_node(nbus, bootd.store, "st4", mac)
-    await ready(http, mac)
+    events = await nbus.subscribe("wolfpack.node.st4.boot", Stage)
+    try:
+        await boot_node(nbus, bootd.store, "st4", mac)
+        await ready(http, mac)
+        # bootd publishes its stages after answering: the script's first, then tftpd's.
+        async with asyncio.timeout(10):
+            async for _, event in events:
+                if event.stage == "ipxe":
+                    break
+    finally:
+        await events.stop()
     await nbus.nc.publish(
         "wolfpack.node.st4.boot",
         msgspec.json.encode(Stage(node="st4", stage="tftp", file="undionly.kpxe")),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from libs.common.errors import Invalid, Unauthorized
+from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
 from libs.common.models.overlay import BootManifest
 from services.bootd.access import Forbidden, check_runtime
@@ -103,3 +105,30 @@ def test_etag_matching() -> None:
     assert etag_matches('W/"b"', '"b"')
     assert not etag_matches('"a"', '"b"')
     assert not etag_matches(None, '"b"')
+
+
+def test_public_digests_follow_manifests_and_images() -> None:
+    index = ManifestIndex()
+    kernel, image = MANIFEST.kernel_digest or "", MANIFEST.image_digest or ""
+    index.set_manifest("n1", MANIFEST)
+    index.set_manifest("n2", msgspec.structs.replace(MANIFEST, node="n2", hwaddrs=[]))
+    built = ImageMeta(
+        name="img",
+        source="x",
+        image_digest=f"sha256:{image.upper()}",
+        kernel_digest="5" * 64,
+        kernel_version="6",
+        size=1,
+        built_at=0.0,
+    )
+    index.set_image("img", built)
+    assert all(index.public(d) for d in (kernel, image, "5" * 64))
+    # Overlay archives are never public, whoever's they are.
+    assert not index.public(MANIFEST.system_digests[0])
+    assert not index.public(MANIFEST.runtime_digest or "")
+    index.set_manifest("n1", None)
+    assert index.public(kernel)  # n2 still boots it
+    index.set_manifest("n2", None)
+    assert not index.public(kernel) and index.public(image)  # the image still names it
+    index.set_image("img", None)
+    assert not index.public(image) and not index.public("5" * 64)

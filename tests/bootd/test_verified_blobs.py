@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Bootd, boot_node, fresh_mac
+from conftest import Bootd, boot_node, fresh_mac, make_public, public_blob
 
 from libs.common.bus import Bus
 from libs.common.cas import ContentStore
@@ -58,10 +58,10 @@ def assert_refused(answer: httpx.Response, digest: str) -> None:
 
 
 async def test_a_blob_corrupted_in_place_is_not_served(
-    bootd: Bootd, http: httpx.AsyncClient
+    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
 ) -> None:
     data = os.urandom(2 << 20)
-    digest = await bootd.store.put_bytes(data)
+    digest = await public_blob(nbus, bootd.store, http, data)
     url = f"/blobs/sha256/{digest}"
     assert (await http.get(url)).content == data
     before = await serving(bootd)
@@ -77,13 +77,14 @@ async def test_a_blob_corrupted_in_place_is_not_served(
 
 
 async def test_a_blob_corrupt_before_its_first_request_is_not_served(
-    bootd: Bootd, http: httpx.AsyncClient
+    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
 ) -> None:
     data = os.urandom(4096)
     digest = hashlib.sha256(data).hexdigest()
     path = bootd.store.path(digest)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data[:-1] + b"\0")
+    await make_public(nbus, http, digest, len(data))
     assert_refused(await http.get(f"/blobs/sha256/{digest}"), digest)
 
 
@@ -125,11 +126,11 @@ async def test_a_nodes_corrupt_kernel_and_system_overlay_are_refused_with_an_eve
 
 
 async def test_concurrent_first_requests_share_one_hash(
-    bootd: Bootd, http: httpx.AsyncClient
+    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
 ) -> None:
     data = os.urandom(16 << 20)
     want = hashlib.sha256(data).hexdigest()
-    digest = await bootd.store.put_bytes(data)
+    digest = await public_blob(nbus, bootd.store, http, data)
     del data
     before = await serving(bootd)
 
@@ -153,10 +154,10 @@ async def test_concurrent_first_requests_share_one_hash(
 
 
 async def test_a_blob_replaced_after_it_was_verified_is_verified_again(
-    bootd: Bootd, http: httpx.AsyncClient
+    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
 ) -> None:
     data = os.urandom(1 << 20)
-    digest = await bootd.store.put_bytes(data)
+    digest = await public_blob(nbus, bootd.store, http, data)
     url = f"/blobs/sha256/{digest}"
     path = bootd.store.path(digest)
     assert (await http.get(url)).content == data

@@ -103,9 +103,16 @@ async def test_secrets_stay_with_their_node(stack: UpStack) -> None:
     assert r.status_code == 200 and key_a.encode() in unpacked(r.content)  # its config
     r = await bootd.get(f"/blobs/sha256/{shared}", params=as_a)
     assert r.status_code == 200 and hidden.found_in(unpacked(r.content))  # sshd's host keys
-    for digest, params in [(own_b, as_a), (own_b, {}), (shared, {}), (a.runtime_digest, as_a)]:
+    # Not its own: 404, as a blob never stored; its own runtime archive: /runtime only (403).
+    refused = [
+        (own_b, as_a, 404),
+        (own_b, {}, 404),
+        (shared, {}, 404),
+        (a.runtime_digest, as_a, 403),
+    ]
+    for digest, params, status in refused:
         r = await bootd.get(f"/blobs/sha256/{digest}", params=params)
-        assert r.status_code == 403 and not hidden.found_in(r.content), (digest, params)
+        assert r.status_code == status and not hidden.found_in(r.content), (digest, params)
     r = await bootd.get(f"/ipxe/{MAC_A}", params={"assetkey": key_a})  # into the access log
     assert r.status_code == 200 and key_a not in r.text
 

@@ -16,8 +16,11 @@ import msgspec
 import pytest
 from hostile_http import Answer, exchange, get, half_sent
 
+from libs.common import names
+from libs.common.bus import Bus
 from libs.common.cas import ContentStore
 from libs.common.models.api import ErrorBody
+from libs.common.models.image import ImageMeta
 
 from stack import UpStack
 
@@ -29,10 +32,35 @@ STATUS: Final = "/status/52:54:00:aa:00:02"
 
 @pytest.fixture(scope="module")
 def bootd(up: UpStack) -> Iterator[int]:
-    """bootd's port, with BLOB in the store."""
-    asyncio.run(ContentStore(up.data / "cas").put_bytes(BLOB))
+    """bootd's port, with BLOB in the store and public (an image's kernel: bootd serves only
+    what nodes boot)."""
+    asyncio.run(publish(up))
+    with httpx.Client(base_url=up.url("bootd"), timeout=10) as client:
+        for _ in range(2000):  # 304 once bootd has seen the image, 404 before
+            got = client.get(f"/blobs/sha256/{DIGEST}", headers={"If-None-Match": f'"{DIGEST}"'})
+            if got.status_code == 304:
+                break
     yield up.port_offset + 9873
     assert_still_serving(up)
+
+
+async def publish(up: UpStack) -> None:
+    await ContentStore(up.data / "cas").put_bytes(BLOB)
+    bus = await Bus.connect(up.nats_url, "hostile-test")
+    try:
+        images = await bus.bucket(names.BUCKET_IMAGES, ImageMeta)
+        meta = ImageMeta(
+            name="hostile-blob",
+            source="tests/hostile",
+            image_digest=DIGEST,
+            kernel_digest=DIGEST,
+            kernel_version="test",
+            size=len(BLOB),
+            built_at=0.0,
+        )
+        await images.put(meta.name, meta)
+    finally:
+        await bus.close()
 
 
 def assert_still_serving(up: UpStack) -> None:

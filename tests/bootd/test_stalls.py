@@ -1,0 +1,178 @@
+"""A node that stops reading loses its transfer slot once it has taken nothing for the stall
+limit, however its answer is sent: a Range answer and a `/system` answer of big archives
+(Starlette sends those message by message) and a whole file (sendfile). Against a real bootd
+with one slot and a 1 s limit ($WOLFPACK_BOOTD_STALL_SECONDS); each cut-off is counted in
+`GET /api/v1/serving`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+import pytest
+from conftest import boot_node, fresh_mac, public_blob
+
+from libs.common import names
+from libs.common.bus import Bus
+from libs.common.cas import ContentStore
+from libs.common.endpoints import Endpoints, write_endpoints
+from libs.common.models.overlay import BootManifest
+
+from stack import RegistryProcess, run_service, stop_process, wait_healthy
+
+ENV_STALL: Final = "WOLFPACK_BOOTD_STALL_SECONDS"
+STALL: Final = 1.0
+BIG: Final = 32 << 20  # well over the socket buffers of both ends
+
+
+class Stalling:
+    def __init__(self, url: str, nats_url: str, data: Path, token: str) -> None:
+        self.url = url
+        self.nats_url = nats_url
+        self.store = ContentStore(data / "cas")
+        self.auth = {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def stalling(registry_process: RegistryProcess) -> Iterator[Stalling]:
+    """A real bootd with `--max-transfers 1` and a stall limit of STALL seconds."""
+    data = Path(registry_process.data)
+    write_endpoints(
+        data,
+        Endpoints(
+            nats=registry_process.nats_url,
+            services={"registry": registry_process.url},
+            token_file=str(data / names.TOKEN_FILE),
+        ),
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(ENV_STALL, str(STALL))
+        process, port, log = run_service(
+            "bootd", data, registry_process.nats_url, "--max-transfers", "1"
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield Stalling(url, registry_process.nats_url, data, registry_process.token)
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture
+async def client(stalling: Stalling) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stalling.url, timeout=30) as http:
+        yield http
+
+
+class Holder:
+    """A node with a tiny receive buffer that asks for `path`, reads the answer's head and
+    then never reads again."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.head = b""
+
+    @classmethod
+    async def ask(cls, url: str, path: str, *headers: str) -> Holder:
+        parts = urlsplit(url)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+        lines = [f"GET {path} HTTP/1.1", f"Host: {parts.netloc}", *headers, "", ""]
+        writer.write("\r\n".join(lines).encode())
+        holder = cls(reader, writer)
+        holder.head = await reader.readuntil(b"\r\n\r\n")
+        return holder
+
+    async def rest(self) -> int:
+        """Read what is left until bootd's end closes; how many bytes that was."""
+        got = 0
+        async with asyncio.timeout(30):
+            while chunk := await self.reader.read(1 << 20):
+                got += len(chunk)
+        return got
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def serving(client: httpx.AsyncClient, stalling: Stalling) -> dict[str, Any]:
+    answer = await client.get("/api/v1/serving", headers=stalling.auth)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+async def until_free(client: httpx.AsyncClient, stalling: Stalling) -> None:
+    """Wait until no transfer runs: well within 10 s of a stall limit of 1 s."""
+    async with asyncio.timeout(10):
+        while (await serving(client, stalling))["admission"]["active"]:
+            pass  # each look is a request
+
+
+async def until_stage_failed(client: httpx.AsyncClient, stalling: Stalling, node: str) -> None:
+    async with asyncio.timeout(10):
+        while True:  # bootd publishes the stage just after the answer ends
+            answer = await client.get("/api/v1/status", headers=stalling.auth)
+            found = [n for n in answer.json() if n["node"] == node]
+            if found and found[0]["stage"] == "system" and not found[0]["ok"]:
+                assert found[0]["error"] == f"cut off: the node took nothing for {STALL:g} s"
+                return
+
+
+@pytest.mark.parametrize("how", ["range", "system", "whole file"])
+async def test_a_node_that_stops_reading_is_cut_off_and_frees_its_slot(
+    stalling: Stalling, client: httpx.AsyncClient, how: str
+) -> None:
+    data = os.urandom(BIG)
+    bus = await Bus.connect(stalling.nats_url, "stall-test")
+    try:
+        digest = await public_blob(bus, stalling.store, client, data)
+        blob = f"/blobs/sha256/{digest}"
+        path, status = blob, b"200"
+        headers: tuple[str, ...] = ()
+        if how == "range":
+            headers, status = ("Range: bytes=0-",), b"206"
+        elif how == "system":
+            mac = fresh_mac()
+            files = await boot_node(bus, stalling.store, f"stall-{mac[-2:]}", mac)
+            halves = [data[: BIG // 2], data[BIG // 2 :]]
+            systems = [await stalling.store.put_bytes(half) for half in halves]
+            boot = await bus.bucket(names.BUCKET_BOOT, BootManifest)
+            manifest = msgspec.structs.replace(files.manifest, system_digests=systems)
+            await boot.put(manifest.node, manifest)
+            path = f"/system/{mac}"
+            async with asyncio.timeout(10):
+                while (await client.head(path)).headers.get("content-length") != str(BIG):
+                    pass  # bootd has not seen the manifest yet
+    finally:
+        await bus.close()
+    before = await serving(client, stalling)
+    holder = await Holder.ask(stalling.url, path, *headers)
+    try:
+        assert holder.head.startswith(b"HTTP/1.1 " + status), holder.head
+        assert (await serving(client, stalling))["admission"]["active"] == 1
+        assert (await client.get(blob)).status_code == 503  # the one slot is taken
+        await until_free(client, stalling)
+        # bootd closed the connection: the holder gets what the kernel had queued, then EOF.
+        assert await holder.rest() < BIG
+    finally:
+        holder.close()
+    after = await serving(client, stalling)
+    assert after["stalls"]["cut_off"] - before["stalls"]["cut_off"] == 1
+    assert after["stalls"]["limit_seconds"] == STALL
+    if how == "system":  # a node's own route: its timeline says the stage failed, and why
+        await until_stage_failed(client, stalling, manifest.node)
+    # The freed slot goes to the next node, which reads: it gets the whole blob.
+    answer = await client.get(blob)
+    assert answer.status_code == 200 and answer.content == data
