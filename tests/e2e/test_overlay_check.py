@@ -20,7 +20,7 @@ from libs.common.models.overlay import BootManifest
 
 # The overlayd tests' helpers (tests/overlayd is not a package; e2e tests borrow from it).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "overlayd"))
-from overlayd_helpers import Stack, following_boot, settled, start_stack, unpack
+from overlayd_helpers import Stack, caught_up, following_boot, settled, start_stack, unpack
 
 NODE = "n042"
 MAC = "AA:BB:CC:DD:EE:42"
@@ -67,7 +67,7 @@ async def test_the_issue_check(stack: Stack, tmp_path: Path) -> None:
         manifest = await boot.manifest(NODE, lambda m: m.hwaddrs == [MAC.lower()])
         await boot.until(lambda found: len(found) == NODES)
         await settled(stack)
-        manifest = boot.manifests[NODE]
+        manifest = await caught_up(boot, stack.nats_url, NODE)
         assert manifest.node == NODE
         # What every node shares, then the node's own files.
         assert len(manifest.system_digests) == 2
@@ -97,7 +97,8 @@ async def test_the_issue_check(stack: Stack, tmp_path: Path) -> None:
             assert address in all_text(files), f"{address} is in none of {NODE}'s files"
             # Then every node's hosts file follows; nothing is left to do before the next edit.
             await settled(stack)
-            hosts = unpack(stack.data, boot.manifests[NODE].system_digests, tmp_path / f"h{i}")
+            latest = await caught_up(boot, stack.nats_url, NODE)
+            hosts = unpack(stack.data, latest.system_digests, tmp_path / f"h{i}")
             assert address in (hosts / "etc/hosts").read_text()
         print(f"\nIP edit -> manifest in KV: median {statistics.median(latencies) * 1000:.1f} ms")
         print("  each: " + ", ".join(f"{t * 1000:.1f} ms" for t in latencies))

@@ -25,7 +25,7 @@ from stack import UpStack, overlayd_settled, start_up, unavailable
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS / "overlayd"), str(TESTS / "bootd")]
-from overlayd_helpers import following_boot  # noqa: E402
+from overlayd_helpers import caught_up, following_boot  # noqa: E402
 from rawhttp import get_from_port  # noqa: E402
 
 MAC_A: Final = "52:54:00:5e:c0:01"
@@ -84,7 +84,8 @@ async def test_secrets_stay_with_their_node(stack: UpStack) -> None:
         for node in ("sa-1", "sa-2"):
             await boot.manifest(node, lambda m: bool(m.system_digests and m.runtime_digest))
         await settled(stack, clients["overlayd"])
-        a, b = boot.manifests["sa-1"], boot.manifests["sa-2"]
+        a = await caught_up(boot, stack.nats_url, "sa-1")
+        b = await caught_up(boot, stack.nats_url, "sa-2")
     hidden.add_private_keys(stack.data / "overlayd" / "keys")
 
     # -- what each node may have, and what it may not ---------------------------------------

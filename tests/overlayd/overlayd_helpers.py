@@ -161,6 +161,18 @@ class Boot:
         return self.manifests[node]
 
 
+async def caught_up(boot: Boot, nats_url: str, node: str) -> BootManifest:
+    """`node`'s manifest as KV `boot` holds it now: overlayd may be done while this watch
+    is still a few writes behind."""
+    bus = await Bus.connect(nats_url, "test-caught-up")
+    try:
+        stored = await (await bus.bucket(names.BUCKET_BOOT, BootManifest)).revision(node)
+    finally:
+        await bus.close()
+    assert stored is not None, f"no manifest of {node} in KV boot"
+    return await boot.manifest(node, lambda m: m.revision >= stored)
+
+
 @contextlib.asynccontextmanager
 async def following_boot(nats_url: str) -> AsyncIterator[Boot]:
     bus = await Bus.connect(nats_url, "test-boot")
