@@ -5,6 +5,7 @@ overlayd would, each test under node names and MACs of its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -35,9 +36,16 @@ class Bootd:
     def store(self) -> ContentStore:
         return ContentStore(self.data / "cas")
 
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
-@pytest.fixture(scope="module")
-def bootd_process(registry_process: RegistryProcess) -> Iterator[Bootd]:
+
+@contextlib.contextmanager
+def start_bootd(
+    registry_process: RegistryProcess, *flags: str, env: dict[str, str] | None = None
+) -> Iterator[Bootd]:
+    """A real bootd (with these flags and extra environment) beside the module's registry."""
     data = Path(registry_process.data)
     write_endpoints(
         data,
@@ -47,13 +55,22 @@ def bootd_process(registry_process: RegistryProcess) -> Iterator[Bootd]:
             token_file=str(data / names.TOKEN_FILE),
         ),
     )
-    process, port, log = run_service("bootd", data, registry_process.nats_url)
+    with pytest.MonkeyPatch.context() as patched:
+        for key, value in (env or {}).items():
+            patched.setenv(key, value)
+        process, port, log = run_service("bootd", data, registry_process.nats_url, *flags)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process, log)
         yield Bootd(url, registry_process.nats_url, data, registry_process.token, registry_process)
     finally:
         stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def bootd_process(registry_process: RegistryProcess) -> Iterator[Bootd]:
+    with start_bootd(registry_process) as started:
+        yield started
 
 
 @pytest.fixture

@@ -9,59 +9,31 @@ import asyncio
 import random
 import socket
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import boot_node, fresh_mac, public_blob
+from conftest import Bootd, boot_node, fresh_mac, public_blob, start_bootd
 
-from libs.common import names
 from libs.common.bus import Bus
-from libs.common.cas import ContentStore
-from libs.common.endpoints import Endpoints, write_endpoints
 from libs.common.models.boot_stage import BootStage
 from services.bootd.admission import MAX_RETRY, Admission
 
-from stack import RegistryProcess, run_service, stop_process, wait_healthy
+from stack import RegistryProcess
 
 BIG = 32 << 20  # well over the socket buffers: a node that stops reading holds its slot
 
 
-class Limited:
-    def __init__(self, url: str, nats_url: str, data: Path, token: str) -> None:
-        self.url = url
-        self.nats_url = nats_url
-        self.store = ContentStore(data / "cas")
-        self.auth = {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture(scope="module")
-def limited(registry_process: RegistryProcess) -> Iterator[Limited]:
+def limited(registry_process: RegistryProcess) -> Iterator[Bootd]:
     """A real bootd with `--max-transfers 2` beside the module's registry."""
-    data = Path(registry_process.data)
-    write_endpoints(
-        data,
-        Endpoints(
-            nats=registry_process.nats_url,
-            services={"registry": registry_process.url},
-            token_file=str(data / names.TOKEN_FILE),
-        ),
-    )
-    process, port, log = run_service(
-        "bootd", data, registry_process.nats_url, "--max-transfers", "2"
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log)
-        yield Limited(url, registry_process.nats_url, data, registry_process.token)
-    finally:
-        stop_process(process)
+    with start_bootd(registry_process, "--max-transfers", "2") as started:
+        yield started
 
 
 @pytest.fixture
-async def client(limited: Limited) -> AsyncIterator[httpx.AsyncClient]:
+async def client(limited: Bootd) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=limited.url, timeout=10) as http:
         yield http
 
@@ -97,14 +69,14 @@ class SlowNode:
         self.writer.close()
 
 
-async def counts(client: httpx.AsyncClient, limited: Limited) -> dict[str, Any]:
+async def counts(client: httpx.AsyncClient, limited: Bootd) -> dict[str, Any]:
     answer = await client.get("/api/v1/serving", headers=limited.auth)
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()["admission"]
     return found
 
 
-async def until_active(client: httpx.AsyncClient, limited: Limited, active: int) -> None:
+async def until_active(client: httpx.AsyncClient, limited: Bootd, active: int) -> None:
     """Wait until bootd says `active` transfers run (a finished one is counted out just after
     its last byte went to the kernel)."""
     async with asyncio.timeout(10):
@@ -113,7 +85,7 @@ async def until_active(client: httpx.AsyncClient, limited: Limited, active: int)
 
 
 async def test_over_the_limit_a_node_is_told_to_come_back(
-    limited: Limited, client: httpx.AsyncClient
+    limited: Bootd, client: httpx.AsyncClient
 ) -> None:
     bus = await Bus.connect(limited.nats_url, "admission-test")
     mac = fresh_mac()
@@ -168,7 +140,7 @@ async def test_over_the_limit_a_node_is_told_to_come_back(
 
 
 async def test_deferred_nodes_are_told_different_waits(
-    limited: Limited, client: httpx.AsyncClient
+    limited: Bootd, client: httpx.AsyncClient
 ) -> None:
     bus = await Bus.connect(limited.nats_url, "admission-test")
     try:

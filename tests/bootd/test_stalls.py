@@ -10,63 +10,36 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 import pytest
-from conftest import boot_node, fresh_mac, public_blob
+from conftest import Bootd, boot_node, fresh_mac, public_blob, start_bootd
 
 from libs.common import names
 from libs.common.bus import Bus
-from libs.common.cas import ContentStore
-from libs.common.endpoints import Endpoints, write_endpoints
 from libs.common.models.overlay import BootManifest
 
-from stack import RegistryProcess, run_service, stop_process, wait_healthy
+from stack import RegistryProcess
 
 ENV_STALL: Final = "WOLFPACK_BOOTD_STALL_SECONDS"
 STALL: Final = 1.0
 BIG: Final = 32 << 20  # well over the socket buffers of both ends
 
 
-class Stalling:
-    def __init__(self, url: str, nats_url: str, data: Path, token: str) -> None:
-        self.url = url
-        self.nats_url = nats_url
-        self.store = ContentStore(data / "cas")
-        self.auth = {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture(scope="module")
-def stalling(registry_process: RegistryProcess) -> Iterator[Stalling]:
+def stalling(registry_process: RegistryProcess) -> Iterator[Bootd]:
     """A real bootd with `--max-transfers 1` and a stall limit of STALL seconds."""
-    data = Path(registry_process.data)
-    write_endpoints(
-        data,
-        Endpoints(
-            nats=registry_process.nats_url,
-            services={"registry": registry_process.url},
-            token_file=str(data / names.TOKEN_FILE),
-        ),
-    )
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(ENV_STALL, str(STALL))
-        process, port, log = run_service(
-            "bootd", data, registry_process.nats_url, "--max-transfers", "1"
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log)
-        yield Stalling(url, registry_process.nats_url, data, registry_process.token)
-    finally:
-        stop_process(process)
+    with start_bootd(
+        registry_process, "--max-transfers", "1", env={ENV_STALL: str(STALL)}
+    ) as started:
+        yield started
 
 
 @pytest.fixture
-async def client(stalling: Stalling) -> AsyncIterator[httpx.AsyncClient]:
+async def client(stalling: Bootd) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stalling.url, timeout=30) as http:
         yield http
 
@@ -106,21 +79,21 @@ class Holder:
         self.writer.close()
 
 
-async def serving(client: httpx.AsyncClient, stalling: Stalling) -> dict[str, Any]:
+async def serving(client: httpx.AsyncClient, stalling: Bootd) -> dict[str, Any]:
     answer = await client.get("/api/v1/serving", headers=stalling.auth)
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
     return found
 
 
-async def until_free(client: httpx.AsyncClient, stalling: Stalling) -> None:
+async def until_free(client: httpx.AsyncClient, stalling: Bootd) -> None:
     """Wait until no transfer runs: well within 10 s of a stall limit of 1 s."""
     async with asyncio.timeout(10):
         while (await serving(client, stalling))["admission"]["active"]:
             pass  # each look is a request
 
 
-async def until_stage_failed(client: httpx.AsyncClient, stalling: Stalling, node: str) -> None:
+async def until_stage_failed(client: httpx.AsyncClient, stalling: Bootd, node: str) -> None:
     async with asyncio.timeout(10):
         while True:  # bootd publishes the stage just after the answer ends
             answer = await client.get("/api/v1/status", headers=stalling.auth)
@@ -132,7 +105,7 @@ async def until_stage_failed(client: httpx.AsyncClient, stalling: Stalling, node
 
 @pytest.mark.parametrize("how", ["range", "system", "whole file"])
 async def test_a_node_that_stops_reading_is_cut_off_and_frees_its_slot(
-    stalling: Stalling, client: httpx.AsyncClient, how: str
+    stalling: Bootd, client: httpx.AsyncClient, how: str
 ) -> None:
     data = os.urandom(BIG)
     bus = await Bus.connect(stalling.nats_url, "stall-test")
