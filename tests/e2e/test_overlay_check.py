@@ -20,7 +20,15 @@ from libs.common.models.overlay import BootManifest
 
 # The overlayd tests' helpers (tests/overlayd is not a package; e2e tests borrow from it).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "overlayd"))
-from overlayd_helpers import Stack, caught_up, following_boot, settled, start_stack, unpack
+from overlayd_helpers import (
+    Stack,
+    all_caught_up,
+    caught_up,
+    following_boot,
+    settled,
+    start_stack,
+    unpack,
+)
 
 NODE = "n042"
 MAC = "AA:BB:CC:DD:EE:42"
@@ -103,7 +111,7 @@ async def test_the_issue_check(stack: Stack, tmp_path: Path) -> None:
         print(f"\nIP edit -> manifest in KV: median {statistics.median(latencies) * 1000:.1f} ms")
         print("  each: " + ", ".join(f"{t * 1000:.1f} ms" for t in latencies))
 
-        manifests = boot.manifests
+        manifests = await all_caught_up(boot, stack.nats_url)
         assert len(manifests) == NODES
         distinct = {d for m in manifests.values() for d in m.system_digests}
         print(

@@ -164,13 +164,23 @@ class Boot:
 async def caught_up(boot: Boot, nats_url: str, node: str) -> BootManifest:
     """`node`'s manifest as KV `boot` holds it now: overlayd may be done while this watch
     is still a few writes behind."""
+    return (await all_caught_up(boot, nats_url))[node]
+
+
+async def all_caught_up(boot: Boot, nats_url: str) -> dict[str, BootManifest]:
+    """Every manifest as KV `boot` holds it now (see caught_up)."""
     bus = await Bus.connect(nats_url, "test-caught-up")
     try:
-        stored = await (await bus.bucket(names.BUCKET_BOOT, BootManifest)).revision(node)
+        stored = await (await bus.bucket(names.BUCKET_BOOT, BootManifest)).items()
     finally:
         await bus.close()
-    assert stored is not None, f"no manifest of {node} in KV boot"
-    return await boot.manifest(node, lambda m: m.revision >= stored)
+    wanted = {name: m.revision for name, m in stored.items()}
+
+    def current(found: dict[str, BootManifest]) -> bool:
+        return all(n in found and found[n].revision >= r for n, r in wanted.items())
+
+    await boot.until(current)
+    return {name: boot.manifests[name] for name in wanted}
 
 
 @contextlib.asynccontextmanager
