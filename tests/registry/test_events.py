@@ -18,11 +18,14 @@ async def test_every_change_is_an_event_published_after_the_store(
 ) -> None:
     nc = await nats.connect(registry.nats_url)
     seen: list[tuple[str, ChangeEvent, int | None]] = []
+    # Arrival order; `seen` is in the order the read-back checks finish.
+    arrived: list[tuple[str, ChangeEvent]] = []
     checks: list[asyncio.Task[None]] = []
     done = asyncio.Event()
 
     async def on_event(msg) -> None:
         event = msgspec.json.decode(msg.data, type=ChangeEvent)
+        arrived.append((msg.subject, event))
 
         async def check() -> None:
             # What the event announces must already be readable.
@@ -58,7 +61,7 @@ async def test_every_change_is_an_event_published_after_the_store(
     for subject, event, current in seen:
         if event.action == "updated" and subject != "wolfpack.node.n3.updated":
             assert current is not None and current >= event.revision, (subject, event)
-    patch_event = [e for s, e, _ in seen if s == "wolfpack.node.n2.updated"][-1]
+    patch_event = [e for s, e in arrived if s == "wolfpack.node.n2.updated"][-1]
     assert patch_event.fields == ["image"]
     assert all(e.kind in ("node", "profile") for _, e, _ in seen)
 
