@@ -18,10 +18,13 @@ import httpx
 import msgspec
 import nats
 import nats.errors
+import pytest
+from overlayd_helpers import fresh_render
 
 from libs.common import names
 from libs.common.bus import Bus
 from libs.common.mergepatch import apply_merge_patch
+from libs.common.models.overlay import BootManifest
 
 from stack import UpStack
 
@@ -148,18 +151,39 @@ class Killer:
             return None  # between a death and the restart, or mid-write
 
     async def kill(self, process: str) -> Kill:
+        return (await self.kill_together([process]))[0]
+
+    async def kill_together(self, processes: list[str]) -> list[Kill]:
+        """SIGKILL every one of `processes` at once; when each is back and healthy, what it
+        took."""
         loop = asyncio.get_running_loop()
-        old = self.pid(process)
-        assert old is not None, f"{process} has no pid file: is it running?"
-        pending = await pending_events(self.stack.nats_url, process)
-        os.kill(old, signal.SIGKILL)
+        old = {p: self.pid(p) for p in processes}
+        for process, pid in old.items():
+            assert pid is not None, f"{process} has no pid file: is it running?"
+        pending = {p: await pending_events(self.stack.nats_url, p) for p in processes}
+        for pid in old.values():
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
         started = loop.time()
+
+        async def back(process: str) -> Kill:
+            old_pid = old[process]
+            assert old_pid is not None
+            new = await self.returned(process, old_pid)
+            return Kill(process, old_pid, new, pending[process], loop.time() - started)
+
+        async with asyncio.timeout(RECOVERY_TIMEOUT):
+            records = await asyncio.gather(*(back(p) for p in processes))
+        self.kills.extend(records)
+        return records
+
+    async def returned(self, process: str, old: int) -> int:
+        """The pid of `process` once its supervisor started it again in place of `old` and it
+        answers; within RECOVERY_TIMEOUT."""
         async with asyncio.timeout(RECOVERY_TIMEOUT):
             new = await self._restarted(process, old)
             await self._healthy(process)
-        record = Kill(process, old, new, pending, loop.time() - started)
-        self.kills.append(record)
-        return record
+        return new
 
     async def _restarted(self, process: str, old: int) -> int:
         # The supervisor rewrites the pid file when it starts the process again; no event
@@ -267,3 +291,42 @@ def stack_processes() -> list[str]:
 
 def blob_path(data: Path, digest: str) -> Path:
     return data / "cas" / "sha256" / digest[:2] / digest
+
+
+async def converged(up: UpStack, scratch: Path, within: float) -> dict[str, BootManifest]:
+    """KV `boot` once it equals a fresh full render of the registry; the difference if it
+    never does within `within`."""
+    bus = await Bus.connect(up.nats_url, "test-converged")
+    try:
+        boot = await bus.bucket(names.BUCKET_BOOT, BootManifest)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            fresh = await fresh_render(up.nats_url, up.data, up.port_offset, scratch)
+            stored = {
+                k: msgspec.structs.replace(v, revision=0) for k, v in (await boot.items()).items()
+            }
+            if stored == fresh:
+                return stored
+            if loop.time() > deadline:
+                differ = sorted(
+                    k for k in stored.keys() | fresh.keys() if stored.get(k) != fresh.get(k)
+                )
+                pytest.fail(f"KV boot never matched a fresh render; differ: {differ[:10]}")
+            # overlayd is still at work (a follow-up wave, a restart's full render).
+            await asyncio.sleep(0.2)
+    finally:
+        await bus.close()
+
+
+async def served_script(client: httpx.AsyncClient, url: str, text: str, within: float) -> str:
+    """bootd's iPXE script at `url` once it has `text` in it: bootd follows KV `boot` on its
+    own watch, which may trail a manifest the test has just read there."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        answer = await client.get(url)
+        if answer.is_success and text in answer.text:
+            return answer.text
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"bootd never served {text!r} at {url}; last: {answer.text[:300]}")
+        await asyncio.sleep(0.02)  # nothing tells a client that bootd's view moved

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
-import msgspec
 import pytest
 from chaos import (
     JobEnds,
@@ -35,11 +34,12 @@ from chaos import (
     Retrying,
     Write,
     blob_path,
+    converged,
     following_jobs,
     present,
+    served_script,
     stack_processes,
 )
-from overlayd_helpers import fresh_render
 from service_helpers import generations
 
 from libs.common import names
@@ -56,6 +56,8 @@ API: Final = "/api/v1"
 NODES: Final = 24
 NEW_NODES: Final = 6
 KILLS_EACH: Final = 2
+# Then this many rounds of two processes killed at the same instant.
+PAIRS: Final = 3
 EDITORS: Final = 3
 IMAGES: Final = ("img-a", "img-b")
 CONVERGE_WITHIN: Final = 120.0
@@ -194,50 +196,19 @@ class Storm:
 
 
 async def chaos(killer: Killer, rng: random.Random, storm: Storm) -> None:
-    victims = stack_processes() * KILLS_EACH
+    victims = [[p] for p in stack_processes() * KILLS_EACH]
     rng.shuffle(victims)
-    for victim in victims:
+    victims += [rng.sample(stack_processes(), 2) for _ in range(PAIRS)]
+    for together in victims:
         # A random moment: this pause is the point, not a wait for something.
         await asyncio.sleep(rng.uniform(0.2, 2.0))
-        kill = await killer.kill(victim)
-        print(
-            f"killed {kill.process} pid {kill.old_pid} → {kill.new_pid} in "
-            f"{kill.recovered_in:.1f}s, {kill.pending_events} events pending"
-        )
+        together_note = f" (killed together: {' and '.join(together)})" * (len(together) > 1)
+        for kill in await killer.kill_together(together):
+            print(
+                f"killed {kill.process} pid {kill.old_pid} → {kill.new_pid} in "
+                f"{kill.recovered_in:.1f}s, {kill.pending_events} events pending{together_note}"
+            )
     storm.running = False
-
-
-async def converged(up: UpStack, scratch: Path, within: float) -> dict[str, BootManifest]:
-    """KV `boot` once it equals a fresh full render of the registry; the difference if it
-    never does within `within`."""
-    bus = await Bus.connect(up.nats_url, "test-converged")
-    try:
-        boot = await bus.bucket(names.BUCKET_BOOT, BootManifest)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            fresh = await fresh_render(up.nats_url, up.data, up.port_offset, scratch)
-            stored = {
-                k: msgspec.structs.replace(v, revision=0) for k, v in (await boot.items()).items()
-            }
-            if stored == fresh:
-                return stored
-            if loop.time() > deadline:
-                differ = sorted(
-                    k for k in stored.keys() | fresh.keys() if stored.get(k) != fresh.get(k)
-                )
-                pytest.fail(f"KV boot never matched a fresh render; differ: {differ[:10]}")
-            # overlayd is still at work (a follow-up wave, a restart's full render).
-            await asyncio.sleep(0.2)
-    finally:
-        await bus.close()
-
-
-def contains(found: Any, wanted: Any) -> bool:
-    """Every key of `wanted` in `found` with the same value (recursively)."""
-    if isinstance(wanted, dict):
-        return isinstance(found, dict) and all(contains(found.get(k), v) for k, v in wanted.items())
-    return bool(found == wanted)
 
 
 async def test_the_stack_converges_after_every_process_is_killed_mid_storm(
@@ -316,8 +287,7 @@ async def test_the_stack_converges_after_every_process_is_killed_mid_storm(
             assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{digest} is partial"
 
         # bootd follows KV again: the last edit is in n000's iPXE script.
-        script = await client.get(f"{up.url('bootd')}/ipxe/{mac(0)}")
-        assert "last-edit" in script.text, script.text
+        await served_script(client, f"{up.url('bootd')}/ipxe/{mac(0)}", "last-edit", 30)
 
         # tftpd follows KV and publishes again: a read from n000's address is its boot stage.
         stages = await bus.subscribe(names.node_subject("n000", "boot"), BootStage)
@@ -350,13 +320,13 @@ async def test_the_stack_converges_after_every_process_is_killed_mid_storm(
 
     kills = killer.kills
     print(
-        f"FIGURES kills={len(kills)} survived={len(kills)} "
+        f"FIGURES kills={len(kills)} survived={len(kills)} pairs={PAIRS} "
         f"events_replayed={sum(k.pending_events for k in kills)} "
         f"writes_accepted={len(ledger.writes)} writes_present={len(ledger.writes) - len(missing)} "
         f"image_jobs={len(storm.accepted_jobs)} refused={dict(ledger.refused)} "
         f"recovery_max={max(k.recovered_in for k in kills):.1f}s"
     )
-    assert len(kills) == len(stack_processes()) * KILLS_EACH
+    assert len(kills) == len(stack_processes()) * KILLS_EACH + 2 * PAIRS
 
 
 def tftp_read(up: UpStack, file: str) -> None:
