@@ -7,11 +7,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings
 
 from libs.common.bus import Bus
 from libs.common.natsd import NatsServer, free_port
 
 from stack import RegistryProcess, empty_registry, start_registry
+
+# Property tests have no per-example deadline: on a loaded 2-core CI machine one slow example
+# (a GC pause, a busy neighbour) is not a failure. Loaded before any test module is imported.
+settings.register_profile("wolfpack", deadline=None)
+settings.load_profile("wolfpack")
 
 
 @pytest.fixture

@@ -184,15 +184,28 @@ class UpStack:
         return f"nats://127.0.0.1:{names.NATS_PORT + self.port_offset}"
 
 
+def ephemeral_start() -> int:
+    """The first port the kernel hands out to unbound sockets (connections, free_port())."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port_offset() -> int:
-    """An offset at which the NATS port, every service port and TFTP's UDP port are free."""
+    """An offset at which the NATS port, every service port and TFTP's UDP port are free.
+    All of them stay between 1024 and the start of the ephemeral range: inside that range, a
+    port free now can be taken by any outgoing connection before the stack binds it."""
     import random
     import socket
 
+    ports = [names.NATS_PORT, names.BOOTD_TLS_PORT, names.TFTP_PORT, *names.PORTS.values()]
+    low, high = 1024 - min(ports), ephemeral_start() - max(ports)
+    if high <= low:
+        raise RuntimeError(f"no port offset keeps {sorted(ports)} below the ephemeral range")
     for _ in range(100):
-        offset = random.randrange(20000, 50000)
-        ports = [names.NATS_PORT, names.BOOTD_TLS_PORT, *names.PORTS.values()]
-        wanted = [port + offset for port in ports]
+        offset = random.randrange(low, high)
+        wanted = [port + offset for port in ports if port != names.TFTP_PORT]
         try:
             for port in wanted:
                 with socket.socket() as s:

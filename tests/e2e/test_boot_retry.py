@@ -30,8 +30,12 @@ BOOT_TIMEOUT = 120.0
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("WOLFPACK_MAX_TRANSFERS", "1")  # read by `wolfpack up` at its start only
+        # The holder stops reading: bootd's stall cut-off (60 s by default) must not free the
+        # slot before the emulated machine has been deferred, however slow TCG is.
+        env.setenv("WOLFPACK_BOOTD_STALL_SECONDS", "600")  # read by bootd at its start only
         with opened(tmp_path_factory.mktemp("bootlab-retry")) as running:
             env.delenv("WOLFPACK_MAX_TRANSFERS")
+            env.delenv("WOLFPACK_BOOTD_STALL_SECONDS")
             yield running
 
 
@@ -51,6 +55,7 @@ async def hold_slot(url: str) -> tuple[asyncio.StreamWriter, bytes]:
 async def serving(lab: Lab) -> dict[str, int]:
     answer = await lab.stack.api("bootd").get("/serving")
     answer.raise_for_status()
+    assert answer.json()["stalls"]["limit_seconds"] == 600  # the holder is never cut off
     found: dict[str, int] = answer.json()["admission"]
     return found
 

@@ -43,7 +43,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
 async def test_walkthrough_and_restart(stack: UpStack, tmp_path: Path) -> None:
     headers = {"Authorization": f"Bearer {stack.token}"}
     nc = await nats.connect(stack.nats_url)
-    events = await nc.subscribe("wolfpack.>")
+    # Only the registry's `updated` events: overlayd's `rendered` ones interleave with them.
+    events = await nc.subscribe("wolfpack.*.*.updated")
     await nc.flush()
 
     r = wolfctl(stack, "profile", "add", "compute", "--kernelargs", "quiet,console=ttyS0")

@@ -63,6 +63,7 @@ async def test_a_site_overlay_is_created_edited_and_deleted(
 ) -> None:
     nc = await nats.connect(stack.nats_url)
     events = await nc.subscribe("wolfpack.overlay.*.updated")
+    await nc.flush()  # the server has the subscription before the first event can go out
     try:
         r = await api.post("/overlays", json={"name": "site", "empty": True})
         assert r.status_code == 201, r.text
