@@ -29,6 +29,7 @@ from libs.runtime.natskeeper import keep_running
 from libs.runtime.network import ServerNetwork
 from libs.runtime.services import SERVICES
 from libs.runtime.supervisor import Child, Supervisor
+from services.overlayd.config import load_config, template_settings
 
 SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 READY_TIMEOUT: Final = 60.0
@@ -113,11 +114,12 @@ async def up(
     run_dir = data / "run"
     run_dir.mkdir(exist_ok=True)
     ensure_token(data)
-    tls = _ensure_tls(settings, network, log) if settings.tls else None
     try:
         dnsmasq = dhcp.configure(settings, network, run_dir)
     except Invalid as err:
         raise StartupFailed(err.message) from None
+    # After configure: overlayd.yaml now holds the address nodes use, which the cert must name.
+    tls = _ensure_tls(settings, log) if settings.tls else None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in SIGNALS:
@@ -173,9 +175,14 @@ async def up(
     log.info("stopped")
 
 
-def _ensure_tls(settings: Settings, network: ServerNetwork | None, log: logging.Logger) -> TlsState:
-    """DATA/tls before any service starts, covering the address nodes and other hosts use."""
-    ip = network.ip if network is not None else None
+def _ensure_tls(settings: Settings, log: logging.Logger) -> TlsState:
+    """DATA/tls before any service starts, covering the address nodes and other hosts use
+    (`--ip`, overlayd.yaml's `ip`, else the host address overlayd finds): node agents fetch
+    their runtime overlay from bootd's HTTPS port at that address."""
+    try:
+        ip = template_settings(load_config(settings.data_dir), settings).ip
+    except Invalid as err:
+        raise StartupFailed(err.message) from None
     try:
         state = ensure_tls(settings.data_dir, wanted_names(settings.bind, ip, settings.tls_names))
     except (OSError, ValueError, Invalid) as exc:

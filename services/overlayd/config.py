@@ -23,6 +23,7 @@ from libs.common.decoding import split_validation_error
 from libs.common.errors import Invalid
 from libs.common.models.fields import meta
 from libs.common.settings import Settings
+from libs.common.tls import tls_files
 from services.overlayd.engine import NfsExport, TemplateSettings
 from services.overlayd.engine.helpers import DEFAULT_INCLUDE_HOST
 
@@ -201,4 +202,16 @@ def template_settings(config: OverlaydConfig, settings: Settings) -> TemplateSet
         nfs_exports=list(config.nfs_exports),
         update_interval=config.update_interval,
         secure=config.secure,
+        **_tls_settings(settings),
     )
+
+
+def _tls_settings(settings: Settings) -> dict[str, Any]:
+    """bootd's HTTPS port and our CA under --tls (no CA yet: the agent stays on plain HTTP)."""
+    if not settings.tls:
+        return {}
+    try:
+        ca = tls_files(settings.data_dir).ca.read_text()
+    except OSError:
+        return {}
+    return {"bootd_tls_port": names.BOOTD_TLS_PORT + settings.port_offset, "ca_pem": ca}

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from builtin_helpers import Cluster, busybox_bin, plain_node, script, settings, shellcheck
+from agent_process import AGENT, Agent
+from builtin_helpers import Cluster, busybox_bin, plain_node, settings, shellcheck
 
 from libs.common.newc import Member, archive
 
-AGENT = script("wwclient", "warewulf/wwclient")
 MAC = "aa:bb:cc:00:00:01"
 WAIT = 20.0  # seconds: generous; every wait below ends as soon as its event happens
 
@@ -104,54 +104,18 @@ def push(host: str, port: int, data: bytes) -> None:
             time.sleep(0.05)  # polling a listener another process opens: no event to await
 
 
-class Agent:
-    """The agent as a process of its own session; its log lines in a queue."""
-
-    def __init__(self, root: Path, shell: list[str], path: str | None = None) -> None:
-        env = {**os.environ, "WW_ROOT": str(root)}
-        if path is not None:
-            env["PATH"] = path
-        self.process = subprocess.Popen(
-            [*shell, str(AGENT)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.log.append(line)
-            self.lines.put(line)
-
-    def wait_for_line(self, text: str) -> str:
-        while True:
-            try:
-                line = self.lines.get(timeout=WAIT)
-            except queue.Empty:
-                raise AssertionError(f"no log line with {text!r}; log: {self.log}") from None
-            if text in line:
-                return line
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # the agent's own session and its sleep
-        self.process.wait(timeout=WAIT)
-
-
-def node_root(tmp_path: Path, port: int, *, secure: bool, interval: str, asset: str = "") -> Path:
-    """A node's root with /warewulf/config as the wwinit overlay renders it for this bootd."""
+def node_root(
+    tmp_path: Path, port: int, *, secure: bool, interval: str, asset: str = "", ca_pem: str = ""
+) -> Path:
+    """A node's root with /warewulf/config as the wwinit overlay renders it for this bootd
+    (with `ca_pem`: as under `wolfpack up --tls`, its HTTPS twin on port 1, which is closed)."""
     node = plain_node("n01", "10.0.0.11", MAC, tags={"agent.interval": interval})
     if asset:
         node.asset_key = asset
     ports = {"registry": 9870, "bootd": port}
-    cluster = Cluster(nodes=[node], settings=settings(ip="127.0.0.1", ports=ports, secure=secure))
+    tls = {"bootd_tls_port": 1, "ca_pem": ca_pem} if ca_pem else {}
+    server = settings(ip="127.0.0.1", ports=ports, secure=secure, **tls)
+    cluster = Cluster(nodes=[node], settings=server)
     root = tmp_path / "root"
     (root / "warewulf").mkdir(parents=True)
     (root / "warewulf/config").write_bytes(cluster.render("wwinit", "n01")["warewulf/config"].data)
@@ -309,6 +273,23 @@ def test_busybox_only_image_uses_wget(tmp_path: Path, bootd: Bootd) -> None:
         assert done["runtime_digest"] == hashlib.sha256(bootd.archive).hexdigest()
         assert (root / "etc/a").read_text() == "a\n"
         assert os.readlink(root / "etc/l") == "a"
+    finally:
+        agent.stop()
+
+
+def test_under_tls_without_curl_the_agent_says_so_and_stays_on_plain_http(
+    tmp_path: Path, bootd: Bootd
+) -> None:
+    """busybox wget cannot be told which CA to trust: the agent uses bootd's plain port and
+    says why, rather than fetching over HTTPS it cannot check."""
+    bin_dir = busybox_bin(tmp_path / "bin")
+    bootd.archive = runtime({"etc/a": (0o644, b"a\n")})
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    root = node_root(tmp_path, bootd.start(), secure=False, interval="3600", ca_pem=pem)
+    agent = Agent(root, [str(bin_dir / "sh")], path=str(bin_dir))
+    try:
+        agent.wait_for_line("without curl this agent cannot check its certificate")
+        assert report(bootd, agent)["runtime_digest"] == hashlib.sha256(bootd.archive).hexdigest()
     finally:
         agent.stop()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builtin_helpers import Cluster, busybox_bin, four_nic_node, script, shellcheck
+from builtin_helpers import Cluster, busybox_bin, four_nic_node, script, settings, shellcheck
 
 from libs.common.models.node import NetDev, Node
 from services.overlayd.engine.errors import RenderError
@@ -127,7 +127,7 @@ def test_config_as_the_shell_reads_it(tmp_path: Path) -> None:
     text = Cluster(nodes=[node]).render("wwinit", "n01")["warewulf/config"].text
     names = [
         "WWNAME", "WWCLUSTER", "WWIMAGE", "WWINIT", "WWROOT", "WWID", "WWBOOTD", "WWINTERVAL",
-        "WWSECURE", "WWASSETKEY", "WWNET_MODULES", "WWNET_COUNT",
+        "WWSECURE", "WWASSETKEY", "WWNET_MODULES", "WWNET_COUNT", "WWBOOTD_TLS",
     ]  # fmt: skip
     assert config_values(text, tmp_path, names) == {
         "WWNAME": "n01",
@@ -142,6 +142,7 @@ def test_config_as_the_shell_reads_it(tmp_path: Path) -> None:
         "WWASSETKEY": "it's-42",
         "WWNET_MODULES": "mlx5_ib ib_ipoib",
         "WWNET_COUNT": "7",
+        "WWBOOTD_TLS": "",
     }
     fields = ["NAME", "TYPE", "DEVICE", "HWADDR", "ONBOOT", "MTU", "IPADDR", "PREFIX"]
     fields += ["GATEWAY", "IPADDR6", "PREFIX6", "GATEWAY6", "MASTER", "PARENT", "VLANID"]
@@ -186,6 +187,26 @@ def test_config_as_the_shell_reads_it(tmp_path: Path) -> None:
     assert vlan[f"WWNET_{by_name['storage']}_VLANID"] == "42"
     spare = config_values(text, tmp_path, [f"WWNET_{by_name['spare']}_ONBOOT"])
     assert list(spare.values()) == ["false"]
+
+
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def test_under_tls_the_agent_gets_bootds_https_port_and_the_ca(tmp_path: Path) -> None:
+    tls = settings(bootd_tls_port=10875, ca_pem=CA_PEM)
+    cluster = Cluster(nodes=[two_nic_node()], settings=tls)
+    text = cluster.render("wwinit", "n07")["warewulf/config"].text
+    found = config_values(text, tmp_path, ["WWBOOTD", "WWBOOTD_TLS"])
+    assert found == {"WWBOOTD": "http://10.0.0.1:9873", "WWBOOTD_TLS": "https://10.0.0.1:10875"}
+    ca = cluster.render("wwclient", "n07")["warewulf/ca.pem"]
+    assert ca.data == CA_PEM.encode()  # exactly the PEM: curl --cacert reads it
+
+
+def test_without_tls_there_is_no_https_port_and_no_ca(tmp_path: Path) -> None:
+    cluster = Cluster(nodes=[two_nic_node()])
+    text = cluster.render("wwinit", "n07")["warewulf/config"].text
+    assert config_values(text, tmp_path, ["WWBOOTD_TLS"]) == {"WWBOOTD_TLS": ""}
+    assert "warewulf/ca.pem" not in cluster.render("wwclient", "n07")
 
 
 def test_interval_defaults_to_the_servers_and_a_bad_tag_fails(tmp_path: Path) -> None:

@@ -137,6 +137,16 @@ def test_nodes_boot_over_plain_http_while_the_api_needs_https(stack: UpStack) ->
         assert api.get("/api/v1/status").status_code == 200
 
 
+def test_the_certificate_names_the_address_nodes_reach_bootd_at(stack: UpStack) -> None:
+    """No --ip: nodes get the host address overlayd finds (/warewulf/config), and their agent
+    checks bootd's HTTPS certificate for it."""
+    from libs.common.x509 import cert_names
+    from services.overlayd.config import host_address
+
+    names_in_cert = cert_names((stack.data / "tls" / "server.pem").read_bytes())
+    assert host_address().ip in names_in_cert
+
+
 def test_a_second_start_reuses_the_ca(stack: UpStack) -> None:
     ca, cert = stack.ca.read_bytes(), (stack.data / "tls" / "server.pem").read_bytes()
     process, port, log = run_service("registry", stack.data, stack.nats_url, "--tls")

@@ -52,6 +52,10 @@ class TemplateSettings(msgspec.Struct, kw_only=True, frozen=True):
     nfs_exports: list[NfsExport] = msgspec.field(default_factory=list)
     update_interval: int = 60  # the agent's interval; node tag `agent.interval` overrides
     secure: bool = True
+    # Under `--tls`: bootd's HTTPS port and the CA certificate (PEM) that signed its
+    # certificate, so the node agent can fetch its runtime overlay over HTTPS.
+    bootd_tls_port: int | None = None
+    ca_pem: str = ""
 
 
 # -- node views ---------------------------------------------------------------------------------
