@@ -42,8 +42,8 @@ import yaml
 from nats.aio.msg import Msg
 
 from libs.common import names
-from libs.common.bus import Bus
 from libs.common.defaults import default_profile
+from libs.common.kvfollow import following
 from libs.common.merge import merge_node
 from libs.common.models.node import NetDev, Node
 from libs.common.models.overlay import BootManifest
@@ -183,6 +183,13 @@ class Boot:
         self.manifests: dict[str, BootManifest] = {}
         self.changed = asyncio.Event()
 
+    def seen(self, key: str, value: BootManifest | None, revision: int) -> None:
+        if value is None:
+            self.manifests.pop(key, None)
+        else:
+            self.manifests[key] = value
+        self.changed.set()
+
     async def until(self, condition: Callable[[], bool], within: float = WAIT) -> None:
         async with asyncio.timeout(within):
             while not condition():
@@ -192,28 +199,9 @@ class Boot:
 
 @contextlib.asynccontextmanager
 async def following_boot(nats_url: str) -> AsyncIterator[Boot]:
-    bus = await Bus.connect(nats_url, "bench-boot")
-    bucket = await bus.bucket(names.BUCKET_BOOT, BootManifest)
-    boot, ready = Boot(), asyncio.Event()
-
-    async def follow() -> None:
-        async with contextlib.aclosing(bucket.watch(ready)) as changes:
-            async for key, value, _ in changes:
-                if value is None:
-                    boot.manifests.pop(key, None)
-                else:
-                    boot.manifests[key] = value
-                boot.changed.set()
-
-    task = asyncio.create_task(follow())
-    await ready.wait()
-    try:
+    boot = Boot()
+    async with following(nats_url, "bench-boot", names.BUCKET_BOOT, BootManifest, boot.seen):
         yield boot
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await bus.close()
 
 
 async def settled(overlayd: httpx.AsyncClient) -> dict[str, Any]:

@@ -6,64 +6,37 @@ from __future__ import annotations
 
 import logging
 import time
-from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from libs.wolfctl.image.progress import human_bytes
+from libs.wolfctl.progressbar import StderrBar
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 # Phases that count bytes; the others count files.
 BYTE_PHASES: Final = frozenset({"hashing"})
 LOG_EVERY: Final = 5.0
 
 
-class StoreProgress:
+class StoreProgress(StderrBar):
     """A storefiles.Progress callback (phase, done, total or None) that shows itself."""
 
     def __init__(self, log: logging.Logger, *, quiet: bool = False) -> None:
+        super().__init__(10, "amount", enabled=not quiet)
         self._log = log
-        self._quiet = quiet
-        self._bar: Any = None
-        self._tasks: dict[str, Any] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._logged: dict[str, float] = {}
 
-    def __enter__(self) -> StoreProgress:
-        if self._quiet:
-            return self
-        from rich.console import Console
-
-        console = Console(stderr=True)
-        if console.is_terminal:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(
-                TextColumn("[bold]{task.description:<10}"),
-                BarColumn(),
-                TextColumn("{task.fields[amount]}"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            )
-            self._bar.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
     def __call__(self, phase: str, done: int, total: int | None) -> None:
-        if self._quiet:
+        if not self.enabled:
             return
         amount = _amount(phase, done, total)
-        if self._bar is not None:
+        if self.progress is not None:
             task = self._tasks.get(phase)
             if task is None:
-                task = self._tasks[phase] = self._bar.add_task(phase, total=total, amount="")
-            self._bar.update(task, completed=done, total=total, amount=amount)
+                task = self._tasks[phase] = self.progress.add_task(phase, total=total, amount="")
+            self.progress.update(task, completed=done, total=total, amount=amount)
             return
         now = time.monotonic()
         last = self._logged.get(phase)

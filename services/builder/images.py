@@ -24,15 +24,16 @@ from libs.common.models.image import (
     validate_image_name,
 )
 from services.builder import pipeline
-from services.builder.jobs import JobTable, ProgressFeed, snapshot
+from services.builder.jobs import ProgressFeed, snapshot
 from services.builder.layout import Layout, remove_tree
 from services.builder.options import check_source, fetch_options
+from services.builder.parts import BuilderParts
 from services.builder.pipeline import Staging
 from services.builder.ports import ImageBucket, Publisher, RequestLedger
 from services.builder.pushes import follows, registry_source
 from services.builder.records import again_record
 from services.builder.requested import RequestedJobs
-from services.builder.runner import Ending, JobRunner, Work
+from services.builder.runner import Ending, Work
 from services.builder.sources import inspect_digest
 
 log = logging.getLogger("wolfpack.builder")
@@ -47,15 +48,10 @@ class Images:
         layout: Layout,
         ledger: RequestLedger,
     ) -> None:
-        self._bucket = bucket
-        self._publisher = publisher
-        self._store = store
+        self._parts = BuilderParts.build(bucket, publisher, store, layout)
         self.layout = layout
-        self.jobs = JobTable()
-        self._runner = JobRunner(bucket, publisher, layout, self.jobs)
-        self.requested = RequestedJobs(
-            bucket, publisher, store, layout, self.jobs, self._runner, ledger
-        )
+        self.jobs = self._parts.jobs
+        self.requested = RequestedJobs(self._parts, ledger)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.layout.prepare)
@@ -66,12 +62,12 @@ class Images:
     # -- reads ---------------------------------------------------------------------------
 
     async def list(self) -> list[ImageMeta]:
-        items = await self._bucket.items()
+        items = await self._parts.bucket.items()
         return [items[name] for name in sorted(items)]
 
     async def get(self, name: str) -> ImageMeta:
         validate_image_name(name)
-        meta = await self._bucket.get_or_none(name)
+        meta = await self._parts.bucket.get_or_none(name)
         if meta is None:
             raise NotFound(f"no image named {name!r}", field="name")
         return meta
@@ -122,12 +118,12 @@ class Images:
         meta = await self.get(name)
         job = self.jobs.claim(name, "delete", meta.source)
         try:
-            await self._bucket.delete(name, meta.revision)
+            await self._parts.bucket.delete(name, meta.revision)
             await asyncio.to_thread(self._remove_folder, name, job.id)
         finally:
             self.jobs.release(job)
             self.jobs.forget(name)
-        await self._publisher.publish(
+        await self._parts.publisher.publish(
             image_subject(name, "deleted"), ImageDeleted(name=name, revision=meta.revision)
         )
 
@@ -143,20 +139,20 @@ class Images:
 
     async def on_pushed(self, event: ImagePushed) -> None:
         """A push to the repository an image follows: rebuild if the digest moved."""
-        meta = await self._bucket.get_or_none(event.name)
+        meta = await self._parts.bucket.get_or_none(event.name)
         if meta is None or not follows(meta.source, event.repository, event.tag, None):
             log.info("push of %s:%s concerns no image %s now", event.repository, event.tag,
                      event.name)  # fmt: skip
             return
         job = await self.jobs.claim_when_idle(event.name, "push", meta.source)
-        await self._runner.run_and_wait(job, self._push_work(event))
+        await self._parts.runner.run_and_wait(job, self._push_work(event))
 
     def _push_work(self, event: ImagePushed) -> Work:
         name = event.name
 
         async def work(job: ImageJob, feed: ProgressFeed, staging: Staging) -> Ending:
             # Read again: the image may have been re-imported while this push waited.
-            meta = await self._bucket.get_or_none(name)
+            meta = await self._parts.bucket.get_or_none(name)
             followed = registry_source(meta.source) if meta is not None else None
             if meta is None or followed is None:
                 raise NotFound(f"image {name!r} no longer follows {event.repository}")
@@ -174,7 +170,7 @@ class Images:
                 pinned,
                 staging,
                 self.layout,
-                self._store,
+                self._parts.store,
                 feed,
                 name=name,
                 fetch=fetch,
@@ -182,6 +178,6 @@ class Images:
                 compression=meta.compression,
             )
             new = again_record(name, built, meta)
-            return await self._runner.commit(job, meta, new, built, staging)
+            return await self._parts.runner.commit(job, meta, new, built, staging)
 
         return work

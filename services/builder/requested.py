@@ -25,7 +25,6 @@ import logging
 
 import msgspec
 
-from libs.common.cas import ContentStore
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.models.image import (
     ImageFailed,
@@ -35,13 +34,13 @@ from libs.common.models.image import (
     image_subject,
 )
 from services.builder import pipeline
-from services.builder.jobs import JobTable, ProgressFeed, finish, snapshot
-from services.builder.layout import Layout
+from services.builder.jobs import ProgressFeed, finish, snapshot
 from services.builder.options import check_source, fetch_options
+from services.builder.parts import BuilderParts
 from services.builder.pipeline import Staging
-from services.builder.ports import ImageBucket, Publisher, RequestLedger
+from services.builder.ports import RequestLedger
 from services.builder.records import again_record, image_record
-from services.builder.runner import Ending, JobRunner, Work
+from services.builder.runner import Ending, Work
 
 log = logging.getLogger("wolfpack.builder")
 
@@ -55,22 +54,8 @@ class Unconfirmed(Exception):
 
 
 class RequestedJobs:
-    def __init__(
-        self,
-        bucket: ImageBucket,
-        publisher: Publisher,
-        store: ContentStore,
-        layout: Layout,
-        jobs: JobTable,
-        runner: JobRunner,
-        ledger: RequestLedger,
-    ) -> None:
-        self._bucket = bucket
-        self._publisher = publisher
-        self._store = store
-        self._layout = layout
-        self._jobs = jobs
-        self._runner = runner
+    def __init__(self, parts: BuilderParts, ledger: RequestLedger) -> None:
+        self._parts = parts
         self._ledger = ledger
 
     async def record(self, job: ImageJob, asked: ImportRequest | None) -> ImageJob:
@@ -90,7 +75,7 @@ class RequestedJobs:
         accepted = snapshot(job)  # what the answer says, however fast the job then runs
         try:
             if creds is not None:
-                await asyncio.to_thread(self._layout.keep_request_creds, job.id, creds)
+                await asyncio.to_thread(self._parts.layout.keep_request_creds, job.id, creds)
             await self._ledger.record(request)
         except Unconfirmed as unsure:
             # The request may be on the stream and run: keep the job and its credentials.
@@ -102,10 +87,10 @@ class RequestedJobs:
             )
             if job.state == "queued":  # not handed over already
                 job.reason = accepted.reason
-                self._jobs.spawn(self._confirm(job, request, accepted.reason), job)
+                self._parts.jobs.spawn(self._confirm(job, request, accepted.reason), job)
         except BaseException:
-            self._jobs.drop(job)
-            await asyncio.to_thread(self._layout.forget_request_creds, job.id)
+            self._parts.jobs.drop(job)
+            await asyncio.to_thread(self._parts.layout.forget_request_creds, job.id)
             raise
         return accepted
 
@@ -114,7 +99,7 @@ class RequestedJobs:
         job no longer waits for it (its first copy was stored and handed over: taking the
         job clears its `waiting` reason)."""
         delay = CONFIRM_RETRY
-        while self._jobs.running(job.name) is job and job.reason == waiting:
+        while self._parts.jobs.running(job.name) is job and job.reason == waiting:
             try:
                 await self._ledger.record(request)
             except Exception as err:
@@ -131,7 +116,7 @@ class RequestedJobs:
     async def handle(self, request: ImageRequested) -> None:
         """Run the job of `request` to its end (then the request may be acknowledged); raise
         if the builder stops or NATS fails meanwhile, so the request is handed over again."""
-        if self._jobs.ended(request.name, request.job):
+        if self._parts.jobs.ended(request.name, request.job):
             return  # delivered again after it ran here
         try:
             job = await self._take(request)
@@ -139,10 +124,10 @@ class RequestedJobs:
             await self._give_up(request, replaced.message)
             return
         if job is None:
-            await asyncio.to_thread(self._layout.forget_request_creds, request.job)
+            await asyncio.to_thread(self._parts.layout.forget_request_creds, request.job)
             return
-        await self._runner.run_and_wait(job, self._work(request), resumable=True)
-        await asyncio.to_thread(self._layout.forget_request_creds, request.job)
+        await self._parts.runner.run_and_wait(job, self._work(request), resumable=True)
+        await asyncio.to_thread(self._parts.layout.forget_request_creds, request.job)
 
     async def _take(self, request: ImageRequested) -> ImageJob | None:
         latest = await self._ledger.last_request(request.name)
@@ -154,20 +139,20 @@ class RequestedJobs:
         if ended is not None:
             log.info("job %s of image %s ended before; not run again", request.job,
                      request.name)  # fmt: skip
-            self._jobs.settle(ended)
+            self._parts.jobs.settle(ended)
             return None
-        return await self._jobs.take(request.name, request.kind, request.source, request.job)
+        return await self._parts.jobs.take(request.name, request.kind, request.source, request.job)
 
     async def _give_up(self, request: ImageRequested, reason: str) -> None:
         log.info("job %s of image %s: %s", request.job, request.name, reason)
         job = ImageJob(id=request.job, name=request.name, kind=request.kind, source=request.source)
         finish(job, "failed", reason)
-        self._jobs.settle(job)
+        self._parts.jobs.settle(job)
         failed = ImageFailed(
             name=request.name, job=request.job, kind=request.kind, phase=None, reason=reason
         )
-        await self._publisher.publish(image_subject(request.name, "failed"), failed)
-        await asyncio.to_thread(self._layout.forget_request_creds, request.job)
+        await self._parts.publisher.publish(image_subject(request.name, "failed"), failed)
+        await asyncio.to_thread(self._parts.layout.forget_request_creds, request.job)
 
     def _work(self, request: ImageRequested) -> Work:
         if request.kind == "import" and request.request is not None:
@@ -186,7 +171,7 @@ class RequestedJobs:
         async def work(job: ImageJob, feed: ProgressFeed, staging: Staging) -> Ending:
             creds = None
             if request.creds:
-                creds = await asyncio.to_thread(self._layout.read_request_creds, job.id)
+                creds = await asyncio.to_thread(self._parts.layout.read_request_creds, job.id)
                 if creds is None:
                     raise NotFound(
                         "the registry credentials of this import are kept by the builder "
@@ -195,12 +180,12 @@ class RequestedJobs:
                     )
             source = check_source(asked.source)
             fetch = fetch_options(asked.platform, asked.insecure, creds)
-            base = await self._bucket.get_or_none(name)
+            base = await self._parts.bucket.get_or_none(name)
             built = await pipeline.import_and_build(
                 source,
                 staging,
-                self._layout,
-                self._store,
+                self._parts.layout,
+                self._parts.store,
                 feed,
                 name=name,
                 fetch=fetch,
@@ -216,7 +201,7 @@ class RequestedJobs:
                 compression=asked.compression,
                 insecure=asked.insecure,
             )
-            return await self._runner.commit(
+            return await self._parts.runner.commit(
                 job, base, meta, built, staging, creds=creds, set_creds=True
             )
 
@@ -225,20 +210,20 @@ class RequestedJobs:
     def _build_work(self, name: str) -> Work:
         async def work(job: ImageJob, feed: ProgressFeed, staging: Staging) -> Ending:
             # Read now: the request may have waited, or been handed over after a restart.
-            meta = await self._bucket.get_or_none(name)
+            meta = await self._parts.bucket.get_or_none(name)
             if meta is None:
                 raise NotFound(f"no image named {name!r}", field="name")
             built = await pipeline.rebuild(
-                self._layout.rootfs(name),
+                self._parts.layout.rootfs(name),
                 staging,
-                self._layout,
-                self._store,
+                self._parts.layout,
+                self._parts.store,
                 feed,
                 name=name,
                 kernelversion=meta.kernelversion,
                 compression=meta.compression,
             )
             new = again_record(name, built, meta)
-            return await self._runner.commit(job, meta, new, built, staging)
+            return await self._parts.runner.commit(job, meta, new, built, staging)
 
         return work

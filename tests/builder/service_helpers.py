@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ import msgspec
 import nats
 from nats.aio.msg import Msg
 from vnfs_helpers import unpack
+from wolfctl_process import Result, run_wolfctl
 
 from libs.common import names
 from libs.common.models.image import (
@@ -32,7 +31,7 @@ from libs.common.models.image import (
 )
 from libs.runtime.lab.rootfs import busybox_tree
 
-from stack import REPO, log_tail, run_service, start_nats, stop_process, unavailable, wait_healthy
+from stack import log_tail, run_service, start_nats, stop_process, unavailable, wait_healthy
 
 API = "/api/v1"
 BUSYBOX = Path("/bin/busybox")
@@ -265,38 +264,15 @@ def tarball(root: Path, dest: Path) -> Path:
 # -- wolfctl ------------------------------------------------------------------------------
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
 async def wolfctl(builder: Builder, *args: str, stdin: bytes = b"", within: float = 300) -> Result:
     """`wolfctl ARGS` in a fresh process that finds the builder and NATS in the environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
-    env |= {
+    env = {
         "WOLFPACK_BUILDER_URL": builder.url,
         "WOLFPACK_NATS": builder.nats_url,
         "WOLFPACK_TOKEN": builder.token,
-        "WOLFPACK_DATA": str(REPO / "var" / "no-such-data-dir"),
         "COLUMNS": "120",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "libs.wolfctl.main",
-        *args,
-        cwd=REPO,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(within):
-        out, err = await proc.communicate(stdin)
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
+    return await run_wolfctl(list(args), env, stdin=stdin, within=within)
 
 
 def generations(folder: Path, count: int) -> list[Path]:

@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 from libs.common import names
 from libs.common.bus import Bus
 from libs.common.cas import ContentStore
+from libs.common.kvfollow import following
 from libs.common.merge import merge_node
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
@@ -145,6 +146,14 @@ class Boot:
     # (node, revision, arrival time) of every put, in order.
     log: list[tuple[str, int, float]] = field(default_factory=list)
 
+    def seen(self, key: str, value: BootManifest | None, revision: int) -> None:
+        if value is None:
+            self.manifests.pop(key, None)
+        else:
+            self.manifests[key] = msgspec.structs.replace(value, revision=revision)
+            self.log.append((key, revision, asyncio.get_running_loop().time()))
+        self.changed.set()
+
     async def until(
         self, condition: Callable[[dict[str, BootManifest]], bool], within: float = WAIT
     ) -> dict[str, BootManifest]:
@@ -185,31 +194,9 @@ async def all_caught_up(boot: Boot, nats_url: str) -> dict[str, BootManifest]:
 
 @contextlib.asynccontextmanager
 async def following_boot(nats_url: str) -> AsyncIterator[Boot]:
-    bus = await Bus.connect(nats_url, "test-boot")
-    bucket = await bus.bucket(names.BUCKET_BOOT, BootManifest)
     boot = Boot()
-    ready = asyncio.Event()
-
-    async def follow() -> None:
-        loop = asyncio.get_running_loop()
-        async with contextlib.aclosing(bucket.watch(ready)) as changes:
-            async for key, value, revision in changes:
-                if value is None:
-                    boot.manifests.pop(key, None)
-                else:
-                    boot.manifests[key] = msgspec.structs.replace(value, revision=revision)
-                    boot.log.append((key, revision, loop.time()))
-                boot.changed.set()
-
-    task = asyncio.create_task(follow())
-    await ready.wait()
-    try:
+    async with following(nats_url, "test-boot", names.BUCKET_BOOT, BootManifest, boot.seen):
         yield boot
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await bus.close()
 
 
 # -- events -------------------------------------------------------------------------------------

@@ -6,28 +6,18 @@ running, empty registry. Each call here starts `python -m libs.wolfctl.main` afr
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import yaml
+from wolfctl_process import Result, run_wolfctl
 
 from libs.common.models.api import MergedNode
 from libs.common.models.node import Node, Profile
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-class Result(msgspec.Struct):
-    code: int
-    out: str
-    err: str
 
 
 async def wolfctl(
@@ -35,27 +25,11 @@ async def wolfctl(
 ) -> Result:
     """Run `wolfctl CMD EXTRA...` (CMD split as a shell would) in a fresh process, finding the
     registry through the environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
-    env |= {
+    env = {
         "WOLFPACK_URL": registry.url,
         "WOLFPACK_TOKEN": registry.token if token is None else token,
-        "WOLFPACK_DATA": str(REPO / "var" / "no-such-data-dir"),
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "libs.wolfctl.main",
-        *shlex.split(cmd),
-        *extra,
-        cwd=REPO,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate(stdin.encode())
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
+    return await run_wolfctl([*shlex.split(cmd), *extra], env, stdin=stdin.encode())
 
 
 async def ok(registry: Any, cmd: str, *extra: str, stdin: str = "") -> str:

@@ -3,10 +3,13 @@ else one line per phase, so logs of scripted imports still tell where time went.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Self
 
 from libs.common.models.image import ImageProgress
+from libs.wolfctl.progressbar import StderrBar
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 PHASES = {
     "inspect": "checking",
@@ -29,60 +32,28 @@ def human_bytes(count: float) -> str:
     return f"{count:.1f} TiB"
 
 
-class ProgressDisplay:
+class ProgressDisplay(StderrBar):
     def __init__(self, name: str, *, enabled: bool = True) -> None:
+        super().__init__(12, "files", download=True, enabled=enabled)
         self._name = name
-        self._enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
-        self._console: Any = None
+        self._task: TaskID | None = None
         self._phase: str | None = None
 
-    def __enter__(self) -> ProgressDisplay:
-        if not self._enabled:
-            return self
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._console = Console(stderr=True)
-        if self._console.is_terminal:
-            self._progress = Progress(
-                TextColumn("[bold]{task.description:<12}"),
-                BarColumn(),
-                DownloadColumn(binary_units=True),
-                TextColumn("{task.fields[files]}"),
-                TimeElapsedColumn(),
-                console=self._console,
-                transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(self._name, total=None, files="")
+    def __enter__(self) -> Self:
+        super().__enter__()
+        if self.progress is not None:
+            self._task = self.progress.add_task(self._name, total=None, files="")
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
     def update(self, progress: ImageProgress) -> None:
-        if not self._enabled:
+        if not self.enabled:
             return
         label = PHASES.get(progress.phase, progress.phase)
         files = f"{progress.files_done} files" if progress.files_done else ""
         if progress.files_total:
             files = f"{progress.files_done}/{progress.files_total} files"
-        if self._progress is not None:
-            self._progress.update(
+        if self.progress is not None and self._task is not None:
+            self.progress.update(
                 self._task,
                 description=label,
                 completed=progress.bytes_done,
@@ -93,5 +64,6 @@ class ProgressDisplay:
             notes = [human_bytes(progress.bytes_total)] if progress.bytes_total else []
             notes += [progress.message] if progress.message else []
             note = f" ({', '.join(notes)})" if notes else ""
-            self._console.print(f"{self._name}: {label}{note}", highlight=False)
+            assert self.console is not None  # entered and enabled
+            self.console.print(f"{self._name}: {label}{note}", highlight=False)
         self._phase = progress.phase

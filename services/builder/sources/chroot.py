@@ -4,10 +4,10 @@ devices, owners, modes, xattrs and times kept; reflinks where the file system ha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 from libs.common.errors import Invalid, NotFound, WolfpackError
+from libs.common.process import communicate_or_kill
 from services.builder.sources.progress import ProgressReporter
 from services.builder.sources.tree import tree_size
 
@@ -42,13 +42,7 @@ async def copy_chroot(source: Path, dest: Path, reporter: ProgressReporter) -> N
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    try:
-        _, stderr = await process.communicate()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        raise
+    _, stderr = await communicate_or_kill(process)
     if process.returncode != 0:
         lines = stderr[-STDERR_KEEP:].decode("utf-8", "replace").strip().splitlines()
         raise WolfpackError(f"copying {source} failed: {lines[-1] if lines else 'cp failed'}")

@@ -5,11 +5,11 @@ clear errors."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from pathlib import Path
 
 from libs.common.errors import Invalid, NotFound, Unauthorized, WolfpackError
+from libs.common.process import communicate_or_kill
 
 SKOPEO = "skopeo"
 STDERR_KEEP = 64 << 10
@@ -85,13 +85,7 @@ async def run_skopeo(args: list[str], *, source: str, tmpdir: Path, archive: boo
         )
     except FileNotFoundError:
         raise WolfpackError("skopeo is not installed (Debian package skopeo)") from None
-    try:
-        stdout, stderr = await process.communicate()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        raise
+    stdout, stderr = await communicate_or_kill(process)
     if process.returncode != 0:
         message = stderr[-STDERR_KEEP:].decode("utf-8", "replace")
         raise skopeo_error(source, message, archive=archive)
