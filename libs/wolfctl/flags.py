@@ -9,6 +9,7 @@ A map field called `tags` gets `--<scope>tagadd k=v` and `--<scope>tagdel k` (`-
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -207,6 +208,28 @@ def _selector_options(flags: ModelFlags, note: str = "") -> list[tuple[list[str]
     return options
 
 
+# A secret on the command line is in `ps` and the shell's history (wwctl's --ipmipass is too).
+STDIN_SECRET = "-"
+STDIN_SECRET_HELP = "'-' reads it from standard input, or asks for it on a terminal"
+
+
+def _secret_from_stdin(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """`--ipmipass -`: the value from stdin's next line (a prompt without echo on a terminal)."""
+    if value != STDIN_SECRET:
+        return value
+    flag = param.opts[0]
+    stdin = sys.stdin  # one reader for every such flag: a fresh wrapper would skip buffered lines
+    if stdin.isatty():
+        return click.prompt(flag.lstrip("-"), hide_input=True, err=True)
+    line = stdin.readline()
+    if not line:
+        raise click.BadParameter(f"standard input ended before {flag}'s value", ctx, param)
+    secret = line.rstrip("\r\n")
+    if not secret:
+        raise click.BadParameter(f"standard input gave an empty line for {flag}", ctx, param)
+    return secret
+
+
 def set_options(flags: ModelFlags, *, create: bool = False) -> Callable[[F], F]:
     """Value options for `add` and `set`: one per field flag, selectors, tag add/delete.
 
@@ -225,6 +248,9 @@ def set_options(flags: ModelFlags, *, create: bool = False) -> Callable[[F], F]:
             attrs = {"type": _PARAM_TYPES[f.kind], "default": None, "help": f.help}
             if f.kind == "bool":
                 attrs["metavar"] = "yes|no"
+            if f.secret and f.kind == "str":
+                attrs["callback"] = _secret_from_stdin
+                attrs["help"] = f"{f.help} ({STDIN_SECRET_HELP})"
         options.append((decls, attrs))
     options += _selector_options(flags)
     for t in flags.tags:

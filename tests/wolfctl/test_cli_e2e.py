@@ -182,6 +182,28 @@ async def test_secrets_are_masked_unless_asked_for(registry: Any) -> None:
     assert refused.code != 0 and "hunter2" not in refused.out
 
 
+async def test_a_secret_flag_of_dash_reads_the_value_from_stdin(registry: Any) -> None:
+    """`--ipmipass -` keeps the password out of `ps` and the shell's history."""
+    await ok(registry, "node add n1 --ipmiuser admin --ipmipass - --asset -", stdin="pw 1\nkey-1\n")
+    await ok(registry, "profile add p1 --ipmipass -", stdin="pw-2\r\n")
+    shown = msgspec.json.decode(
+        await ok(registry, "-o json node list --secrets n1"), type=list[Node]
+    )
+    assert shown[0].ipmi is not None and shown[0].ipmi.password == "pw 1"
+    assert shown[0].asset_key == "key-1"
+    profile = await ok(registry, "-o json profile list --secrets p1")
+    assert '"pw-2"' in profile
+    # No line to read: refused, naming the flag, and nothing changed.
+    refused = await wolfctl(registry, "node set n1 --ipmipass -", stdin="")
+    assert refused.code == 2 and "--ipmipass" in refused.err, refused.err
+    empty = await wolfctl(registry, "node set n1 --ipmipass -", stdin="\n")
+    assert empty.code == 2 and "empty line" in empty.err, empty.err
+    again = msgspec.json.decode(
+        await ok(registry, "-o json node list --secrets n1"), type=list[Node]
+    )
+    assert again[0].ipmi is not None and again[0].ipmi.password == "pw 1"
+
+
 async def test_delete_asks_first_unless_yes(registry: Any) -> None:
     await ok(registry, "node add n[1-3]")
     refused = await wolfctl(registry, "node delete n[1-2]", stdin="n\n")
