@@ -9,6 +9,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from libs.common.process import communicate_or_kill
+
 from stack import REPO
 
 # Where the CLI would find a local data folder: nowhere, so only the environment counts.
@@ -40,6 +42,6 @@ async def run_wolfctl(
         stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(within):
-        out, err = await proc.communicate(stdin)
+        out, err = await communicate_or_kill(proc, stdin)  # a hung wolfctl is killed
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())

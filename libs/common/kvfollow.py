@@ -38,7 +38,13 @@ async def following(
 
         task = asyncio.create_task(follow())
         try:
-            await ready.wait()
+            # A watch that fails before the current entries are through must not hang us.
+            started = asyncio.ensure_future(ready.wait())
+            await asyncio.wait({started, task}, return_when=asyncio.FIRST_COMPLETED)
+            started.cancel()
+            if task.done():
+                task.result()  # its error, or "ended early"
+                raise RuntimeError(f"the watch of KV {bucket} ended before it caught up")
             yield
         finally:
             task.cancel()

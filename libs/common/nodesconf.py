@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover
 from libs.common.errors import Invalid
 from libs.common.models.fields import field_extras
 from libs.common.models.node import Kernel, Node, Profile, ProfileFields
+from libs.common.yamlerror import yaml_problem
 
 S = TypeVar("S", Node, Profile)
 
@@ -127,7 +128,7 @@ class _Reader:
         try:
             return self._loader.get_single_node()
         except yaml.YAMLError as exc:
-            raise Invalid(f"not valid YAML: {exc}", field="nodes.conf") from None
+            raise Invalid(f"not valid YAML: {yaml_problem(exc)}", field="nodes.conf") from None
 
     def mapping(self, node: yaml.Node, path: str) -> dict[str, yaml.Node]:
         """Key text -> value node; `<<` merge keys applied, a repeated key refused."""

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Final
 
 from libs.common.natsd import NatsServer
-from libs.runtime.natsdisk import refused_for_space
+from libs.runtime.natsdisk import LogTail, Refusal, refused_for_space
 
 # A restart may replay a large JetStream store before it listens.
 RESTART_READY_WITHIN: Final = 60.0
@@ -38,16 +39,17 @@ async def keep_running(
     """Run until cancelled, restarting `nats` whenever its process ends, or once its store
     has room again after it refused a write for want of space; `on_start(pid)` after each
     restart (the pid file)."""
-    loop = asyncio.get_running_loop()
     delay = INITIAL_DELAY
     disk_delay = DISK_FIRST
+    log_offset: int | None = None  # the first server was started before us: watch from now
     while True:
-        started = loop.time()
-        refused = await _ended_or_refused(nats)
-        uptime = loop.time() - started
-        if uptime >= RESET_AFTER:
-            delay, disk_delay = INITIAL_DELAY, DISK_FIRST
-        if isinstance(refused, str):
+        started = time.monotonic()
+        ended = await _ended_or_refused(nats, log_offset)
+        if isinstance(ended, Refusal):
+            # Up to the refusal, not to when room came back: a server that refuses writes
+            # again soon after its restart is a disk that keeps filling.
+            if ended.seen_at - started >= RESET_AFTER:
+                disk_delay = DISK_FIRST
             # Not at once: a disk that fills again right away would have the server restarting
             # in a loop, and the other streams are still being served.
             await asyncio.sleep(disk_delay)
@@ -55,33 +57,39 @@ async def keep_running(
             log.warning(
                 "nats-server refused a write for want of space (%s); there is room again "
                 "under %s: restarting it so its streams take writes again",
-                refused,
+                ended.line,
                 nats.store_dir,
             )
             await nats.stop()
+            wait = 0.0  # stopped on purpose: no crash backoff
         else:
-            log.warning(
-                "nats-server exited with status %d after %.1fs; restarting", refused, uptime
-            )
+            uptime = time.monotonic() - started
+            if uptime >= RESET_AFTER:
+                delay = INITIAL_DELAY
+            log.warning("nats-server exited with status %d after %.1fs; restarting", ended, uptime)
+            wait, delay = delay, min(delay * 2, MAX_DELAY)
+        log_offset = LogTail.end_of(nats.log_path)  # lines of the new server start here
         while True:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_DELAY)
+            await asyncio.sleep(wait)
             try:
                 await nats.start(ready_within=RESTART_READY_WITHIN)
                 break
             except (OSError, RuntimeError, TimeoutError) as exc:
+                wait, delay = delay, min(delay * 2, MAX_DELAY)
                 first = (str(exc).splitlines() or [type(exc).__name__])[0]
-                log.error("nats-server did not come back (%s); trying again in %.1fs", first, delay)
+                log.error("nats-server did not come back (%s); trying again in %.1fs", first, wait)
         log.info("nats-server is back (pid %s)", nats.pid)
         if nats.pid is not None and on_start is not None:
             on_start(nats.pid)
 
 
-async def _ended_or_refused(nats: NatsServer) -> int | str:
-    """The exit status once the process ends, or the log line of a write it refused for want
-    of space once its store has room again, whichever comes first."""
+async def _ended_or_refused(nats: NatsServer, log_offset: int | None) -> int | Refusal:
+    """The exit status once the process ends, or the refusal of a write for want of space
+    (logged past `log_offset`) once its store has room again, whichever comes first."""
     ended = asyncio.ensure_future(nats.exited())
-    refused = asyncio.ensure_future(refused_for_space(nats.log_path, nats.store_dir))
+    refused = asyncio.ensure_future(
+        refused_for_space(nats.log_path, nats.store_dir, offset=log_offset)
+    )
     try:
         done, _ = await asyncio.wait({ended, refused}, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -74,6 +74,13 @@ class OverlaydService:
 async def build(settings: Settings, bus: Bus) -> OverlaydService:
     config = load_config(settings.data_dir)
     template = template_settings(config, settings)
+    if settings.tls and not template.ca_pem:
+        log.warning(
+            "bootd's certificate does not name %s, the address nodes reach it at: node agents "
+            "fetch their runtime overlay over plain HTTP (give every service --tls-name %s)",
+            template.ip,
+            template.ip,
+        )
     store = ContentStore(settings.cas_dir)
     shipped = ShippedOverlays()
     storage = OverlayStorage(

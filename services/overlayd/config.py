@@ -24,6 +24,7 @@ from libs.common.errors import Invalid
 from libs.common.models.fields import meta
 from libs.common.settings import Settings
 from libs.common.tls import tls_files
+from libs.common.yamlerror import yaml_problem
 from services.overlayd.engine import NfsExport, TemplateSettings
 from services.overlayd.engine.helpers import DEFAULT_INCLUDE_HOST
 
@@ -93,7 +94,7 @@ def load_document(path: Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise Invalid(f"{path} is not valid YAML: {err}") from None
+        raise Invalid(f"{path} is not valid YAML: {yaml_problem(err)}") from None
     if doc is not None and not isinstance(doc, dict):
         raise Invalid(f"{path} must be a mapping of keys to values")
     return doc or {}
@@ -202,16 +203,24 @@ def template_settings(config: OverlaydConfig, settings: Settings) -> TemplateSet
         nfs_exports=list(config.nfs_exports),
         update_interval=config.update_interval,
         secure=config.secure,
-        **_tls_settings(settings),
+        **_tls_settings(settings, address.ip),
     )
 
 
-def _tls_settings(settings: Settings) -> dict[str, Any]:
-    """bootd's HTTPS port and our CA under --tls (no CA yet: the agent stays on plain HTTP)."""
+def _tls_settings(settings: Settings, ip: str) -> dict[str, Any]:
+    """bootd's HTTPS port and our CA under --tls, when bootd's certificate names `ip`, the
+    address nodes use; otherwise (say, compose without that --tls-name) the agent stays on
+    plain HTTP, as it did before, rather than failing every fetch."""
     if not settings.tls:
         return {}
+    from libs.common.x509 import cert_names  # cryptography: only under --tls
+
+    files = tls_files(settings.data_dir)
     try:
-        ca = tls_files(settings.data_dir).ca.read_text()
-    except OSError:
+        ca = files.ca.read_text()
+        named = cert_names(files.cert.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if ip not in named:
         return {}
     return {"bootd_tls_port": names.BOOTD_TLS_PORT + settings.port_offset, "ca_pem": ca}

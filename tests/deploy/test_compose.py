@@ -159,6 +159,8 @@ def test_published_ports_are_the_service_ports(services: dict[str, Any], name: s
     expected = {(port, port, "tcp")}
     if name == "tftpd":
         expected.add((names.TFTP_PORT, names.TFTP_PORT, "udp"))
+    if name == "bootd":  # its HTTPS twin under --tls
+        expected.add((names.BOOTD_TLS_PORT, names.BOOTD_TLS_PORT, "tcp"))
     assert published(services[name]) == expected
 
 

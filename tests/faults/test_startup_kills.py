@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,10 +61,15 @@ class StartupKiller:
             thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        # Up may be healthy before a process's moment has come: let every kill happen (a
+        # thread whose pid file never came is stopped after that wait), unless up failed.
+        deadline = time.monotonic() + KILL_WITHIN + WHOLE_WITHIN
+        for thread in self._threads if exc_type is None else []:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=WHOLE_WITHIN)
+            thread.join()
 
     def _kill_once(self, process: str) -> None:
         pid_file = self.run_dir / f"{process}.pid"

@@ -294,6 +294,33 @@ def test_under_tls_without_curl_the_agent_says_so_and_stays_on_plain_http(
         agent.stop()
 
 
+def test_under_tls_a_missing_ca_means_no_fetch_rather_than_plain_http(
+    tmp_path: Path, bootd: Bootd
+) -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    root = node_root(tmp_path, bootd.start(), secure=False, interval="3600", ca_pem=pem)
+    assert not (root / "warewulf/ca.pem").exists()
+    agent = Agent(root, ["sh"])
+    try:
+        agent.wait_for_line("is missing: not fetching")
+        assert agent.process.wait(timeout=WAIT) == 1
+        assert bootd.gets.empty()
+    finally:
+        agent.stop()
+
+
+def test_the_asset_key_stays_out_of_the_log(tmp_path: Path, bootd: Bootd) -> None:
+    root = node_root(tmp_path, bootd.start(), secure=False, interval="3600", asset="k-secret")
+    bootd.stop()  # every fetch fails, and the failure is logged with its URL
+    agent = Agent(root, ["sh"])
+    try:
+        agent.wait_for_line("assetkey=...")
+        agent.wait_for_line(f"/runtime/{MAC}")
+        assert "k-secret" not in "".join(agent.log)
+    finally:
+        agent.stop()
+
+
 def test_secure_mode_on_busybox_has_the_overlay_pushed(tmp_path: Path, bootd: Bootd) -> None:
     """No curl: the agent listens on a privileged port (busybox nc, root only) and bootd
     pushes the overlay there; the agent checks it against the digest bootd answers."""

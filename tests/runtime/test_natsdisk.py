@@ -4,11 +4,18 @@ and that only lines written after it started looking count."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from libs.runtime.natsdisk import LogTail, refused_for_space
+from libs.common.storefull import free_bytes
+from libs.runtime.natsdisk import LogTail, has_room, refused_for_space
+
+from stack import unavailable
 
 REFUSED = (
     b"[12504] 2026/11/26 04:26:31.684376 [ERR] JetStream failed to store a msg on stream "
@@ -52,8 +59,8 @@ async def test_a_refusal_logged_before_looking_does_not_count(tmp_path: Path) ->
     assert not done  # the old refusal and a harmless line: nothing to restart for
     with log.open("ab") as out:
         out.write(REFUSED)
-    line = await asyncio.wait_for(waiting, 10)
-    assert "KV_nodes" in line and line.endswith("no space left on device")
+    refusal = await asyncio.wait_for(waiting, 10)
+    assert "KV_nodes" in refusal.line and refusal.line.endswith("no space left on device")
 
 
 async def test_a_refusal_waits_for_room(tmp_path: Path) -> None:
@@ -69,3 +76,50 @@ async def test_a_refusal_waits_for_room(tmp_path: Path) -> None:
     assert not done
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+def test_the_tail_can_start_where_a_restart_began(tmp_path: Path) -> None:
+    log = tmp_path / "nats.log"
+    log.write_bytes(b"old server\n")
+    offset = LogTail.end_of(log)
+    with log.open("ab") as out:
+        out.write(b"new server starting\n")  # before the watch began, after the restart
+    assert LogTail(log, offset).new_lines() == [b"new server starting"]
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    folder.mkdir()
+    if os.geteuid() != 0:
+        unavailable("mounting a tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_room_is_tried_not_computed(tmp_path: Path) -> None:
+    """Out of inodes, a file system refuses every new file with bytes to spare: statvfs says
+    there is room, a try says there is none."""
+    with tmpfs(tmp_path / "store", "size=8m,nr_inodes=16") as store:
+        assert has_room(store)
+        made = 0
+        with contextlib.suppress(OSError):
+            while True:
+                (store / f"f{made}").touch()
+                made += 1
+        assert free_bytes(store) > 1 << 20
+        assert not has_room(store)
+        (store / "f0").unlink()
+        assert has_room(store)
+        assert sorted(p.name for p in store.iterdir() if p.name.startswith(".room")) == []
+
+
+def test_no_room_for_the_size_asked(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "store", "size=2m") as store:
+        assert has_room(store, 1 << 20)
+        assert not has_room(store, 4 << 20)
+        with contextlib.suppress(OSError):
+            (store / "filler").write_bytes(bytes(2 << 20))
+        assert not has_room(store, 1 << 20)

@@ -24,7 +24,7 @@ from libs.common.models.events import ChangeEvent
 from libs.common.token import read_token
 from libs.common.token_rotation import read_previous
 
-from stack import REPO, UpStack, run_service, start_up, stop_process, wait_healthy
+from stack import REPO, UpStack, run_service, start_up, stop_process, unavailable, wait_healthy
 
 MAC = "52:54:00:aa:bb:01"
 
@@ -143,8 +143,11 @@ def test_the_certificate_names_the_address_nodes_reach_bootd_at(stack: UpStack) 
     from libs.common.x509 import cert_names
     from services.overlayd.config import host_address
 
+    found = host_address().ip
+    if found.startswith("127."):
+        unavailable("this host has no address but loopback, which every certificate names")
     names_in_cert = cert_names((stack.data / "tls" / "server.pem").read_bytes())
-    assert host_address().ip in names_in_cert
+    assert found in names_in_cert
 
 
 def test_a_second_start_reuses_the_ca(stack: UpStack) -> None:
