@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from libs.common import deathsig
+
 log = logging.getLogger("wolfpack.natsd")
 
 BINARY = "nats-server"
@@ -54,6 +56,7 @@ class NatsServer:
         http_port: int | None = None,
         *,
         log_path: Path | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.port = port
@@ -62,6 +65,9 @@ class NatsServer:
         # The server writes its own log; its tail explains a failed start.
         self.log_path = log_path or self.store_dir / "nats-server.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        # `wolfpack up`'s server: SIGTERMed by the kernel if up dies, so a killed up leaves
+        # no server holding its port (libs/common/deathsig.py).
+        self._pre_exec = deathsig.die_with_parent() if die_with_parent else None
 
     @property
     def url(self) -> str:
@@ -103,6 +109,7 @@ class NatsServer:
                 # Its own session: Ctrl+C on `wolfpack up` must not kill NATS before the
                 # services it serves have stopped.
                 start_new_session=True,
+                preexec_fn=self._pre_exec,
             )
         try:
             await self._wait_ready(ready_within)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -21,11 +19,11 @@ from typing import Final
 import httpx
 import msgspec
 
+from libs.common.deathsig import die_with_parent
 from libs.common.logs import VERBATIM
 from libs.common.tls import client_context
 
 LINE_LIMIT: Final = 1024 * 1024
-PR_SET_PDEATHSIG: Final = 1
 LEVEL_WORDS: Final = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
@@ -55,19 +53,6 @@ class ChildExit(msgspec.Struct, frozen=True, kw_only=True):
     delay: float
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A pre-exec hook asking the kernel to SIGTERM the child when the supervisor dies."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    libc = ctypes.CDLL(name, use_errno=True)  # loaded before fork: the hook only calls it
-
-    def hook() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-    return hook
-
-
 class Supervisor:
     def __init__(
         self,
@@ -91,7 +76,7 @@ class Supervisor:
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._watchers: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
-        self._pre_exec = _die_with_parent()
+        self._pre_exec = die_with_parent()
         self._ready: set[str] = set()
 
     def pid(self, name: str) -> int | None:

@@ -88,7 +88,7 @@ def summary(settings: Settings, endpoints: Endpoints, network: ServerNetwork | N
 
 async def _start_nats(settings: Settings) -> NatsServer:
     port = names.NATS_PORT + settings.port_offset
-    nats = NatsServer(settings.data_dir / "nats", port=port)
+    nats = NatsServer(settings.data_dir / "nats", port=port, die_with_parent=True)
     # nats-server's own complaint is a page of banner; say it in one line.
     try:
         listen(nats.host, port).close()

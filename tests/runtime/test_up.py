@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -40,6 +41,10 @@ def eventually(check: Callable[[], T | None], what: str, timeout: float = 60) ->
             return result
         time.sleep(0.05)
     raise TimeoutError(f"{what} did not happen within {timeout}s")
+
+
+def ended(pid: int) -> bool | None:
+    return True if not alive(pid) else None
 
 
 def healthz(url: str) -> dict[str, str] | None:
@@ -118,3 +123,25 @@ def test_sigterm_stops_every_process(tmp_path: Path) -> None:
     assert all(healthz(up.url(service)) is None for service in names.SERVICES)
     assert list(run.glob("*.pid")) == []
     assert "stopped" in log_tail(up.log, 3)
+
+
+def test_a_killed_up_leaves_no_process_behind_and_starts_again(tmp_path: Path) -> None:
+    """SIGKILL or the OOM killer: up cannot stop its children, so the kernel does (services
+    and nats-server alike). Nothing holds the ports, and the next up serves what was stored."""
+    data = tmp_path / "data"
+    with start_up(data) as first:
+        headers = {"Authorization": f"Bearer {first.token}"}
+        put = httpx.put(
+            f"{first.registry_url}/api/v1/nodes/kept", json={}, headers=headers, trust_env=False
+        )
+        assert put.is_success, put.text
+        pids = {p.stem: int(p.read_text()) for p in (data / "run").glob("*.pid")}
+        assert set(pids) == {*names.SERVICES, "nats-server"}
+        first.process.kill()
+        first.process.wait(timeout=30)
+        for name, pid in pids.items():
+            eventually(functools.partial(ended, pid), f"{name} (pid {pid}) ending", timeout=30)
+    with start_up(data, first.port_offset) as second:
+        headers = {"Authorization": f"Bearer {second.token}"}
+        got = httpx.get(f"{second.registry_url}/api/v1/nodes/kept", headers=headers)
+        assert got.status_code == 200, got.text
