@@ -29,6 +29,7 @@ from libs.runtime.natskeeper import keep_running
 from libs.runtime.network import ServerNetwork
 from libs.runtime.services import SERVICES
 from libs.runtime.supervisor import Child, Supervisor
+from libs.runtime.uplock import only_up
 from services.overlayd.config import load_config, template_settings
 
 SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
@@ -113,6 +114,15 @@ async def up(
     data.mkdir(parents=True, exist_ok=True)
     run_dir = data / "run"
     run_dir.mkdir(exist_ok=True)
+    with only_up(run_dir):
+        await _up(settings, nats_url, network, log)
+
+
+async def _up(
+    settings: Settings, nats_url: str | None, network: ServerNetwork | None, log: logging.Logger
+) -> None:
+    data = settings.data_dir
+    run_dir = data / "run"
     ensure_token(data)
     try:
         dnsmasq = dhcp.configure(settings, network, run_dir)

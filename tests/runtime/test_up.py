@@ -6,6 +6,8 @@ import functools
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 from libs.common import names
 from libs.common.endpoints import Endpoints, read_endpoints
 
-from stack import UpStack, log_tail, start_up
+from stack import REPO, UpStack, log_tail, start_up
 
 T = TypeVar("T")
 
@@ -95,6 +97,24 @@ def test_nats_server_is_embedded(stack: UpStack) -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
         assert conn.recv(4096).startswith(b"INFO ")
     assert (stack.data / "nats").is_dir()
+
+
+def test_a_second_up_on_the_same_data_is_refused(stack: UpStack) -> None:
+    """Two ups would run two nats-servers on one JetStream store, which nats-server allows."""
+    before = pid_of(stack, "nats-server")
+    second = ["up", "--data", str(stack.data), "--port-offset", str(stack.port_offset + 1)]
+    done = subprocess.run(
+        [sys.executable, "-m", "libs.runtime.cli", *second],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert f"another wolfpack up (pid {stack.process.pid}) already runs on" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert pid_of(stack, "nats-server") == before  # the running one is untouched
+    assert healthz(stack.url("registry")) is not None
 
 
 def test_killed_service_is_restarted(stack: UpStack) -> None:
