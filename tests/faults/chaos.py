@@ -54,9 +54,17 @@ class Ledger:
     writes: list[Write] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
+    grew: asyncio.Event = field(default_factory=asyncio.Event)
 
     def accepted(self, write: Write) -> None:
         self.writes.append(write)
+        self.grew.set()
+
+    async def holds(self, count: int) -> None:
+        """Until `count` writes were accepted."""
+        while len(self.writes) < count:
+            self.grew.clear()
+            await self.grew.wait()
 
     def expected(self) -> dict[tuple[str, str], dict[str, Any] | None]:
         """What the registry must hold for every object written: the writes replayed."""
