@@ -181,7 +181,13 @@ class UpStack:
 
     @property
     def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{names.NATS_PORT + self.port_offset}"
+        """The embedded nats-server, with its client token (DATA/nats.token) as the URL's
+        user: a test connects as any wolfpack process on the host does."""
+        return f"nats://{self.nats_token}@127.0.0.1:{names.NATS_PORT + self.port_offset}"
+
+    @property
+    def nats_token(self) -> str:
+        return (self.data / names.NATS_TOKEN_FILE).read_text().strip()
 
 
 def ephemeral_start() -> int:

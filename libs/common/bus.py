@@ -55,8 +55,9 @@ class Bus:
         self.reconnects = Reconnects()
 
     @classmethod
-    async def connect(cls, servers: str | list[str], name: str) -> Bus:
-        """Connect (retrying forever, the first time too); make sure stream and buckets exist."""
+    async def connect(cls, servers: str | list[str], name: str, token: str | None = None) -> Bus:
+        """Connect (retrying forever, the first time too); make sure stream and buckets exist.
+        `token`: the server's client token (`wolfpack up`'s embedded server wants one)."""
         nc = NATS()
         bus = cls(nc, nc.jetstream())
 
@@ -81,6 +82,7 @@ class Bus:
             disconnected_cb=on_disconnect,
             reconnected_cb=on_reconnect,
             error_cb=on_error,
+            token=token,
         )
         await bus._ensure_stream()
         await bus._ensure_buckets()

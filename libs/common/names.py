@@ -31,6 +31,8 @@ BUCKETS: Final = (BUCKET_NODES, BUCKET_PROFILES, BUCKET_IMAGES, BUCKET_OVERLAYS,
 
 API_PREFIX: Final = "/api/v1"
 TOKEN_FILE: Final = "api.token"
+# The embedded nats-server's client token (`wolfpack up`): no local user reaches KV without it.
+NATS_TOKEN_FILE: Final = "nats.token"
 DEFAULT_DATA: Final = "./var/wolfpack"
 
 

@@ -24,6 +24,7 @@ from libs.common import errors
 from libs.common.bus import Bus
 from libs.common.listeners import app_for, listeners
 from libs.common.logs import setup_logging
+from libs.common.natsauth import nats_token
 from libs.common.settings import Settings
 from libs.common.tls import ensure_tls, server_context, wanted_names
 from libs.common.token import ensure_token
@@ -127,7 +128,8 @@ async def _connect(name: str, settings: Settings, log: logging.Logger) -> Bus:
     # fails here is a server that answers but will not do (no JetStream, bad stream config).
     log.info("connecting to NATS at %s", settings.nats_url)
     try:
-        return await Bus.connect(settings.nats_url, name=f"wolfpack-{name}")
+        token = nats_token(settings.nats_url, settings.data_dir)
+        return await Bus.connect(settings.nats_url, name=f"wolfpack-{name}", token=token)
     except Exception as exc:
         reason = str(exc) or type(exc).__name__
         raise StartupFailed(f"cannot use NATS at {settings.nats_url}: {reason}") from None

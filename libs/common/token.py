@@ -15,33 +15,34 @@ from libs.common.errors import Invalid
 TOKEN_BYTES = 32
 
 
-def token_path(data_dir: Path) -> Path:
-    return Path(data_dir) / names.TOKEN_FILE
+def token_path(data_dir: Path, file: str = names.TOKEN_FILE) -> Path:
+    return Path(data_dir) / file
 
 
-def read_token(data_dir: Path) -> str | None:
-    """The stored token, None if there is none yet."""
+def read_token(data_dir: Path, file: str = names.TOKEN_FILE) -> str | None:
+    """The stored token (the API's, or `file`: names.NATS_TOKEN_FILE), None if there is none
+    yet."""
     try:
-        token = token_path(data_dir).read_text().strip()
+        token = token_path(data_dir, file).read_text().strip()
     except FileNotFoundError:
         return None
     if not token:
-        raise Invalid(f"{token_path(data_dir)} is empty; delete it to get a new token")
+        raise Invalid(f"{token_path(data_dir, file)} is empty; delete it to get a new token")
     return token
 
 
-def ensure_token(data_dir: Path) -> str:
+def ensure_token(data_dir: Path, file: str = names.TOKEN_FILE) -> str:
     """The stored token, creating it first if needed; safe when several processes race.
 
     The token is written to a private temporary file and hard-linked into place: the link
     fails if the file exists already (like O_EXCL), and a reader never sees it half written.
     """
-    path = token_path(data_dir)
+    path = token_path(data_dir, file)
     path.parent.mkdir(parents=True, exist_ok=True)
-    existing = read_token(data_dir)
+    existing = read_token(data_dir, file)
     if existing is not None:
         return existing
-    fd, temp_name = tempfile.mkstemp(prefix=".api.token-", dir=path.parent)  # mode 0600
+    fd, temp_name = tempfile.mkstemp(prefix=f".{file}-", dir=path.parent)  # mode 0600
     try:
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(TOKEN_BYTES) + "\n")
@@ -52,7 +53,7 @@ def ensure_token(data_dir: Path) -> str:
             os.link(temp_name, path)
     finally:
         os.unlink(temp_name)
-    token = read_token(data_dir)
+    token = read_token(data_dir, file)
     assert token is not None  # the link above or the winner's made the file
     return token
 

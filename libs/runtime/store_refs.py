@@ -23,6 +23,7 @@ from libs.common.errors import Invalid, WolfpackError
 from libs.common.kv import Bucket
 from libs.common.models.image import ImageMeta
 from libs.common.models.overlay import BootManifest, OverlayMeta
+from libs.common.natsauth import nats_token
 from libs.common.references import References
 from services.builder.layout import CHUNK_INDEX, IMAGES_DIR, STAGING_DIR
 from services.builder.vnfs.chunks import ChunkIndex
@@ -66,12 +67,12 @@ async def read_references(
 ) -> References:
     """Every referenced digest with its referrers; ReferencesUnavailable if any part fails."""
     found = References()
-    await _read_kv(nats_url, found, within)
+    await _read_kv(nats_url, nats_token(nats_url, data_dir), found, within)
     await asyncio.to_thread(read_chunk_indexes, data_dir, found)
     return found
 
 
-async def _read_kv(url: str, found: References, within: float) -> None:
+async def _read_kv(url: str, token: str | None, found: References, within: float) -> None:
     failures: list[Exception] = []
 
     async def remember(err: Exception) -> None:
@@ -82,6 +83,7 @@ async def _read_kv(url: str, found: References, within: float) -> None:
         async with asyncio.timeout(CONNECT_TIMEOUT * (CONNECT_ATTEMPTS + 1)):
             nc = await nats.connect(
                 url,
+                token=token,
                 name="wolfpack-store",
                 allow_reconnect=False,
                 # 0 would mean "forever" to nats.py; one retry, then give up.

@@ -89,7 +89,8 @@ def summary(settings: Settings, endpoints: Endpoints, network: ServerNetwork | N
 
 async def _start_nats(settings: Settings) -> NatsServer:
     port = names.NATS_PORT + settings.port_offset
-    nats = NatsServer(settings.data_dir / "nats", port=port, die_with_parent=True)
+    token = ensure_token(settings.data_dir, names.NATS_TOKEN_FILE)
+    nats = NatsServer(settings.data_dir / "nats", port=port, die_with_parent=True, auth_token=token)
     # nats-server's own complaint is a page of banner; say it in one line.
     try:
         listen(nats.host, port).close()

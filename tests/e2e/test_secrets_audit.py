@@ -67,6 +67,7 @@ async def test_secrets_stay_with_their_node(stack: UpStack) -> None:
         ("asset key of sa-1", key_a),
         ("asset key of sa-2", key_b),
         ("API token", stack.token),
+        ("NATS client token", stack.nats_token),
     ]:
         hidden.add(what, value)
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -115,6 +116,51 @@ def test_a_second_up_on_the_same_data_is_refused(stack: UpStack) -> None:
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert pid_of(stack, "nats-server") == before  # the running one is untouched
     assert healthz(stack.url("registry")) is not None
+
+
+async def test_nats_wants_the_token_that_only_root_can_read(stack: UpStack) -> None:
+    """Without the token a local user could write KV around the API token."""
+    import nats
+    import nats.errors
+
+    plain = f"nats://127.0.0.1:{names.NATS_PORT + stack.port_offset}"
+    with pytest.raises(nats.errors.Error) as refused:
+        await nats.connect(plain, allow_reconnect=False, max_reconnect_attempts=0)
+    assert "authorization" in str(refused.value).lower()
+    nc = await nats.connect(stack.nats_url, allow_reconnect=False)
+    await nc.close()
+
+
+def test_the_nats_token_is_private_and_on_no_command_line(stack: UpStack) -> None:
+    for private in (stack.data / names.NATS_TOKEN_FILE, stack.data / "nats" / "auth.conf"):
+        assert private.stat().st_mode & 0o077 == 0, private
+    # Every user can read command lines (`ps`).
+    for name in (*names.SERVICES, "nats-server"):
+        pid = pid_of(stack, name)
+        assert pid is not None
+        assert stack.nats_token not in Path(f"/proc/{pid}/cmdline").read_text(), name
+
+
+def test_wolfctl_follows_events_with_the_token_from_the_data_folder(stack: UpStack) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "libs.wolfctl.main", "node", "status", "-w", "-o", "json"],
+        cwd=REPO,
+        env={**env, "WOLFPACK_DATA": str(stack.data)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    timer = threading.Timer(60, watch.kill)  # a wolfctl stuck connecting fails the test
+    timer.start()
+    try:
+        assert watch.stdout is not None and watch.stderr is not None
+        first = watch.stdout.readline()  # the snapshot: NATS was reached, then the API
+        assert first.startswith("["), first + (watch.stderr.read() if watch.poll() else "")
+    finally:
+        timer.cancel()
+        watch.terminate()
+        watch.wait(timeout=30)
 
 
 def test_killed_service_is_restarted(stack: UpStack) -> None:

@@ -58,7 +58,9 @@ class LabStack:
 
     @property
     def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{names.NATS_PORT}"
+        """With up's client token as the URL's user (libs/common/natsauth.py)."""
+        token = (self.data / names.NATS_TOKEN_FILE).read_text().strip()
+        return f"nats://{token}@127.0.0.1:{names.NATS_PORT}"
 
     async def stop(self) -> None:
         for client in self.clients.values():

@@ -10,6 +10,7 @@ import msgspec
 
 from libs.common import endpoints, names
 from libs.common.errors import Invalid
+from libs.common.natsauth import nats_token
 from libs.wolfctl.client import ApiClient
 from libs.wolfctl.config import ApiConfig, data_dir, resolve
 
@@ -48,6 +49,12 @@ def builder_config(env: Mapping[str, str], token: str | None = None) -> ApiConfi
 def nats_url(env: Mapping[str, str]) -> str:
     found = _endpoints(env)
     return env.get(ENV_NATS) or (found.nats if found else None) or DEFAULT_NATS
+
+
+def nats_token_for(env: Mapping[str, str], url: str) -> str | None:
+    """The client token of `wolfpack up`'s nats-server, from the data folder (libs/common/
+    natsauth.py); None for a server of the site's, or when it cannot be read."""
+    return nats_token(url, data_dir(env))
 
 
 class BuilderClient(ApiClient):

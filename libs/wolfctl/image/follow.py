@@ -49,7 +49,7 @@ class ImageEvents:
         self._sub = sub
 
     @classmethod
-    async def open(cls, url: str, name: str) -> ImageEvents | None:
+    async def open(cls, url: str, name: str, token: str | None = None) -> ImageEvents | None:
         """Subscribe to `wolfpack.image.<name>.>`; None if NATS cannot be reached (the job
         endpoint is polled instead)."""
         import nats
@@ -57,6 +57,7 @@ class ImageEvents:
         try:
             nc = await nats.connect(
                 url,
+                token=token,
                 connect_timeout=NATS_CONNECT_TIMEOUT,
                 allow_reconnect=False,
                 max_reconnect_attempts=0,

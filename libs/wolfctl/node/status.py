@@ -19,7 +19,7 @@ from libs.common.models.boot_status import NodeBootStatus
 from libs.wolfctl.client import Unreachable, error_from_response
 from libs.wolfctl.config import data_dir, resolve
 from libs.wolfctl.context import globals_of, output_format, output_option, run
-from libs.wolfctl.image.client import nats_url
+from libs.wolfctl.image.client import nats_token_for, nats_url
 from libs.wolfctl.output import dump, echo, table
 
 ENV_BOOTD_URL: Final = "WOLFPACK_BOOTD_URL"
@@ -92,7 +92,8 @@ def render(statuses: list[NodeBootStatus], fmt: str) -> str:
 async def watch(url: str, token: str | None, fmt: str, verify: ssl.SSLContext | bool) -> None:
     import nats
 
-    nc = await nats.connect(nats_url(os.environ), connect_timeout=2)
+    bus = nats_url(os.environ)
+    nc = await nats.connect(bus, connect_timeout=2, token=nats_token_for(os.environ, bus))
     try:
         sub = await nc.subscribe(names.node_subject("*", "boot"))
         # Subscribed first, so nothing between the snapshot and the first event is lost.
