@@ -124,7 +124,11 @@ async def running_stack(offset: int) -> AsyncIterator[Stack]:
 def describe(endpoints: Endpoints, data: Path) -> Stack:
     url = endpoints.services["registry"]
     token = Path(endpoints.token_file).read_text().strip()
-    return Stack(api=url + names.API_PREFIX, url=url, token=token, nats=endpoints.nats, data=data)
+    # up's nats-server wants its client token: as the URL's user, as every wolfpack process
+    # on the host presents it (libs/common/natsauth.py).
+    nats_token = (data / names.NATS_TOKEN_FILE).read_text().strip()
+    nats = endpoints.nats.replace("nats://", f"nats://{nats_token}@", 1)
+    return Stack(api=url + names.API_PREFIX, url=url, token=token, nats=nats, data=data)
 
 
 def tail(log: Path) -> str:

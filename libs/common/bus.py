@@ -23,6 +23,7 @@ from libs.common import names
 from libs.common.errors import NotFound
 from libs.common.kv import Bucket
 from libs.common.kvwatch import Reconnects
+from libs.common.natsauth import refused, shown_url
 
 log = logging.getLogger("wolfpack.bus")
 
@@ -43,6 +44,10 @@ ACK_WAIT = 30.0
 # Long-poll length of one fetch; stop() interrupts it, so it only bounds idle round trips.
 FETCH_WAIT = 5.0
 MAX_RETRY_DELAY = 60.0
+
+
+class NatsRefused(ConnectionError):
+    """The server refused the connection's credentials: a token missing or wrong."""
 
 
 class Bus:
@@ -66,24 +71,45 @@ class Bus:
                 log.warning("%s: disconnected from NATS; reconnecting", name)
 
         async def on_reconnect() -> None:
-            log.info("%s: reconnected to NATS at %s", name, nc.connected_url)
+            where = nc.connected_url.geturl() if nc.connected_url else "?"
+            log.info("%s: reconnected to NATS at %s", name, shown_url(where))
             for consumer in bus._consumers:
                 consumer.wake()
             bus.reconnects.fire()
 
+        first_refusal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
         async def on_error(err: Exception) -> None:
+            if refused(err) and not first_refusal.done():
+                first_refusal.set_result(None)  # wrong or missing token: retrying won't help
             log.warning("%s: NATS: %s", name, err or type(err).__name__)
 
-        await nc.connect(
-            servers=servers,
-            name=name,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=RECONNECT_WAIT,  # type: ignore[arg-type]  # typed int, used as float
-            disconnected_cb=on_disconnect,
-            reconnected_cb=on_reconnect,
-            error_cb=on_error,
-            token=token,
+        connecting = asyncio.ensure_future(
+            nc.connect(
+                servers=servers,
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=RECONNECT_WAIT,  # type: ignore[arg-type]  # an int in types
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                error_cb=on_error,
+                token=token,
+            )
         )
+        await asyncio.wait({connecting, first_refusal}, return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connecting
+            await nc.close()
+            where = servers if isinstance(servers, str) else ",".join(servers)
+            raise NatsRefused(
+                f"NATS at {shown_url(where)} refused our credentials (Authorization Violation): "
+                f"a wolfpack up's server wants DATA/{names.NATS_TOKEN_FILE}, readable by its "
+                "owner only"
+            )
+        first_refusal.cancel()
+        connecting.result()
         await bus._ensure_stream()
         await bus._ensure_buckets()
         return bus

@@ -107,7 +107,8 @@ class NatsServer:
     def _write_auth_config(self) -> None:
         if self.auth_token is None:
             return
-        text = f'# Written by wolfpack up.\nauthorization {{\n  token: "{self.auth_token}"\n}}\n'
+        quoted = json.dumps(self.auth_token)  # a JSON string is a NATS config string
+        text = f"# Written by wolfpack up.\nauthorization {{\n  token: {quoted}\n}}\n"
         write_atomic(self.auth_config, text.encode(), mode=0o600)
 
     async def start(self, ready_within: float = 10.0) -> None:

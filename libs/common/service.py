@@ -24,7 +24,7 @@ from libs.common import errors
 from libs.common.bus import Bus
 from libs.common.listeners import app_for, listeners
 from libs.common.logs import setup_logging
-from libs.common.natsauth import nats_token
+from libs.common.natsauth import nats_token, shown_url
 from libs.common.settings import Settings
 from libs.common.tls import ensure_tls, server_context, wanted_names
 from libs.common.token import ensure_token
@@ -126,13 +126,15 @@ def _load(name: str) -> Builder:
 async def _connect(name: str, settings: Settings, log: logging.Logger) -> Bus:
     # Bus.connect retries an unreachable server forever (compose may start NATS last); what
     # fails here is a server that answers but will not do (no JetStream, bad stream config).
-    log.info("connecting to NATS at %s", settings.nats_url)
+    log.info("connecting to NATS at %s", shown_url(settings.nats_url))
     try:
         token = nats_token(settings.nats_url, settings.data_dir)
         return await Bus.connect(settings.nats_url, name=f"wolfpack-{name}", token=token)
     except Exception as exc:
         reason = str(exc) or type(exc).__name__
-        raise StartupFailed(f"cannot use NATS at {settings.nats_url}: {reason}") from None
+        raise StartupFailed(
+            f"cannot use NATS at {shown_url(settings.nats_url)}: {reason}"
+        ) from None
 
 
 # What one uvicorn server serves: the app, its bound socket, and the TLS context if HTTPS.

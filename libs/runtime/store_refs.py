@@ -23,7 +23,7 @@ from libs.common.errors import Invalid, WolfpackError
 from libs.common.kv import Bucket
 from libs.common.models.image import ImageMeta
 from libs.common.models.overlay import BootManifest, OverlayMeta
-from libs.common.natsauth import nats_token
+from libs.common.natsauth import nats_token, shown_url
 from libs.common.references import References
 from services.builder.layout import CHUNK_INDEX, IMAGES_DIR, STAGING_DIR
 from services.builder.vnfs.chunks import ChunkIndex
@@ -94,7 +94,7 @@ async def _read_kv(url: str, token: str | None, found: References, within: float
             )
     except (nats.errors.Error, OSError, TimeoutError) as err:
         why = _why(failures[-1] if failures else err)
-        raise ReferencesUnavailable(f"cannot reach NATS at {url}: {why}") from None
+        raise ReferencesUnavailable(f"cannot reach NATS at {shown_url(url)}: {why}") from None
     try:
         js = nc.jetstream()
         readers: list[tuple[str, type[msgspec.Struct], Callable[..., None]]] = [
@@ -115,7 +115,7 @@ async def _items(js: nats.js.JetStreamContext, bucket: str, model: type[T]) -> d
 
 
 async def _guarded(url: str, bucket: str, within: float, work: Awaitable[R]) -> R:
-    where = f"KV `{bucket}` on NATS at {url}"
+    where = f"KV `{bucket}` on NATS at {shown_url(url)}"
     try:
         async with asyncio.timeout(within):
             return await work

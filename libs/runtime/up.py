@@ -29,7 +29,7 @@ from libs.runtime.natskeeper import keep_running
 from libs.runtime.network import ServerNetwork
 from libs.runtime.services import SERVICES
 from libs.runtime.supervisor import Child, Supervisor
-from libs.runtime.uplock import only_up
+from libs.runtime.uplock import leftovers_gone, only_up
 from services.overlayd.config import load_config, template_settings
 
 SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
@@ -116,6 +116,9 @@ async def up(
     run_dir = data / "run"
     run_dir.mkdir(exist_ok=True)
     with only_up(run_dir):
+        waited = await leftovers_gone(run_dir)
+        if waited:
+            log.info("waited for an earlier up's processes to end: %s", ", ".join(waited))
         await _up(settings, nats_url, network, log)
 
 

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from libs.common import names
+from libs.common.endpoints import FILE as ENDPOINTS_FILE
 from libs.common.endpoints import Endpoints, read_endpoints
 
 from stack import REPO, UpStack, log_tail, start_up
@@ -163,6 +164,26 @@ def test_wolfctl_follows_events_with_the_token_from_the_data_folder(stack: UpSta
         watch.wait(timeout=30)
 
 
+def test_wolfctl_without_the_nats_token_says_so_at_once(stack: UpStack, tmp_path: Path) -> None:
+    """A user who cannot read DATA/nats.token: one clear line, not minutes of retries."""
+    elsewhere = tmp_path / "data"
+    elsewhere.mkdir()
+    for name in (ENDPOINTS_FILE, names.TOKEN_FILE):
+        (elsewhere / name).write_bytes((stack.data / name).read_bytes())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "libs.wolfctl.main", "node", "status", "-w"],
+        cwd=REPO,
+        env={**env, "WOLFPACK_DATA": str(elsewhere)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "Authorization Violation" in done.stderr and "nats.token" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_killed_service_is_restarted(stack: UpStack) -> None:
     old = pid_of(stack, "builder")
     assert old is not None
@@ -205,9 +226,10 @@ def test_a_killed_up_leaves_no_process_behind_and_starts_again(tmp_path: Path) -
         assert set(pids) == {*names.SERVICES, "nats-server"}
         first.process.kill()
         first.process.wait(timeout=30)
+    # At once: the new up waits for what the kernel is still stopping.
+    with start_up(data, first.port_offset) as second:
         for name, pid in pids.items():
             eventually(functools.partial(ended, pid), f"{name} (pid {pid}) ending", timeout=30)
-    with start_up(data, first.port_offset) as second:
         headers = {"Authorization": f"Bearer {second.token}"}
         got = httpx.get(f"{second.registry_url}/api/v1/nodes/kept", headers=headers)
         assert got.status_code == 200, got.text

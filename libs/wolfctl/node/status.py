@@ -16,6 +16,7 @@ import msgspec
 from libs.common import endpoints, names
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.boot_status import NodeBootStatus
+from libs.common.natsauth import refused, shown_url
 from libs.wolfctl.client import Unreachable, error_from_response
 from libs.wolfctl.config import data_dir, resolve
 from libs.wolfctl.context import globals_of, output_format, output_option, run
@@ -85,6 +86,10 @@ def apply(statuses: dict[str, NodeBootStatus], event: BootStage) -> None:
     )
 
 
+async def _quiet(err: Exception) -> None:
+    """nats.py would print each connect error; the exception raised says it once."""
+
+
 def render(statuses: list[NodeBootStatus], fmt: str) -> str:
     return dump(statuses, fmt) if fmt != "table" else table(HEADERS, rows(statuses))
 
@@ -93,7 +98,18 @@ async def watch(url: str, token: str | None, fmt: str, verify: ssl.SSLContext | 
     import nats
 
     bus = nats_url(os.environ)
-    nc = await nats.connect(bus, connect_timeout=2, token=nats_token_for(os.environ, bus))
+    try:
+        # No retry of a first connect: a refused token or no server is said at once.
+        nc = await nats.connect(
+            bus,
+            connect_timeout=2,
+            token=nats_token_for(os.environ, bus),
+            allow_reconnect=False,
+            error_cb=_quiet,
+        )
+    except Exception as err:
+        hint = " (wolfpack up's NATS wants DATA/nats.token: run as its owner)" * refused(err)
+        raise click.ClickException(f"cannot follow NATS at {shown_url(bus)}: {err}{hint}") from None
     try:
         sub = await nc.subscribe(names.node_subject("*", "boot"))
         # Subscribed first, so nothing between the snapshot and the first event is lost.
