@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+from libs.common.pidwait import process_ended
 from libs.common.service import StartupFailed
 
 LOCK_FILE: Final = "up.lock"
@@ -56,7 +57,7 @@ async def leftovers_gone(run_dir: Path, within: float = LEFTOVERS_WITHIN) -> lis
         return []
     try:
         async with asyncio.timeout(within):
-            await asyncio.gather(*(_ended(pid) for pid in left.values()))
+            await asyncio.gather(*(process_ended(pid) for pid in left.values()))
     except TimeoutError:
         still = ", ".join(f"{n} (pid {p})" for n, p in left.items() if _ours(p, marks))
         raise StartupFailed(
@@ -82,19 +83,3 @@ def _ours(pid: int, marks: set[bytes]) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z" and any(mark in cmdline for mark in marks)
-
-
-async def _ended(pid: int) -> None:
-    """Until `pid` ends: its pidfd turns readable (an event, not a poll)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    loop = asyncio.get_running_loop()
-    ended = loop.create_future()
-    loop.add_reader(fd, ended.set_result, None)
-    try:
-        await ended
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from libs.common.natsd import free_port
+from libs.common.pidwait import process_ended
 from libs.runtime.supervisor import Backoff, Child, ChildExit, Supervisor
 
 LOGGER = "wolfpack.test.supervisor"
@@ -28,22 +29,6 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-async def gone(pid: int) -> None:
-    """Wait for `pid` (any process, not only our child) to end: its pidfd turns readable."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    loop = asyncio.get_running_loop()
-    ended = loop.create_future()
-    loop.add_reader(fd, ended.set_result, None)
-    try:
-        await ended
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
 
 
 class Lines(logging.Handler):
@@ -218,4 +203,4 @@ async def test_children_die_with_a_killed_supervisor(tmp_path: Path) -> None:
     parent.kill()
     await parent.wait()
     async with asyncio.timeout(10):
-        await gone(child_pid)
+        await process_ended(child_pid)
