@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from conftest import Bootd, boot_node, fresh_mac, public_blob, start_bootd
+from stalled_get import StalledGet
 
 from libs.common.bus import Bus
 from libs.common.models.boot_stage import BootStage
@@ -36,37 +35,6 @@ def limited(registry_process: RegistryProcess) -> Iterator[Bootd]:
 async def client(limited: Bootd) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=limited.url, timeout=10) as http:
         yield http
-
-
-class SlowNode:
-    """A node that asks for `path`, reads the answer's head and then stops reading."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.head = b""
-
-    @classmethod
-    async def ask(cls, url: str, path: str) -> SlowNode:
-        parts = urlsplit(url)
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
-        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
-        node = cls(reader, writer)
-        node.head = await reader.readuntil(b"\r\n\r\n")
-        return node
-
-    async def read_all(self) -> int:
-        """Read the rest of the body; its length."""
-        length = int(self.head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-        await self.reader.readexactly(length)
-        return length
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 async def counts(client: httpx.AsyncClient, limited: Bootd) -> dict[str, Any]:
@@ -96,7 +64,7 @@ async def test_over_the_limit_a_node_is_told_to_come_back(
         events = await bus.subscribe("wolfpack.node.adm1.boot", BootStage)
         image = f"/blobs/sha256/{files.manifest.image_digest}?wwid={mac}"
         before = await counts(client, limited)
-        holders = [await SlowNode.ask(limited.url, image) for _ in range(2)]
+        holders = [await StalledGet.ask(limited.url, image) for _ in range(2)]
         try:
             assert all(h.head.startswith(b"HTTP/1.1 200") for h in holders)
             assert (await counts(client, limited))["active"] == 2
@@ -148,7 +116,7 @@ async def test_deferred_nodes_are_told_different_waits(
     finally:
         await bus.close()
     path = f"/blobs/sha256/{digest}"
-    holders = [await SlowNode.ask(limited.url, path) for _ in range(2)]
+    holders = [await StalledGet.ask(limited.url, path) for _ in range(2)]
     try:
         answers = await asyncio.gather(*(client.get(path) for _ in range(30)))
     finally:

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 import pytest
 from conftest import Bootd, boot_node, fresh_mac, public_blob, start_bootd
+from stalled_get import StalledGet
 
 from libs.common import names
 from libs.common.bus import Bus
@@ -43,41 +42,6 @@ def stalling(registry_process: RegistryProcess) -> Iterator[Bootd]:
 async def client(stalling: Bootd) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stalling.url, timeout=30) as http:
         yield http
-
-
-class Holder:
-    """A node with a tiny receive buffer that asks for `path`, reads the answer's head and
-    then never reads again."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.head = b""
-
-    @classmethod
-    async def ask(cls, url: str, path: str, *headers: str) -> Holder:
-        parts = urlsplit(url)
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
-        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
-        lines = [f"GET {path} HTTP/1.1", f"Host: {parts.netloc}", *headers, "", ""]
-        writer.write("\r\n".join(lines).encode())
-        holder = cls(reader, writer)
-        holder.head = await reader.readuntil(b"\r\n\r\n")
-        return holder
-
-    async def rest(self) -> int:
-        """Read what is left until bootd's end closes; how many bytes that was."""
-        got = 0
-        async with asyncio.timeout(30):
-            while chunk := await self.reader.read(1 << 20):
-                got += len(chunk)
-        return got
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 async def serving(client: httpx.AsyncClient, stalling: Bootd) -> dict[str, Any]:
@@ -132,7 +96,7 @@ async def test_a_node_that_stops_reading_is_cut_off_and_frees_its_slot(
     finally:
         await bus.close()
     before = await serving(client, stalling)
-    holder = await Holder.ask(stalling.url, path, *headers)
+    holder = await StalledGet.ask(stalling.url, path, *headers)
     try:
         assert holder.head.startswith(b"HTTP/1.1 " + status), holder.head
         assert (await serving(client, stalling))["admission"]["active"] == 1

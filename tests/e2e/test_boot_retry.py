@@ -9,15 +9,13 @@ after that many seconds, with no limit on the number of retries, and fails a 5xx
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 from bootlab import opened, require_firmware
+from stalled_get import StalledGet
 
 from libs.runtime.lab import rootfs
 from libs.runtime.lab.machine import add_node, power_on
@@ -37,19 +35,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             env.delenv("WOLFPACK_MAX_TRANSFERS")
             env.delenv("WOLFPACK_BOOTD_STALL_SECONDS")
             yield running
-
-
-async def hold_slot(url: str) -> tuple[asyncio.StreamWriter, bytes]:
-    """Ask for a big blob and read only its head: the transfer stalls, holding its slot."""
-    parts = urlsplit(url)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
-    return writer, await reader.readuntil(b"\r\n\r\n")
 
 
 async def serving(lab: Lab) -> dict[str, int]:
@@ -72,8 +57,8 @@ async def deferred_then_booted(lab: Lab) -> None:
     manifest = await add_node(stack, events, node, "first")
     bootd = stack.url("bootd")
     # Another client (no ?wwid=: not this node) takes the one slot with the same kernel.
-    holder, head = await hold_slot(f"{bootd}/blobs/sha256/{manifest.kernel_digest}")
-    assert head.startswith(b"HTTP/1.1 200"), head
+    holder = await StalledGet.ask(f"{bootd}/blobs/sha256/{manifest.kernel_digest}")
+    assert holder.head.startswith(b"HTTP/1.1 200"), holder.head
     assert (await serving(lab))["active"] == 1
     machine = await power_on(stack, node, "bios", lab.workdir)
     console = machine.console
