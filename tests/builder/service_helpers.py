@@ -73,6 +73,16 @@ def launch_builder(data: Path, nats_url: str) -> Builder:
     return Builder(url, token, nats_url, data, process, log)
 
 
+@contextlib.asynccontextmanager
+async def builder_running(data: Path, nats_url: str) -> AsyncIterator[Builder]:
+    """A builder process on `data` and `nats_url`, healthy, stopped on the way out."""
+    builder = await asyncio.to_thread(launch_builder, data, nats_url)
+    try:
+        yield builder
+    finally:
+        await asyncio.to_thread(stop_process, builder.process)
+
+
 @contextlib.contextmanager
 def start_builder(tmp: Path, data: Path | None = None) -> Iterator[Builder]:
     """nats-server and the builder (DATA = `data`, default tmp/data)."""

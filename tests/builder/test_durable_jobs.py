@@ -23,6 +23,7 @@ from nats.js.api import Header
 from service_helpers import (
     Builder,
     blob,
+    builder_running,
     busybox_rootfs,
     launch_builder,
     read_kv,
@@ -230,9 +231,8 @@ async def test_registry_credentials_never_go_on_the_stream(
     nats_server: NatsServer, tmp_path: Path, busybox_tarball: Path
 ) -> None:
     data = tmp_path / "data"
-    builder: Builder = await asyncio.to_thread(launch_builder, data, nats_server.url)
-    name, secret = "private", "wolf:s3cret-pass"
-    try:
+    async with builder_running(data, nats_server.url) as builder:
+        name, secret = "private", "wolf:s3cret-pass"
         async with watching(nats_server.url) as events, builder.client() as api:
             r = await api.post("/images", json={"name": name, "source": str(busybox_tarball),
                                                 "creds": secret})  # fmt: skip
@@ -247,8 +247,6 @@ async def test_registry_credentials_never_go_on_the_stream(
             await acknowledged(nats_server.url, await request_seq(nats_server.url, name))
             assert list((data / "images" / ".requests").iterdir()) == []
             assert (data / "images" / name / "creds").read_text().strip() == secret
-    finally:
-        await asyncio.to_thread(stop_process, builder.process)
 
 
 async def test_a_kv_write_that_meets_a_nats_outage_ends_built_once_nats_is_back(
@@ -256,8 +254,7 @@ async def test_a_kv_write_that_meets_a_nats_outage_ends_built_once_nats_is_back(
 ) -> None:
     name = "outage"
     _, archive = await asyncio.to_thread(slow_archive, tmp_path, 12)
-    builder: Builder = await asyncio.to_thread(launch_builder, tmp_path / "data", nats_server.url)
-    try:
+    async with builder_running(tmp_path / "data", nats_server.url) as builder:
         async with watching(nats_server.url) as events, builder.client() as api:
             r = await api.post("/images", json={"name": name, "source": str(archive)})
             assert r.status_code == 202, r.text
@@ -278,18 +275,15 @@ async def test_a_kv_write_that_meets_a_nats_outage_ends_built_once_nats_is_back(
         image = blob(builder.data, meta.image_digest).read_bytes()
         assert hashlib.sha256(image).hexdigest() == meta.image_digest
         assert staging(builder.data) == set()
-    finally:
-        await asyncio.to_thread(stop_process, builder.process)
 
 
 async def test_a_request_nats_did_not_confirm_is_kept_and_runs(
     nats_server: NatsServer, tmp_path: Path, busybox_tarball: Path
 ) -> None:
     data = tmp_path / "data"
-    builder: Builder = await asyncio.to_thread(launch_builder, data, nats_server.url)
-    name, secret = "unconfirmed", "wolf:s3cret-pass"
-    body = {"name": name, "source": str(busybox_tarball), "creds": secret}
-    try:
+    async with builder_running(data, nats_server.url) as builder:
+        name, secret = "unconfirmed", "wolf:s3cret-pass"
+        body = {"name": name, "source": str(busybox_tarball), "creds": secret}
         async with watching(nats_server.url) as events, builder.client() as api:
             with paused(nats_server):
                 # Stored or not, nobody knows: the job stays, with its credentials.
@@ -309,17 +303,14 @@ async def test_a_request_nats_did_not_confirm_is_kept_and_runs(
             await acknowledged(nats_server.url, await request_seq(nats_server.url, name))
         assert list((data / "images" / ".requests").iterdir()) == []
         assert (data / "images" / name / "creds").read_text().strip() == secret
-    finally:
-        await asyncio.to_thread(stop_process, builder.process)
 
 
 async def test_a_request_nats_certainly_refused_leaves_nothing_behind(
     nats_server: NatsServer, tmp_path: Path, busybox_tarball: Path
 ) -> None:
     data = tmp_path / "data"
-    builder: Builder = await asyncio.to_thread(launch_builder, data, nats_server.url)
-    name = "refused"
-    try:
+    async with builder_running(data, nats_server.url) as builder:
+        name = "refused"
         nc = await nats.connect(nats_server.url)
         try:  # no stream to store requests in: NATS answers "no responders" at once
             await nc.jetstream().delete_stream(names.STREAM)
@@ -332,5 +323,3 @@ async def test_a_request_nats_certainly_refused_leaves_nothing_behind(
             assert "NATS" in r.json()["error"] and "try again" in r.json()["error"]
             assert (await api.get(f"/images/{name}/job")).status_code == 404
         assert list((data / "images" / ".requests").iterdir()) == []
-    finally:
-        await asyncio.to_thread(stop_process, builder.process)
