@@ -7,6 +7,7 @@ answers here, and only here.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from collections.abc import Awaitable, Callable
@@ -132,7 +133,8 @@ class BodyLimit:
 
 class CatchAll:
     """Turn an unexpected exception into a generic 500; the traceback goes to the log only.
-    A client that disconnects mid-request is not an error: one line, and no answer."""
+    A client that disconnects mid-request is not an error: one line, and no answer. A request
+    the server gives up on as it stops is a 503: the client may try again elsewhere or later."""
 
     def __init__(self, app: ASGIApp, log: logging.Logger) -> None:
         self.app = app
@@ -151,6 +153,22 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, watching_send)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when its graceful shutdown ends, e.g. a write
+            # waiting on a NATS that is going away with us; its own answer would be a bare 500.
+            if started:
+                raise
+            self.log.warning(
+                "%s %s: stopping before it finished; answered 503",
+                scope.get("method"),
+                scope.get("path"),
+            )
+            answer = error_response(
+                503,
+                "the service is stopping and did not finish this request; try again",
+                headers={"Retry-After": BUS_RETRY_AFTER, "Connection": "close"},
+            )
+            await answer(scope, receive, send)
         except ClientDisconnect:
             # The client went away before its request was whole: nobody is left to answer.
             self.log.info(

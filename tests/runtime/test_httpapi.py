@@ -209,6 +209,35 @@ async def test_unexpected_exception_is_generic_500(
     assert "GET /boom" in logged[0].getMessage()
 
 
+async def test_a_request_cut_off_by_shutdown_is_503_to_try_again(
+    listening: socket.socket,
+) -> None:
+    # As a registry write waiting on a NATS that stops with it: uvicorn's graceful shutdown
+    # ends and cancels the request, which must say "try again", not a bare 500.
+    app = create_app("test", title="test", version="1")
+    entered, never = asyncio.Event(), asyncio.Event()
+
+    @app.patch("/stuck")
+    async def stuck() -> Response:
+        entered.set()
+        await never.wait()
+        return encode({})
+
+    config = uvicorn.Config(app, log_config=None, lifespan="off", timeout_graceful_shutdown=0)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    port = listening.getsockname()[1]
+    async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
+        asking = asyncio.create_task(http.patch(f"http://127.0.0.1:{port}/stuck"))
+        await entered.wait()
+        server.should_exit = True
+        answer = await asking
+    await serving
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "1"
+    assert "try again" in answer.json()["error"]
+
+
 async def test_openapi_describes_msgspec_bodies(client: httpx.AsyncClient) -> None:
     doc = (await client.get("/openapi.json")).json()
     schemas = doc["components"]["schemas"]
