@@ -44,6 +44,9 @@ ACK_WAIT = 30.0
 # Long-poll length of one fetch; stop() interrupts it, so it only bounds idle round trips.
 FETCH_WAIT = 5.0
 MAX_RETRY_DELAY = 60.0
+# A drain with the server there takes milliseconds; one racing the server's death would wait
+# for nats.py's 30 s default before giving up.
+DRAIN_WAIT = 2.0
 
 
 class NatsRefused(ConnectionError):
@@ -90,6 +93,7 @@ class Bus:
                 name=name,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=RECONNECT_WAIT,  # type: ignore[arg-type]  # an int in types
+                drain_timeout=DRAIN_WAIT,  # type: ignore[arg-type]
                 disconnected_cb=on_disconnect,
                 reconnected_cb=on_reconnect,
                 error_cb=on_error,
@@ -215,8 +219,13 @@ class Bus:
         """Stop the consumers (each finishes its current event), then drain the connection."""
         await asyncio.gather(*(c.stop() for c in self._consumers))
         self._consumers.clear()
+        if self.nc.is_connected:
+            with contextlib.suppress(nats.errors.Error):
+                await self.nc.drain()
+        # No server to drain to (it went away with us, or we are reconnecting): nats.py refuses
+        # to drain or gives up after DRAIN_WAIT, and its reconnect loop would run on.
         if not self.nc.is_closed:
-            await self.nc.drain()
+            await self.nc.close()
 
 
 class Consumer(Generic[T]):
@@ -266,7 +275,8 @@ class Consumer(Generic[T]):
         await asyncio.wait([self._task])
         try:
             await self._psub.unsubscribe()
-            await self._nc.flush()  # the last acks reach the server before we say stopped
+            if self._nc.is_connected:  # else a flush would wait for a server that is gone
+                await self._nc.flush()  # the last acks reach the server before we say stopped
         except nats.errors.Error:
             pass  # connection already closed or draining: the subscription is gone with it
 

@@ -241,6 +241,18 @@ async def test_bus_reconnects_and_consumer_resumes_after_server_restart(
     await consumer.stop()
 
 
+async def test_a_bus_whose_server_died_closes_at_once(nats_server: NatsServer) -> None:
+    # As when `wolfpack up` is killed: nats-server and the services stop together, and a
+    # service's shutdown must not wait on (or fail at) draining to a server that is gone.
+    bus = await Bus.connect(nats_server.url, "test")
+    _, handler = recorder()
+    await bus.consume("wolfpack.>", "orphan", Ping, handler)
+    await nats_server.stop()
+    async with asyncio.timeout(WAIT):
+        await bus.close()
+    assert bus.nc.is_closed
+
+
 async def _publish_when_back(bus: Bus, event: Ping) -> int:
     # One msg_id for every try: a publish whose ack timed out may have been stored, and the
     # stream drops the retry as a duplicate instead of storing the event twice.
