@@ -13,6 +13,14 @@ async def process_ended(pid: int) -> None:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
         return
+    try:
+        await pidfd_ended(fd)
+    finally:
+        os.close(fd)
+
+
+async def pidfd_ended(fd: int) -> None:
+    """Until the process of pidfd `fd` ends; the caller keeps (and closes) the fd."""
     loop = asyncio.get_running_loop()
     ended = loop.create_future()
     loop.add_reader(fd, ended.set_result, None)
@@ -20,4 +28,3 @@ async def process_ended(pid: int) -> None:
         await ended
     finally:
         loop.remove_reader(fd)
-        os.close(fd)

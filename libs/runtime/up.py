@@ -29,7 +29,7 @@ from libs.runtime.natskeeper import keep_running
 from libs.runtime.network import ServerNetwork
 from libs.runtime.services import SERVICES
 from libs.runtime.supervisor import Child, Supervisor
-from libs.runtime.uplock import leftovers_gone, only_up
+from libs.runtime.uplock import LEFTOVERS_WITHIN, only_up, stop_leftovers
 from services.overlayd.config import load_config, template_settings
 
 SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
@@ -116,9 +116,15 @@ async def up(
     run_dir = data / "run"
     run_dir.mkdir(exist_ok=True)
     with only_up(run_dir):
-        waited = await leftovers_gone(run_dir)
-        if waited:
-            log.info("waited for an earlier up's processes to end: %s", ", ".join(waited))
+        leftovers = await stop_leftovers(run_dir)
+        if leftovers.ended:
+            log.info("stopped an earlier up's processes: %s", ", ".join(leftovers.ended))
+        if leftovers.killed:
+            log.warning(
+                "killed an earlier up's processes that did not stop within %.0f s: %s",
+                LEFTOVERS_WITHIN,
+                ", ".join(leftovers.killed),
+            )
         await _up(settings, nats_url, network, log)
 
 

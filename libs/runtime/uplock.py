@@ -4,7 +4,8 @@ services writing the same host files. up holds an exclusive flock on DATA/run/up
 life; the kernel drops it however up ends, so a killed up leaves no stale lock.
 
 A killed up's children are still ending when its lock is gone (the kernel sent them SIGTERM):
-the next up waits for the processes its pid files name before it starts its own.
+the next up ends the processes its pid files name before it starts its own, waiting for them
+and killing those that do not stop in time, as systemd does at the end of TimeoutStopSec.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import asyncio
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+import signal
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from libs.common.pidwait import process_ended
+from libs.common.pidwait import pidfd_ended
 from libs.common.service import StartupFailed
 
 LOCK_FILE: Final = "up.lock"
-LEFTOVERS_WITHIN: Final = 30.0
+# A service gives open requests 5 s, then 5 s to each shutdown step (libs.common.service).
+LEFTOVERS_WITHIN: Final = 20.0
+KILLED_WITHIN: Final = 5.0
 
 
 @contextlib.contextmanager
@@ -45,26 +50,68 @@ def only_up(run_dir: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-async def leftovers_gone(run_dir: Path, within: float = LEFTOVERS_WITHIN) -> list[str]:
-    """Wait for the processes an earlier up's pid files name to end; what was waited for.
-    StartupFailed naming those still running after `within` seconds."""
+@dataclass(frozen=True)
+class Leftovers:
+    """An earlier up's processes the new one found still running, by how they ended."""
+
+    ended: list[str] = field(default_factory=list)
+    killed: list[str] = field(default_factory=list)
+
+
+async def stop_leftovers(
+    run_dir: Path, within: float = LEFTOVERS_WITHIN, killed_within: float = KILLED_WITHIN
+) -> Leftovers:
+    """End the processes an earlier up's pid files name, as a service manager would: SIGTERM
+    (the kernel sent one already if up died, but an older up's children may not have had it),
+    then SIGKILL to those still running after `within` seconds. StartupFailed naming any still
+    running `killed_within` seconds after that (stuck in the kernel)."""
     # A child of up names the DATA folder on its command line (--data, -sd, --conf-file): a
     # pid file whose pid now runs something else is stale.
     folder = run_dir.parent
     marks = {str(folder).encode(), str(folder.resolve()).encode()}
-    left = {name: pid for name, pid in _pid_files(run_dir) if _ours(pid, marks)}
-    if not left:
-        return []
+    found: dict[str, int] = {}  # "name (pid N)" -> pidfd
     try:
-        async with asyncio.timeout(within):
-            await asyncio.gather(*(process_ended(pid) for pid in left.values()))
-    except TimeoutError:
-        still = ", ".join(f"{n} (pid {p})" for n, p in left.items() if _ours(p, marks))
-        raise StartupFailed(
-            f"processes of an earlier wolfpack up on {run_dir.parent} still run: {still}; "
-            "stop them first"
-        ) from None
-    return [f"{name} (pid {pid})" for name, pid in left.items()]
+        for name, pid in _pid_files(run_dir):
+            with contextlib.suppress(ProcessLookupError):
+                fd = os.pidfd_open(pid)
+                # Checked after the pidfd pins the process: a signal cannot reach a newcomer.
+                if _ours(pid, marks):
+                    found[f"{name} (pid {pid})"] = fd
+                else:
+                    os.close(fd)
+        if not found:
+            return Leftovers()
+        _signal_all(found.values(), signal.SIGTERM)
+        stubborn = await _still_running(found, within)
+        _signal_all((found[n] for n in stubborn), signal.SIGKILL)
+        stuck = await _still_running({n: found[n] for n in stubborn}, killed_within)
+        if stuck:
+            raise StartupFailed(
+                f"processes of an earlier wolfpack up on {folder} survive SIGKILL: "
+                f"{', '.join(stuck)}; see what they wait for (ps -o stat,wchan)"
+            )
+        return Leftovers(ended=[n for n in found if n not in stubborn], killed=stubborn)
+    finally:
+        for fd in found.values():
+            os.close(fd)
+
+
+def _signal_all(pidfds: Iterable[int], sig: int) -> None:
+    for fd in pidfds:
+        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+            signal.pidfd_send_signal(fd, sig)
+
+
+async def _still_running(pidfds: dict[str, int], within: float) -> list[str]:
+    """Those of `pidfds` that have not ended after `within` seconds."""
+    if not pidfds:
+        return []
+    waits = {name: asyncio.ensure_future(pidfd_ended(fd)) for name, fd in pidfds.items()}
+    _, pending = await asyncio.wait(waits.values(), timeout=within)
+    for wait in pending:
+        wait.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return [name for name, wait in waits.items() if wait in pending]
 
 
 def _pid_files(run_dir: Path) -> Iterator[tuple[str, int]]:
