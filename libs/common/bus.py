@@ -44,9 +44,9 @@ ACK_WAIT = 30.0
 # Long-poll length of one fetch; stop() interrupts it, so it only bounds idle round trips.
 FETCH_WAIT = 5.0
 MAX_RETRY_DELAY = 60.0
-# A drain with the server there takes milliseconds; one racing the server's death would wait
-# for nats.py's 30 s default before giving up.
-DRAIN_WAIT = 2.0
+# Seconds for a drain or a last flush: with the server there they take milliseconds; one
+# racing the server's death would wait for nats.py's defaults (30 s, 10 s).
+DRAIN_WAIT = 2
 
 
 class NatsRefused(ConnectionError):
@@ -93,7 +93,7 @@ class Bus:
                 name=name,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=RECONNECT_WAIT,  # type: ignore[arg-type]  # an int in types
-                drain_timeout=DRAIN_WAIT,  # type: ignore[arg-type]
+                drain_timeout=DRAIN_WAIT,
                 disconnected_cb=on_disconnect,
                 reconnected_cb=on_reconnect,
                 error_cb=on_error,
@@ -219,13 +219,19 @@ class Bus:
         """Stop the consumers (each finishes its current event), then drain the connection."""
         await asyncio.gather(*(c.stop() for c in self._consumers))
         self._consumers.clear()
-        if self.nc.is_connected:
-            with contextlib.suppress(nats.errors.Error):
-                await self.nc.drain()
-        # No server to drain to (it went away with us, or we are reconnecting): nats.py refuses
-        # to drain or gives up after DRAIN_WAIT, and its reconnect loop would run on.
-        if not self.nc.is_closed:
-            await self.nc.close()
+        try:
+            if self.nc.is_connected:
+                # nats.py's drain ends with a flush of its own that waits 10 s for a server
+                # that died mid-drain: bound the whole of it.
+                with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
+                    async with asyncio.timeout(2 * DRAIN_WAIT):
+                        await self.nc.drain()
+        finally:
+            # No server to drain to (it went away with us, or we are reconnecting): nats.py
+            # refuses to drain or gives up, and its reconnect loop would run on.
+            if not self.nc.is_closed:
+                with contextlib.suppress(OSError):  # buffered writes to a dead socket
+                    await self.nc.close()
 
 
 class Consumer(Generic[T]):
@@ -276,8 +282,9 @@ class Consumer(Generic[T]):
         try:
             await self._psub.unsubscribe()
             if self._nc.is_connected:  # else a flush would wait for a server that is gone
-                await self._nc.flush()  # the last acks reach the server before we say stopped
-        except nats.errors.Error:
+                # The last acks reach the server before we say stopped.
+                await self._nc.flush(timeout=DRAIN_WAIT)
+        except (nats.errors.Error, OSError):
             pass  # connection already closed or draining: the subscription is gone with it
 
     async def _run(self) -> None:

@@ -156,8 +156,11 @@ class CatchAll:
         except asyncio.CancelledError:
             # uvicorn cancels what still runs when its graceful shutdown ends, e.g. a write
             # waiting on a NATS that is going away with us; its own answer would be a bare 500.
-            if started:
+            # Only that: a CancelledError from a future someone else cancelled is a bug (500).
+            task = asyncio.current_task()
+            if started or task is None or not task.cancelling():
                 raise
+            task.uncancel()
             self.log.warning(
                 "%s %s: stopping before it finished; answered 503",
                 scope.get("method"),

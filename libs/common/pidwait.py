@@ -23,7 +23,13 @@ async def pidfd_ended(fd: int) -> None:
     """Until the process of pidfd `fd` ends; the caller keeps (and closes) the fd."""
     loop = asyncio.get_running_loop()
     ended = loop.create_future()
-    loop.add_reader(fd, ended.set_result, None)
+
+    def readable() -> None:
+        # A reader handle already queued may still run once after a cancel.
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
         await ended
     finally:

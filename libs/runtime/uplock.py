@@ -15,7 +15,8 @@ import contextlib
 import fcntl
 import os
 import signal
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -24,9 +25,14 @@ from libs.common.pidwait import pidfd_ended
 from libs.common.service import StartupFailed
 
 LOCK_FILE: Final = "up.lock"
-# A service gives open requests 5 s, then 5 s to each shutdown step (libs.common.service).
+# A service gives open requests 5 s, then 5 s to each shutdown step (libs.common.service);
+# a worker thread it waits for at exit is not bounded. Killing one mid-step is safe: every
+# write is staged and renamed, as it must be for the OOM killer.
 LEFTOVERS_WITHIN: Final = 20.0
 KILLED_WITHIN: Final = 5.0
+# A pid file is written just after its process starts; the clocks compared round to ticks
+# and a clock step since boot shifts them a little.
+START_SLACK: Final = 2.0
 
 
 @contextlib.contextmanager
@@ -64,26 +70,32 @@ async def stop_leftovers(
     """End the processes an earlier up's pid files name, as a service manager would: SIGTERM
     (the kernel sent one already if up died, but an older up's children may not have had it),
     then SIGKILL to those still running after `within` seconds. StartupFailed naming any still
-    running `killed_within` seconds after that (stuck in the kernel)."""
-    # A child of up names the DATA folder on its command line (--data, -sd, --conf-file): a
-    # pid file whose pid now runs something else is stale.
+    running `killed_within` seconds after that (stuck in the kernel), or one we may not
+    signal (started by another user)."""
     folder = run_dir.parent
-    marks = {str(folder).encode(), str(folder.resolve()).encode()}
+    folders = {os.fsencode(folder), os.fsencode(folder.resolve())}
     found: dict[str, int] = {}  # "name (pid N)" -> pidfd
     try:
-        for name, pid in _pid_files(run_dir):
-            with contextlib.suppress(ProcessLookupError):
+        for name, pid, written in _pid_files(run_dir):
+            try:
                 fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                continue
+            try:
                 # Checked after the pidfd pins the process: a signal cannot reach a newcomer.
-                if _ours(pid, marks):
-                    found[f"{name} (pid {pid})"] = fd
-                else:
-                    os.close(fd)
+                mine = _ours(pid, folders, written)
+            except BaseException:
+                os.close(fd)
+                raise
+            if mine:
+                found[f"{name} (pid {pid})"] = fd
+            else:
+                os.close(fd)
         if not found:
             return Leftovers()
-        _signal_all(found.values(), signal.SIGTERM)
+        _signal_all(found, signal.SIGTERM, folder)
         stubborn = await _still_running(found, within)
-        _signal_all((found[n] for n in stubborn), signal.SIGKILL)
+        _signal_all({n: found[n] for n in stubborn}, signal.SIGKILL, folder)
         stuck = await _still_running({n: found[n] for n in stubborn}, killed_within)
         if stuck:
             raise StartupFailed(
@@ -96,10 +108,17 @@ async def stop_leftovers(
             os.close(fd)
 
 
-def _signal_all(pidfds: Iterable[int], sig: int) -> None:
-    for fd in pidfds:
-        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+def _signal_all(pidfds: dict[str, int], sig: int, folder: Path) -> None:
+    for name, fd in pidfds.items():
+        try:
             signal.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            continue  # it ended meanwhile
+        except PermissionError:
+            raise StartupFailed(
+                f"{name}, left running by an earlier wolfpack up on {folder}, belongs to "
+                "another user: stop it as that user (or as root) first"
+            ) from None
 
 
 async def _still_running(pidfds: dict[str, int], within: float) -> list[str]:
@@ -107,26 +126,50 @@ async def _still_running(pidfds: dict[str, int], within: float) -> list[str]:
     if not pidfds:
         return []
     waits = {name: asyncio.ensure_future(pidfd_ended(fd)) for name, fd in pidfds.items()}
-    _, pending = await asyncio.wait(waits.values(), timeout=within)
-    for wait in pending:
-        wait.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
+    try:
+        _, pending = await asyncio.wait(waits.values(), timeout=within)
+    finally:
+        # Also when we are cancelled: no reader may outlive the fds the caller closes.
+        for wait in waits.values():
+            wait.cancel()
+        await asyncio.gather(*waits.values(), return_exceptions=True)
     return [name for name, wait in waits.items() if wait in pending]
 
 
-def _pid_files(run_dir: Path) -> Iterator[tuple[str, int]]:
+def _pid_files(run_dir: Path) -> Iterator[tuple[str, int, float]]:
+    """(name, pid, when the file was written) of each pid file that names a pid."""
     for path in run_dir.glob("*.pid"):
         try:
-            yield path.stem, int(path.read_text())
+            pid, written = int(path.read_bytes()), path.stat().st_mtime
         except (OSError, ValueError):
             continue
+        if pid > 0:
+            yield path.stem, pid, written
 
 
-def _ours(pid: int, marks: set[bytes]) -> bool:
-    """`pid` runs (not a zombie) with one of `marks` on its command line."""
+def _ours(pid: int, folders: set[bytes], written: float) -> bool:
+    """`pid` is the process its pid file was written for, and one of up's: it runs (not a
+    zombie), started before the file was written (a reused pid starts after the first owner
+    died), and has the DATA folder, or a path in it, as an argument (--data, -sd, -c,
+    --conf-file=)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, IndexError):
         return False
-    return state != "Z" and any(mark in cmdline for mark in marks)
+    if pid in (os.getpid(), os.getppid()) or fields[0] == b"Z":
+        return False
+    if _started_at(int(fields[19])) > written + START_SLACK:
+        return False
+    return any(_names_folder(arg, folders) for arg in cmdline.split(b"\0"))
+
+
+def _started_at(ticks_after_boot: int) -> float:
+    """Wall-clock time of a process start given in clock ticks after boot (/proc/PID/stat)."""
+    booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    return booted + ticks_after_boot / os.sysconf("SC_CLK_TCK")
+
+
+def _names_folder(arg: bytes, folders: set[bytes]) -> bool:
+    value = arg.split(b"=", 1)[-1] if arg.startswith(b"-") else arg
+    return any(value == f or value.startswith(f + b"/") for f in folders)

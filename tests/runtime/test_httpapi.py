@@ -58,6 +58,13 @@ def build_app() -> FastAPI:
     async def count(n: int) -> Response:
         return encode({"n": n})
 
+    @app.get("/cancelled-elsewhere")
+    async def cancelled_elsewhere() -> Response:
+        gone = asyncio.get_running_loop().create_future()
+        gone.cancel()  # a bug: awaiting a future another task cancelled
+        await gone
+        return encode({})
+
     @app.get("/boom")
     async def boom() -> Response:
         raise RuntimeError("secret internals: /etc/shadow")
@@ -236,6 +243,13 @@ async def test_a_request_cut_off_by_shutdown_is_503_to_try_again(
     assert answer.status_code == 503
     assert answer.headers["retry-after"] == "1"
     assert "try again" in answer.json()["error"]
+
+
+async def test_a_cancelled_future_in_a_handler_is_a_500_not_a_shutdown(
+    client: httpx.AsyncClient,
+) -> None:
+    answer = await client.get("/cancelled-elsewhere")
+    assert answer.status_code == 500
 
 
 async def test_openapi_describes_msgspec_bodies(client: httpx.AsyncClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -22,11 +23,17 @@ def test_the_lock_is_one_holder_at_a_time(tmp_path: Path) -> None:
         pass
 
 
-async def _leftover(data: Path, code: str) -> asyncio.subprocess.Process:
-    """A process naming the DATA folder on its command line, as up's children do; it says
-    "ready" once its signal handling is set up."""
+async def _leftover(folder: Path, code: str) -> asyncio.subprocess.Process:
+    """A process with `folder` as an argument, as up's children have DATA; it says "ready"
+    once its signal handling is set up."""
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, "--data", str(data), stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        "-c",
+        code,
+        "--data",
+        str(folder),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert child.stdout is not None
     assert await child.stdout.readline() == b"ready\n"
@@ -38,9 +45,20 @@ IGNORES_SIGTERM = (
     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
     "print('ready', flush=True); time.sleep(60)"
 )
+# Answers each line it reads: an answer proves it outlived any signal sent before the line.
+ANSWERS = "import sys; print('ready', flush=True); [print('alive', flush=True) for _ in sys.stdin]"
+AN_HOUR = 3600
 
 
-async def test_leftovers_are_stopped_the_stubborn_killed_and_a_stranger_left_alone(
+async def _alive(child: asyncio.subprocess.Process) -> bool:
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(b"?\n")
+    with contextlib.suppress(ConnectionError):
+        await child.stdin.drain()
+    return await child.stdout.readline() == b"alive\n"
+
+
+async def test_leftovers_are_stopped_the_stubborn_killed_and_strangers_left_alone(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
@@ -48,22 +66,28 @@ async def test_leftovers_are_stopped_the_stubborn_killed_and_a_stranger_left_alo
     run.mkdir(parents=True)
     polite = await _leftover(data, STOPS_ON_SIGTERM)
     stubborn = await _leftover(data, IGNORES_SIGTERM)
-    stranger = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", STOPS_ON_SIGTERM, stdout=asyncio.subprocess.DEVNULL
-    )
+    # Pids reused by others: one naming another folder that begins like DATA, one naming
+    # DATA itself but started long after its pid file was written (its first owner is gone).
+    other_folder = await _leftover(tmp_path / "data-old", ANSWERS)
+    newcomer = await _leftover(data, ANSWERS)
+    children = (polite, stubborn, other_folder, newcomer)
     try:
         (run / "registry.pid").write_text(f"{polite.pid}\n")
         (run / "overlayd.pid").write_text(f"{stubborn.pid}\n")
-        (run / "bootd.pid").write_text(f"{stranger.pid}\n")  # pid reused by someone else
+        (run / "bootd.pid").write_text(f"{other_folder.pid}\n")
+        (run / "builder.pid").write_text(f"{newcomer.pid}\n")
+        written_before = (run / "builder.pid").stat().st_mtime - AN_HOUR
+        os.utime(run / "builder.pid", (written_before, written_before))
         (run / "tftpd.pid").write_text("not a pid\n")
+        (run / "dnsmasq.pid").write_text("0\n")
         found = await stop_leftovers(run, within=0.5)
         assert found.ended == [f"registry (pid {polite.pid})"]
         assert found.killed == [f"overlayd (pid {stubborn.pid})"]
         assert await polite.wait() == -signal.SIGTERM
         assert await stubborn.wait() == -signal.SIGKILL
-        assert stranger.returncode is None
+        assert await _alive(other_folder) and await _alive(newcomer)
     finally:
-        for child in (polite, stubborn, stranger):
+        for child in children:
             if child.returncode is None:
                 child.kill()
             await child.wait()
