@@ -9,9 +9,14 @@ import subprocess
 import sys
 
 import httpx
+import msgspec
+import nats
 from conftest import Bootd, boot_node, fresh_mac
 
+from libs.common import names
 from libs.common.bus import Bus
+from libs.common.models.boot_stage import BootStage
+from libs.common.natsd import NatsServer
 
 
 def wolfctl_env(bootd: Bootd) -> dict[str, str]:
@@ -76,5 +81,52 @@ async def test_status_watch_follows_events(
         event = json.loads(line)
         assert event["stage"] == "ipxe"
     finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def _line_with(stream: asyncio.StreamReader, needle: bytes) -> bytes:
+    while True:
+        line = await stream.readline()
+        assert line, f"wolfctl node status -w ended before printing {needle!r}"
+        if needle in line:
+            return line
+
+
+async def test_status_watch_rides_out_a_nats_restart_and_shows_what_it_missed(
+    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient, nats_server: NatsServer
+) -> None:
+    # wolfctl follows a NATS of the test's own, which it can stop and start; bootd (the
+    # snapshot and its timelines) stays up on its own NATS.
+    env = {**wolfctl_env(bootd), "WOLFPACK_NATS": nats_server.url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "libs.wolfctl.main", "node", "status", "-w", "-o", "json",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    publisher = await nats.connect(nats_server.url, max_reconnect_attempts=-1)
+
+    async def publish(node: str) -> None:
+        event = BootStage(node=node, stage="kernel", file="/kernel")
+        await publisher.publish(names.node_subject(node, "boot"), msgspec.json.encode(event))
+        await publisher.flush()
+
+    try:
+        async with asyncio.timeout(60):
+            await _line_with(proc.stdout, b"]")  # the snapshot
+            await publish("ws-live")
+            assert b'"stage":"kernel"' in await _line_with(proc.stdout, b'"node":"ws-live"')
+            await nats_server.stop()
+            await _line_with(proc.stderr, b"lost NATS")
+            # A node boots while wolfctl is away from NATS: bootd's timeline keeps it.
+            await booted(bootd, nbus, http, "ws-gap")
+            await nats_server.start()
+            await _line_with(proc.stderr, b"reconnected to NATS")
+            caught_up = json.loads(await _line_with(proc.stdout, b'"node":"ws-gap"'))
+            assert caught_up["stage"] == "ipxe"
+            await publish("ws-after")
+            await _line_with(proc.stdout, b'"node":"ws-after"')
+    finally:
+        await publisher.close()
         proc.terminate()
         await proc.wait()

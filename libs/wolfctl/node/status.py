@@ -3,12 +3,13 @@ table is redrawn as `wolfpack.node.*.boot` events arrive over NATS."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import os
 import ssl
 from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import click
 import msgspec
@@ -23,10 +24,16 @@ from libs.wolfctl.context import globals_of, output_format, output_option, run
 from libs.wolfctl.image.client import nats_token_for, nats_url
 from libs.wolfctl.output import dump, echo, table
 
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.subscription import Subscription
+
 ENV_BOOTD_URL: Final = "WOLFPACK_BOOTD_URL"
 DEFAULT_BOOTD_URL: Final = f"http://127.0.0.1:{names.PORTS['bootd']}"
 HEADERS: Final = ("NODE", "STAGE", "WHEN", "FROM")
 TIMELINE: Final = 32
+# Seconds between tries to get NATS and bootd back while following.
+RECONNECT_WAIT: Final = 1.0
 
 
 def bootd_url(env: Mapping[str, str]) -> str:
@@ -94,12 +101,33 @@ def render(statuses: list[NodeBootStatus], fmt: str) -> str:
     return dump(statuses, fmt) if fmt != "table" else table(HEADERS, rows(statuses))
 
 
-async def watch(url: str, token: str | None, fmt: str, verify: ssl.SSLContext | bool) -> None:
+def missed(before: Mapping[str, NodeBootStatus], now: list[NodeBootStatus]) -> list[BootStage]:
+    """Stages in bootd's timelines newer than what `before` showed: the events that went by
+    while the watch was away from NATS, oldest first."""
+    seen = {name: status.at for name, status in before.items()}
+    found = [
+        stage
+        for status in now
+        for stage in status.timeline
+        if stage.at > seen.get(status.node, float("-inf"))
+    ]
+    return sorted(found, key=lambda stage: stage.at)
+
+
+class _Lost(Exception):
+    """NATS or bootd went away: the watch reconnects."""
+
+
+async def _open(
+    bus: str, url: str, token: str | None, verify: ssl.SSLContext | bool
+) -> tuple[Client, Subscription, list[NodeBootStatus]]:
+    """Connected, subscribed, and bootd's snapshot: subscribed first, so nothing between the
+    snapshot and the first event is lost. _Lost if NATS or bootd cannot be reached; a NATS
+    that refuses our token is a ClickException."""
     import nats
 
-    bus = nats_url(os.environ)
     try:
-        # No retry of a first connect: a refused token or no server is said at once.
+        # No retry inside nats.py: a refused token or no server is said at once.
         nc = await nats.connect(
             bus,
             connect_timeout=2,
@@ -108,29 +136,82 @@ async def watch(url: str, token: str | None, fmt: str, verify: ssl.SSLContext | 
             error_cb=_quiet,
         )
     except Exception as err:
-        hint = " (wolfpack up's NATS wants DATA/nats.token: run as its owner)" * refused(err)
-        raise click.ClickException(f"cannot follow NATS at {shown_url(bus)}: {err}{hint}") from None
+        if refused(err):
+            raise click.ClickException(
+                f"cannot follow NATS at {shown_url(bus)}: {err} "
+                "(wolfpack up's NATS wants DATA/nats.token: run as its owner)"
+            ) from None
+        raise _Lost(f"cannot follow NATS at {shown_url(bus)}: {err}") from None
     try:
         sub = await nc.subscribe(names.node_subject("*", "boot"))
-        # Subscribed first, so nothing between the snapshot and the first event is lost.
-        statuses = {s.node: s for s in await fetch(url, token, verify)}
-        click.clear()
-        echo(render(list(statuses.values()), fmt))
-        if fmt != "table":
-            echo("\n")
-        decoder = msgspec.json.Decoder(BootStage)
-        async for msg in sub.messages:
-            try:
-                apply(statuses, decoder.decode(msg.data))
-            except msgspec.DecodeError:
-                continue
-            if fmt == "table":
-                click.clear()
-                echo(render([statuses[k] for k in sorted(statuses)], fmt))
-            else:
-                echo(msg.data.decode() + "\n")  # one event per line
-    finally:
+        return nc, sub, await fetch(url, token, verify)
+    except (Unreachable, nats.errors.Error) as err:
         await nc.close()
+        raise _Lost(str(err)) from None
+    except BaseException:
+        await nc.close()
+        raise
+
+
+async def _reopen(
+    bus: str, url: str, token: str | None, verify: ssl.SSLContext | bool
+) -> tuple[Client, Subscription, list[NodeBootStatus]]:
+    """_open, tried again every RECONNECT_WAIT seconds until NATS and bootd are back."""
+    echo_err(f"wolfctl: lost NATS at {shown_url(bus)}; reconnecting")
+    while True:
+        try:
+            opened = await _open(bus, url, token, verify)
+        except _Lost:
+            await asyncio.sleep(RECONNECT_WAIT)  # nothing to await: the server is away
+            continue
+        echo_err("wolfctl: reconnected to NATS")
+        return opened
+
+
+async def watch(url: str, token: str | None, fmt: str, verify: ssl.SSLContext | bool) -> None:
+    """Follow boot events until interrupted; when NATS (or bootd) goes away, wait for it and
+    go on, catching up on what was missed from bootd's timelines."""
+    bus = nats_url(os.environ)
+    try:
+        nc, sub, snapshot = await _open(bus, url, token, verify)
+    except _Lost as lost:
+        raise click.ClickException(str(lost)) from None
+    statuses = {s.node: s for s in snapshot}
+    click.clear()
+    echo(render(list(statuses.values()), fmt))
+    if fmt != "table":
+        echo("\n")
+    decoder = msgspec.json.Decoder(BootStage)
+    while True:
+        try:
+            async for msg in sub.messages:  # ends when the connection does
+                try:
+                    event = decoder.decode(msg.data)
+                except msgspec.DecodeError:
+                    continue
+                show(statuses, [event], fmt)
+        finally:
+            await nc.close()
+        nc, sub, snapshot = await _reopen(bus, url, token, verify)
+        show(statuses, missed(statuses, snapshot), fmt)
+        statuses.update({s.node: s for s in snapshot})
+        if fmt == "table":
+            show(statuses, [], fmt)
+
+
+def show(statuses: dict[str, NodeBootStatus], events: list[BootStage], fmt: str) -> None:
+    """Fold `events` into the table and redraw it, or print them one per line."""
+    for event in events:
+        apply(statuses, event)
+        if fmt != "table":
+            echo(msgspec.json.encode(event).decode() + "\n")
+    if fmt == "table":
+        click.clear()
+        echo(render([statuses[k] for k in sorted(statuses)], fmt))
+
+
+def echo_err(line: str) -> None:
+    click.echo(line, err=True)
 
 
 @click.command("status", help="Show each node's last boot stage (from bootd).")
