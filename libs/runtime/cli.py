@@ -22,6 +22,7 @@ from libs.common.service import StartupFailed, serve
 from libs.common.settings import Settings
 from libs.common.tls import check_name
 from libs.runtime.demo import demo
+from libs.runtime.nats_auth_cmd import nats_auth
 from libs.runtime.network import server_network
 from libs.runtime.services import SERVICES
 from libs.runtime.store_cmds import fsck, gc
@@ -213,6 +214,7 @@ cli.add_command(gc)
 cli.add_command(fsck)
 cli.add_command(token)
 cli.add_command(demo)
+cli.add_command(nats_auth)
 
 
 def _run(name: str, work: Coroutine[Any, Any, None]) -> None:

@@ -116,7 +116,29 @@ def mounts(service: dict[str, Any]) -> dict[str, str]:
 
 
 def test_compose_has_nats_and_every_wolfpack_service(services: dict[str, Any]) -> None:
-    assert set(services) == {"nats", *names.SERVICES}
+    assert set(services) == {"nats-auth", "nats", *names.SERVICES}
+
+
+def test_nats_wants_the_token_that_nats_auth_writes_before_it_starts(
+    services: dict[str, Any],
+) -> None:
+    from libs.runtime.cli import cli
+
+    auth, nats = services["nats-auth"], services["nats"]
+    args = argv(auth)
+    assert args[:2] == ["wolfpack", "nats-auth"] and "nats-auth" in cli.commands
+    # The URL the services use, so they present the token there (libs.common.natsauth).
+    assert option(args, "--url") == NATS_URL
+    data = option(args, "--data")
+    assert data == option(argv(services["registry"]), "--data")
+    volume = mounts(auth).get(data)
+    assert volume == mounts(services["registry"])[data]
+    # nats-server loads the config nats-auth wrote, from the same volume.
+    config = option(words(nats["command"]), "-c")
+    assert config == f"{data}/nats/auth.conf"
+    assert mounts(nats).get(data) == volume
+    assert nats["depends_on"]["nats-auth"]["condition"] == "service_completed_successfully"
+    assert auth["restart"] == "no"
 
 
 def test_nats_is_the_official_image_with_jetstream_on_its_own_volume(

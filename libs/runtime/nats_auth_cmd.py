@@ -1,0 +1,64 @@
+"""`wolfpack nats-auth`: lock a NATS that `wolfpack up` does not run (docker compose's, a
+cluster's) the way up locks its own: a client token in DATA/nats.token (0600), a config file
+for that nats-server (`-c DATA/nats/auth.conf`), and the server's URL in DATA/endpoints.json,
+which is how every wolfpack process reading DATA knows to present the token there and to no
+other server (libs.common.natsauth)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import click
+import msgspec
+
+from libs.common import endpoints, names
+from libs.common.errors import WolfpackError
+from libs.common.natsauth import shown_url
+from libs.common.natsd import AUTH_CONFIG, write_auth_config
+from libs.common.token import ensure_token, token_path
+
+NATS_DIR: Final = "nats"
+
+
+def lock_nats(data_dir: Path, url: str) -> Path:
+    """The token made (or kept), the server's config written, `url` recorded as DATA's NATS;
+    the config file's path."""
+    token = ensure_token(data_dir, names.NATS_TOKEN_FILE)
+    config = data_dir / NATS_DIR / AUTH_CONFIG
+    write_auth_config(config, token)
+    try:
+        known = endpoints.read_endpoints(data_dir)
+    except FileNotFoundError:
+        known = endpoints.Endpoints(
+            nats=url, services={}, token_file=str(token_path(data_dir).resolve())
+        )
+    endpoints.write_endpoints(data_dir, msgspec.structs.replace(known, nats=url))
+    return config
+
+
+@click.command("nats-auth")
+@click.option(
+    "--data",
+    envvar="WOLFPACK_DATA",
+    default=names.DEFAULT_DATA,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Data directory shared with the services.",
+)
+@click.option(
+    "--url",
+    required=True,
+    help="The NATS URL the services use, e.g. nats://nats:4222 (as their --nats).",
+)
+def nats_auth(data: str, url: str) -> None:
+    """Make the NATS token and a config file for its nats-server (`-c`); the services reading
+    DATA then present the token to that URL. Run again, it keeps the token."""
+    try:
+        config = lock_nats(Path(data), url)
+    except (OSError, msgspec.MsgspecError, WolfpackError) as err:
+        raise click.ClickException(f"cannot lock NATS in {data}: {err}") from None
+    click.echo(f"token in {token_path(Path(data), names.NATS_TOKEN_FILE)}")
+    click.echo(
+        f"start nats-server with -c {config}; services present the token to {shown_url(url)}"
+    )

@@ -1,0 +1,79 @@
+"""`wolfpack nats-auth` locks a NATS that up does not run (compose's): a real nats-server
+started with the config it writes refuses clients without the token, and a service reading
+the same DATA folder presents the token and gets in."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from libs.common import names
+from libs.common.bus import Bus, NatsRefused
+from libs.common.endpoints import Endpoints, read_endpoints, write_endpoints
+from libs.common.natsauth import nats_token
+from libs.common.natsd import NatsServer, free_port
+from libs.common.token import read_token
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def nats_auth(data: Path, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "libs.runtime.cli", "nats-auth", "--data", str(data), "--url", url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+async def test_the_config_it_writes_locks_a_real_nats_server_and_services_get_in(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    url = f"nats://127.0.0.1:{free_port()}"
+    done = await asyncio.to_thread(nats_auth, data, url)
+    assert done.returncode == 0, done.stderr
+    token = read_token(data, names.NATS_TOKEN_FILE)
+    assert token and token not in done.stdout  # where it is, never what it is
+    assert (data / names.NATS_TOKEN_FILE).stat().st_mode & 0o077 == 0
+    config = data / "nats" / "auth.conf"
+    assert f"-c {config}" in done.stdout and config.stat().st_mode & 0o077 == 0
+
+    port = int(url.rsplit(":", 1)[1])
+    server = NatsServer(tmp_path / "store", port=port, config=config)
+    await server.start()
+    try:
+        async with asyncio.timeout(10):
+            with pytest.raises(NatsRefused):
+                await Bus.connect(server.url, "stranger")
+            # What every service does: the token DATA holds for the URL endpoints.json names.
+            bus = await Bus.connect(url, "registry", token=nats_token(url, data))
+            await bus.close()
+    finally:
+        await server.stop()
+
+
+def test_run_again_it_keeps_the_token_and_the_services_listed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    listed = {"registry": "http://registry:9870"}
+    write_endpoints(data, Endpoints(nats="nats://old:4222", services=listed, token_file="x"))
+    assert nats_auth(data, "nats://nats:4222").returncode == 0
+    first = read_token(data, names.NATS_TOKEN_FILE)
+    assert nats_auth(data, "nats://nats:4222").returncode == 0
+    assert read_token(data, names.NATS_TOKEN_FILE) == first
+    known = read_endpoints(data)
+    assert known.nats == "nats://nats:4222" and known.services == listed
+
+
+def test_a_folder_it_cannot_write_is_one_clear_line(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    done = nats_auth(blocked / "data", "nats://nats:4222")
+    assert done.returncode != 0
+    assert done.stderr.startswith("Error: cannot lock NATS in") and "Traceback" not in done.stderr
