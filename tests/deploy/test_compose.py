@@ -139,6 +139,8 @@ def test_nats_wants_the_token_that_nats_auth_writes_before_it_starts(
     assert mounts(nats).get(data) == volume
     assert nats["depends_on"]["nats-auth"]["condition"] == "service_completed_successfully"
     assert auth["restart"] == "no"
+    assert auth["image"] == services["registry"]["image"]  # the wolfpack image's entrypoint
+    assert f"{volume}:{data}:ro" in nats["volumes"], "nats needs only to read the shared volume"
 
 
 def test_nats_is_the_official_image_with_jetstream_on_its_own_volume(

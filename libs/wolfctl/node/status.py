@@ -73,9 +73,15 @@ async def fetch(
         raise Unreachable(
             f"cannot reach bootd at {url}: {err} (set ${ENV_BOOTD_URL} if it runs elsewhere)"
         ) from None
+    if answer.status_code >= 500:  # restarting or overloaded: a watch waits for it
+        raise BootdUnavailable(str(error_from_response(answer.status_code, answer.content)))
     if answer.status_code >= 400:
         raise error_from_response(answer.status_code, answer.content)
     return msgspec.json.decode(answer.content, type=list[NodeBootStatus])
+
+
+class BootdUnavailable(Unreachable):
+    """bootd answered 5xx."""
 
 
 def apply(statuses: dict[str, NodeBootStatus], event: BootStage) -> None:
@@ -102,15 +108,15 @@ def render(statuses: list[NodeBootStatus], fmt: str) -> str:
 
 
 def missed(before: Mapping[str, NodeBootStatus], now: list[NodeBootStatus]) -> list[BootStage]:
-    """Stages in bootd's timelines newer than what `before` showed: the events that went by
-    while the watch was away from NATS, oldest first."""
-    seen = {name: status.at for name, status in before.items()}
-    found = [
-        stage
-        for status in now
-        for stage in status.timeline
-        if stage.at > seen.get(status.node, float("-inf"))
-    ]
+    """Stages in bootd's timelines that `before` did not have: the events that went by while
+    the watch was away from NATS, oldest first. A stage older than everything `before` kept
+    of its node was shown long ago (and trimmed since)."""
+    found: list[BootStage] = []
+    for status in now:
+        known = before.get(status.node)
+        shown = known.timeline if known is not None else []
+        since = min((stage.at for stage in shown), default=float("-inf"))
+        found += [stage for stage in status.timeline if stage not in shown and stage.at >= since]
     return sorted(found, key=lambda stage: stage.at)
 
 
@@ -134,6 +140,10 @@ async def _open(
             token=nats_token_for(os.environ, bus),
             allow_reconnect=False,
             error_cb=_quiet,
+            # A server that vanished without closing (a partition, a dead host) is noticed
+            # within ~30 s, not nats.py's default of minutes.
+            ping_interval=10,
+            max_outstanding_pings=2,
         )
     except Exception as err:
         if refused(err):
@@ -144,6 +154,7 @@ async def _open(
         raise _Lost(f"cannot follow NATS at {shown_url(bus)}: {err}") from None
     try:
         sub = await nc.subscribe(names.node_subject("*", "boot"))
+        await nc.flush(timeout=2)  # the server has the subscription before the snapshot
         return nc, sub, await fetch(url, token, verify)
     except (Unreachable, nats.errors.Error) as err:
         await nc.close()
@@ -171,6 +182,7 @@ async def _reopen(
 async def watch(url: str, token: str | None, fmt: str, verify: ssl.SSLContext | bool) -> None:
     """Follow boot events until interrupted; when NATS (or bootd) goes away, wait for it and
     go on, catching up on what was missed from bootd's timelines."""
+    loop = asyncio.get_running_loop()
     bus = nats_url(os.environ)
     try:
         nc, sub, snapshot = await _open(bus, url, token, verify)
@@ -183,6 +195,7 @@ async def watch(url: str, token: str | None, fmt: str, verify: ssl.SSLContext | 
         echo("\n")
     decoder = msgspec.json.Decoder(BootStage)
     while True:
+        opened = loop.time()
         try:
             async for msg in sub.messages:  # ends when the connection does
                 try:
@@ -192,20 +205,33 @@ async def watch(url: str, token: str | None, fmt: str, verify: ssl.SSLContext | 
                 show(statuses, [event], fmt)
         finally:
             await nc.close()
+        if loop.time() - opened < RECONNECT_WAIT:
+            await asyncio.sleep(RECONNECT_WAIT)  # a session that dies at once: no busy loop
         nc, sub, snapshot = await _reopen(bus, url, token, verify)
-        show(statuses, missed(statuses, snapshot), fmt)
-        statuses.update({s.node: s for s in snapshot})
-        if fmt == "table":
-            show(statuses, [], fmt)
+        try:
+            show(statuses, missed(statuses, snapshot), fmt, redraw=False)
+            statuses.update({s.node: s for s in snapshot})  # bootd's view is the truth
+            if fmt == "table":
+                show(statuses, [], fmt)
+        except BaseException:
+            await nc.close()
+            raise
 
 
-def show(statuses: dict[str, NodeBootStatus], events: list[BootStage], fmt: str) -> None:
-    """Fold `events` into the table and redraw it, or print them one per line."""
+def show(
+    statuses: dict[str, NodeBootStatus], events: list[BootStage], fmt: str, *, redraw: bool = True
+) -> None:
+    """Fold `events` into the table and redraw it, or print them one per line. An event the
+    node's timeline has already is skipped: bootd's snapshot had it, and NATS delivers it
+    now (bootd publishes what it held while NATS was away)."""
     for event in events:
+        known = statuses.get(event.node)
+        if known is not None and event in known.timeline:
+            continue
         apply(statuses, event)
         if fmt != "table":
             echo(msgspec.json.encode(event).decode() + "\n")
-    if fmt == "table":
+    if fmt == "table" and redraw:
         click.clear()
         echo(render([statuses[k] for k in sorted(statuses)], fmt))
 
