@@ -24,6 +24,7 @@ from libs.common.tls import check_name
 from libs.runtime.demo import demo
 from libs.runtime.nats_auth_cmd import nats_auth
 from libs.runtime.network import server_network
+from libs.runtime.options import data_option
 from libs.runtime.services import SERVICES
 from libs.runtime.store_cmds import fsck, gc
 from libs.runtime.token_cmds import token
@@ -45,14 +46,7 @@ def _tls_names(
 
 
 _OPTIONS = (
-    click.option(
-        "--data",
-        envvar="WOLFPACK_DATA",
-        default=names.DEFAULT_DATA,
-        show_default=True,
-        type=click.Path(file_okay=False),
-        help="Data directory (token, content store, NATS).",
-    ),
+    data_option("Data directory (token, content store, NATS)."),
     click.option(
         "--nats",
         envvar="WOLFPACK_NATS",

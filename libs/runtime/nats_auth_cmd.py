@@ -17,6 +17,7 @@ from libs.common.errors import WolfpackError
 from libs.common.natsauth import shown_url
 from libs.common.natsd import AUTH_CONFIG, write_auth_config
 from libs.common.token import ensure_token, token_path
+from libs.runtime.options import data_option
 
 NATS_DIR: Final = "nats"
 
@@ -38,14 +39,7 @@ def lock_nats(data_dir: Path, url: str) -> Path:
 
 
 @click.command("nats-auth")
-@click.option(
-    "--data",
-    envvar="WOLFPACK_DATA",
-    default=names.DEFAULT_DATA,
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Data directory shared with the services.",
-)
+@data_option("Data directory shared with the services.")
 @click.option(
     "--url",
     required=True,

@@ -19,7 +19,6 @@ from typing import Any, Final
 import click
 import msgspec
 
-from libs.common import names
 from libs.common.cas import ContentStore
 from libs.common.errors import WolfpackError
 from libs.common.fsck import FsckReport, check_store, find_missing, name_referrers, quarantine_all
@@ -27,6 +26,7 @@ from libs.common.gc import DEFAULT_GRACE, GcReport, plan_gc, sweep
 from libs.common.logs import setup_logging
 from libs.common.models.overlay_api import WaveReport
 from libs.common.storefiles import iter_blobs, iter_temps
+from libs.runtime.options import data_option
 from libs.runtime.store_progress import StoreProgress
 from libs.runtime.store_refs import ReferencesUnavailable, nats_url_for, read_references
 from libs.runtime.store_text import fsck_text, gc_text
@@ -38,14 +38,7 @@ OUTPUTS: Final = ("text", "json")
 # fsck names referrers if it can; it does not wait long for them.
 FSCK_REFERENCES_WITHIN: Final = 60.0
 
-_data_option = click.option(
-    "--data",
-    envvar="WOLFPACK_DATA",
-    default=names.DEFAULT_DATA,
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Data directory (the store is DATA/cas).",
-)
+_data_option = data_option("Data directory (the store is DATA/cas).")
 _nats_option = click.option(
     "--nats",
     envvar="WOLFPACK_NATS",

@@ -15,23 +15,16 @@ from typing import Final
 
 import click
 
-from libs.common import names
 from libs.common.errors import WolfpackError
 from libs.common.token import read_token, token_path
 from libs.common.token_rotation import read_previous, rotate_token
+from libs.runtime.options import data_option
 
 DEFAULT_GRACE: Final = 300
 # A week: a grace longer than that is a second token, not a rotation.
 MAX_GRACE: Final = 7 * 86400
 
-_data_option = click.option(
-    "--data",
-    envvar="WOLFPACK_DATA",
-    default=names.DEFAULT_DATA,
-    show_default=True,
-    type=click.Path(file_okay=False, exists=True),
-    help="Data directory (the token is DATA/api.token).",
-)
+_data_option = data_option("Data directory (the token is DATA/api.token).", exists=True)
 
 
 def _when(at: float) -> str:
