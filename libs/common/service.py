@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import ssl
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol, TypeVar
 
@@ -26,6 +28,7 @@ from libs.common.listeners import app_for, listeners
 from libs.common.logs import setup_logging
 from libs.common.natsauth import nats_token, shown_url
 from libs.common.settings import Settings
+from libs.common.stragglers import cancel_stragglers
 from libs.common.tls import ensure_tls, server_context, wanted_names
 from libs.common.token import ensure_token
 from libs.runtime.services import load
@@ -216,6 +219,15 @@ async def serve(name: str, settings: Settings) -> None:
     finally:
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
+        left = await cancel_stragglers(GRACEFUL_SHUTDOWN)
+        if left:
+            # asyncio.run would wait for them for ever: a stopped service must end.
+            log.warning("tasks ignored cancellation: %s; exiting without them", ", ".join(left))
+            failure = sys.exc_info()[1]
+            if failure is not None:
+                log.error("%s", failure)
+            logging.shutdown()
+            os._exit(1 if failure is not None else 0)
 
 
 def _ensure_token(settings: Settings) -> None:
