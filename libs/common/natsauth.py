@@ -16,9 +16,21 @@ import msgspec
 
 from libs.common import endpoints, names
 from libs.common.errors import WolfpackError
-from libs.common.token import read_token
+from libs.common.natsd import write_auth_config
+from libs.common.token import ensure_token, read_token
 
 REFUSED: Final = "authorization violation"
+# nats-server's config file wanting the token, beside up's JetStream store in DATA/nats.
+AUTH_CONFIG: Final = Path("nats") / "auth.conf"
+
+
+def ensure_nats_auth(data_dir: Path) -> Path:
+    """DATA's NATS token (made once) and the nats-server config file that wants it (written
+    every time, so it follows the token); the config file's path."""
+    token = ensure_token(data_dir, names.NATS_TOKEN_FILE)
+    config = data_dir / AUTH_CONFIG
+    write_auth_config(config, token)
+    return config
 
 
 def nats_token(url: str, data_dir: Path) -> str | None:

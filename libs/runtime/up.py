@@ -19,6 +19,7 @@ from libs.common.endpoints import Endpoints, write_endpoints
 from libs.common.errors import Invalid
 from libs.common.listeners import api_url
 from libs.common.logs import setup_logging
+from libs.common.natsauth import ensure_nats_auth
 from libs.common.natsd import NatsServer
 from libs.common.service import StartupFailed, listen
 from libs.common.settings import Settings
@@ -89,8 +90,8 @@ def summary(settings: Settings, endpoints: Endpoints, network: ServerNetwork | N
 
 async def _start_nats(settings: Settings) -> NatsServer:
     port = names.NATS_PORT + settings.port_offset
-    token = ensure_token(settings.data_dir, names.NATS_TOKEN_FILE)
-    nats = NatsServer(settings.data_dir / "nats", port=port, die_with_parent=True, auth_token=token)
+    config = ensure_nats_auth(settings.data_dir)
+    nats = NatsServer(settings.data_dir / "nats", port=port, die_with_parent=True, config=config)
     # nats-server's own complaint is a page of banner; say it in one line.
     try:
         listen(nats.host, port).close()

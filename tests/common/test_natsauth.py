@@ -11,7 +11,7 @@ import pytest
 from libs.common import names
 from libs.common.bus import Bus, NatsRefused
 from libs.common.endpoints import Endpoints, write_endpoints
-from libs.common.natsauth import nats_token, shown_url
+from libs.common.natsauth import ensure_nats_auth, nats_token, shown_url
 from libs.common.natsd import NatsServer, free_port
 from libs.common.token import ensure_token
 
@@ -38,11 +38,14 @@ def test_urls_are_shown_without_credentials() -> None:
 
 
 async def test_a_refused_token_is_an_error_at_once_not_a_retry(tmp_path: Path) -> None:
-    server = NatsServer(tmp_path / "nats", port=free_port(), auth_token="right-token")
+    write_endpoints(tmp_path, Endpoints(nats=OURS, services={}, token_file="api.token"))
+    (tmp_path / names.NATS_TOKEN_FILE).write_text("right-token\n")
+    config = ensure_nats_auth(tmp_path)  # as up does: the token kept, its config written
+    server = NatsServer(tmp_path / "nats", port=free_port(), config=config)
     await server.start()
     try:
         assert "right-token" not in " ".join(server.command())  # in a 0600 file, not argv
-        assert server.auth_config.stat().st_mode & 0o077 == 0
+        assert config.stat().st_mode & 0o077 == 0
         async with asyncio.timeout(10):
             with pytest.raises(NatsRefused, match="refused our credentials"):
                 await Bus.connect(server.url, "test-wrong", token="wrong-token")

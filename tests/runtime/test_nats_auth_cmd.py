@@ -77,3 +77,18 @@ def test_a_folder_it_cannot_write_is_one_clear_line(tmp_path: Path) -> None:
     done = nats_auth(blocked / "data", "nats://nats:4222")
     assert done.returncode != 0
     assert done.stderr.startswith("Error: cannot lock NATS in") and "Traceback" not in done.stderr
+
+
+def test_a_bad_url_or_a_broken_endpoints_file_is_refused_and_nothing_written(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for url in ("nats", "http://nats:4222", "nats://nats", "nats://nats:4222,nats://:1"):
+        done = nats_auth(data, url)
+        assert done.returncode != 0 and "is not a NATS server URL" in done.stderr, url
+    (data / "endpoints.json").write_text("{not json")
+    done = nats_auth(data, "nats://nats:4222")
+    assert done.returncode != 0 and "cannot lock NATS in" in done.stderr
+    assert (data / "endpoints.json").read_text() == "{not json"
+    assert sorted(p.name for p in data.iterdir()) == ["endpoints.json"]
