@@ -26,6 +26,7 @@ from libs.common.models.image import (
 from libs.wolfctl.client import Unreachable
 from libs.wolfctl.image.client import BuilderClient
 from libs.wolfctl.image.progress import ProgressDisplay
+from libs.wolfctl.natsconn import connect_once
 
 # How long without an event before asking the job endpoint how the job is.
 POLL_AFTER: Final = 2.0
@@ -49,19 +50,11 @@ class ImageEvents:
         self._sub = sub
 
     @classmethod
-    async def open(cls, url: str, name: str, token: str | None = None) -> ImageEvents | None:
+    async def open(cls, url: str, name: str) -> ImageEvents | None:
         """Subscribe to `wolfpack.image.<name>.>`; None if NATS cannot be reached (the job
         endpoint is polled instead)."""
-        import nats
-
         try:
-            nc = await nats.connect(
-                url,
-                token=token,
-                connect_timeout=NATS_CONNECT_TIMEOUT,
-                allow_reconnect=False,
-                max_reconnect_attempts=0,
-            )
+            nc = await connect_once(url, connect_timeout=NATS_CONNECT_TIMEOUT)
         except Exception:
             return None
         sub = await nc.subscribe(f"wolfpack.image.{subject_token(name)}.>")

@@ -10,7 +10,7 @@ import click
 
 from libs.common.models.image import ImageDetails, ImageJob
 from libs.wolfctl.context import globals_of, output_format
-from libs.wolfctl.image.client import BuilderClient, builder_config, nats_token_for, nats_url
+from libs.wolfctl.image.client import BuilderClient, builder_config, nats_url
 from libs.wolfctl.image.follow import ImageEvents, follow
 from libs.wolfctl.image.view import summary
 from libs.wolfctl.output import dump, echo
@@ -34,9 +34,7 @@ async def run_job(
     fmt = output_format(ctx, output)
     async with client(ctx) as api:
         # Subscribed before the job starts, so its first events are not missed.
-        bus = nats_url(os.environ)
-        token = nats_token_for(os.environ, bus)
-        events = await ImageEvents.open(bus, name, token) if wait else None
+        events = await ImageEvents.open(nats_url(os.environ), name) if wait else None
         try:
             job = await start(api)
         except BaseException:

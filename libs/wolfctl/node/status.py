@@ -21,7 +21,8 @@ from libs.common.natsauth import refused, shown_url
 from libs.wolfctl.client import Unreachable, error_from_response
 from libs.wolfctl.config import data_dir, resolve
 from libs.wolfctl.context import globals_of, output_format, output_option, run
-from libs.wolfctl.image.client import nats_token_for, nats_url
+from libs.wolfctl.image.client import nats_url
+from libs.wolfctl.natsconn import connect_once
 from libs.wolfctl.output import dump, echo, table
 
 if TYPE_CHECKING:
@@ -99,10 +100,6 @@ def apply(statuses: dict[str, NodeBootStatus], event: BootStage) -> None:
     )
 
 
-async def _quiet(err: Exception) -> None:
-    """nats.py would print each connect error; the exception raised says it once."""
-
-
 def render(statuses: list[NodeBootStatus], fmt: str) -> str:
     return dump(statuses, fmt) if fmt != "table" else table(HEADERS, rows(statuses))
 
@@ -133,13 +130,9 @@ async def _open(
     import nats
 
     try:
-        # No retry inside nats.py: a refused token or no server is said at once.
-        nc = await nats.connect(
+        nc = await connect_once(
             bus,
             connect_timeout=2,
-            token=nats_token_for(os.environ, bus),
-            allow_reconnect=False,
-            error_cb=_quiet,
             # A server that vanished without closing (a partition, a dead host) is noticed
             # within ~30 s, not nats.py's default of minutes.
             ping_interval=10,
