@@ -41,11 +41,11 @@ from pathlib import Path
 import httpx
 
 from libs.common import names
-from libs.common.bus import Bus
-from libs.common.cas import ContentStore
+from libs.common.bus.connection import Bus
+from libs.common.bus.server import NatsServer, free_port
 from libs.common.models.image import ImageMeta
 from libs.common.models.overlay import BootManifest
-from libs.common.natsd import NatsServer, free_port
+from libs.common.store.cas import ContentStore
 
 REPO = Path(__file__).resolve().parent.parent
 NGINX_CONF = """

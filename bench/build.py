@@ -31,7 +31,7 @@ from pathlib import Path
 
 import msgspec
 
-from libs.common.cas import ContentStore
+from libs.common.store.cas import ContentStore
 from services.builder.vnfs import BuildResult, build_image
 from services.builder.vnfs.compress import Codec
 

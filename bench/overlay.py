@@ -42,14 +42,14 @@ import yaml
 from nats.aio.msg import Msg
 
 from libs.common import names
-from libs.common.defaults import default_profile
-from libs.common.kvfollow import following
-from libs.common.merge import merge_node
+from libs.common.bus.follow import following
+from libs.common.bus.server import NatsServer, free_port
 from libs.common.models.node import NetDev, Node
 from libs.common.models.overlay import BootManifest
-from libs.common.natsd import NatsServer, free_port
+from libs.common.nodes.defaults import default_profile
+from libs.common.nodes.merge import merge_node
 from libs.common.settings import Settings
-from services.overlayd.config import OverlaydConfig, template_settings
+from libs.common.site.config import OverlaydConfig, template_settings
 from services.overlayd.engine import ShippedOverlays
 from services.overlayd.engine.context import node_view, settings_view
 from services.overlayd.engine.paths import is_template

@@ -125,7 +125,7 @@ def describe(endpoints: Endpoints, data: Path) -> Stack:
     url = endpoints.services["registry"]
     token = Path(endpoints.token_file).read_text().strip()
     # up's nats-server wants its client token: as the URL's user, as every wolfpack process
-    # on the host presents it (libs/common/natsauth.py).
+    # on the host presents it (libs/common/bus/auth.py).
     nats_token = (data / names.NATS_TOKEN_FILE).read_text().strip()
     nats = endpoints.nats.replace("nats://", f"nats://{nats_token}@", 1)
     return Stack(api=url + names.API_PREFIX, url=url, token=token, nats=nats, data=data)

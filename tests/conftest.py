@@ -9,10 +9,9 @@ import httpx
 import pytest
 from hypothesis import settings
 
-from libs.common.bus import Bus
-from libs.common.natsd import NatsServer, free_port
-
-from stack import RegistryProcess, empty_registry, start_registry
+from libs.common.bus.connection import Bus
+from libs.common.bus.server import NatsServer, free_port
+from tests.stack import RegistryProcess, empty_registry, start_registry
 
 # Property tests have no per-example deadline: on a loaded 2-core CI machine one slow example
 # (a GC pause, a busy neighbour) is not a failure. Loaded before any test module is imported.

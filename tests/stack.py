@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from libs.common import names
-from libs.common.natsd import NatsServer, free_port
+from libs.common.bus.server import NatsServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

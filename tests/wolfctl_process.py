@@ -9,9 +9,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from libs.common.process import communicate_or_kill
-
-from stack import REPO
+from libs.common.proc.reap import communicate_or_kill
+from tests.stack import REPO
 
 # Where the CLI would find a local data folder: nowhere, so only the environment counts.
 NO_DATA = str(REPO / "var" / "no-such-data-dir")

@@ -18,14 +18,14 @@ import click
 from libs.common import names
 from libs.common.errors import Invalid
 from libs.common.logs import LEVELS
-from libs.common.service import StartupFailed, serve
+from libs.common.security.tls import check_name
 from libs.common.settings import Settings
-from libs.common.tls import check_name
 from libs.runtime.demo import demo
+from libs.runtime.host import StartupFailed, serve
 from libs.runtime.nats_auth_cmd import nats_auth
 from libs.runtime.network import server_network
 from libs.runtime.options import data_option
-from libs.runtime.services import SERVICES
+from libs.runtime.services import SERVICES, load
 from libs.runtime.store_cmds import fsck, gc
 from libs.runtime.token_cmds import token
 from libs.runtime.up import up as run_stack
@@ -201,7 +201,11 @@ def up(
 @settings_options
 def run(service: str, **options: Any) -> None:
     """Run one SERVICE until SIGINT or SIGTERM (what each container runs)."""
-    _run(service, serve(service, to_settings(**options)))
+    _run(service, _serve(service, to_settings(**options)))
+
+
+async def _serve(name: str, settings: Settings) -> None:
+    await serve(name, load(name), settings)
 
 
 cli.add_command(gc)

@@ -19,16 +19,16 @@ import yaml
 
 from libs.common.errors import Invalid
 from libs.common.settings import Settings
+from libs.common.site.config import config_path, load_document, parse_config, template_settings
+from libs.common.site.hostconfig import HostConfig, write_atomically
 from libs.runtime.network import ServerNetwork
 from libs.runtime.supervisor import Child
-from services.overlayd.config import config_path, load_document, parse_config, template_settings
-from services.overlayd.hostconfig import HostConfig, write_atomically
 
 NAME: Final = "dnsmasq"
 # DATA/dnsmasq: dnsmasq's own pid and lease files.
 STATE_DIR: Final = "dnsmasq"
 CONFIG_HEADER: Final = (
-    "# overlayd's settings (services/overlayd/config.py). `wolfpack up --ip/--dhcp/--dhcp-range`\n"
+    "# overlayd's settings (libs/common/site/config.py). `wolfpack up --ip/--dhcp/--dhcp-range`\n"
     "# rewrites the keys it sets and keeps the others (comments are not kept).\n"
 )
 

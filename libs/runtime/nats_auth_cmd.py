@@ -2,7 +2,7 @@
 cluster's) the way up locks its own: a client token in DATA/nats.token (0600), a config file
 for that nats-server (`-c DATA/nats/auth.conf`), and the server's URL in DATA/endpoints.json,
 which is how every wolfpack process reading DATA knows to present the token there and to no
-other server (libs.common.natsauth)."""
+other server (libs.common.bus.auth)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import click
 import msgspec
 
 from libs.common import endpoints, names
+from libs.common.bus.auth import ensure_nats_auth, shown_url
 from libs.common.errors import Invalid, WolfpackError
-from libs.common.natsauth import ensure_nats_auth, shown_url
-from libs.common.token import token_path
+from libs.common.security.api_token import token_path
 from libs.runtime.options import data_option
 
 # What nats.py connects to.

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from libs.common.natsd import NatsServer
+from libs.common.bus.server import NatsServer
 from libs.runtime.natsdisk import LogTail, Refusal, refused_for_space
 
 # A restart may replay a large JetStream store before it listens.

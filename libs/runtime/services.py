@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Final, cast
+from typing import Final, cast
 
-if TYPE_CHECKING:
-    from libs.common.service import Builder
+from libs.common.service import Builder
+from libs.runtime.host import StartupFailed
 
 # Service name → "module:function" of its `async def build(settings, bus) -> Service`.
 SERVICES: Final[dict[str, str]] = {
@@ -19,6 +19,10 @@ SERVICES: Final[dict[str, str]] = {
 
 
 def load(name: str) -> Builder:
-    """Import the builder of service `name` (KeyError if the table has no such service)."""
+    """Import the builder of service `name` (KeyError if the table has no such service);
+    StartupFailed if its code cannot be loaded."""
     module_name, _, attribute = SERVICES[name].partition(":")
-    return cast("Builder", getattr(importlib.import_module(module_name), attribute))
+    try:
+        return cast(Builder, getattr(importlib.import_module(module_name), attribute))
+    except (ImportError, AttributeError) as exc:
+        raise StartupFailed(f"cannot load the {name} service: {exc}") from None

@@ -1,9 +1,9 @@
 """`wolfpack gc` and `wolfpack fsck`: store hygiene, run by the administrator beside the stack.
 
 gc reads every reference (store_refs.py: fail closed), then removes unreferenced blobs older
-than the grace period and stale temporary files (libs/common/gc.py), then asks overlayd to
-render every node afresh: it remembers archives by content and would otherwise name a removed
-one again without storing it. fsck hashes every blob again (libs/common/fsck.py).
+than the grace period and stale temporary files (libs/common/store/collect.py), then asks
+overlayd to render every node afresh: it remembers archives by content and would otherwise name
+a removed one again without storing it. fsck hashes every blob again (libs/common/store/fsck.py).
 """
 
 from __future__ import annotations
@@ -19,20 +19,26 @@ from typing import Any, Final
 import click
 import msgspec
 
-from libs.common.cas import ContentStore
+from libs.common.apiclient.client import decode
+from libs.common.apiclient.config import ENV_DATA, resolve
+from libs.common.apiclient.overlayd import OverlaydClient
 from libs.common.errors import WolfpackError
-from libs.common.fsck import FsckReport, check_store, find_missing, name_referrers, quarantine_all
-from libs.common.gc import DEFAULT_GRACE, GcReport, plan_gc, sweep
 from libs.common.logs import setup_logging
 from libs.common.models.overlay_api import WaveReport
-from libs.common.storefiles import iter_blobs, iter_temps
+from libs.common.store.cas import ContentStore
+from libs.common.store.collect import DEFAULT_GRACE, GcReport, plan_gc, sweep
+from libs.common.store.files import iter_blobs, iter_temps
+from libs.common.store.fsck import (
+    FsckReport,
+    check_store,
+    find_missing,
+    name_referrers,
+    quarantine_all,
+)
 from libs.runtime.options import data_option
 from libs.runtime.store_progress import StoreProgress
 from libs.runtime.store_refs import ReferencesUnavailable, nats_url_for, read_references
 from libs.runtime.store_text import fsck_text, gc_text
-from libs.wolfctl.client import decode
-from libs.wolfctl.config import ENV_DATA
-from libs.wolfctl.overlay.client import OverlaydClient, overlayd_config
 
 OUTPUTS: Final = ("text", "json")
 # fsck names referrers if it can; it does not wait long for them.
@@ -132,7 +138,7 @@ async def _render_again(data: Path, log: logging.Logger) -> str | None:
     log.info("asking overlayd to render every node afresh (it may remember removed archives)")
     env = {**os.environ, ENV_DATA: str(data)}
     try:
-        async with OverlaydClient(overlayd_config(env)) as api:
+        async with OverlaydClient(resolve(env, service="overlayd")) as api:
             wave = decode(await api.request("POST", "/overlays:build"), WaveReport)
     except WolfpackError as err:
         return (

@@ -8,8 +8,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Final
 
-from libs.wolfctl.image.progress import human_bytes
-from libs.wolfctl.progressbar import StderrBar
+from libs.common.terminal.progressbar import StderrBar
+from libs.common.terminal.sizes import human_bytes
 
 if TYPE_CHECKING:
     from rich.progress import TaskID

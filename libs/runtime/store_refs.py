@@ -19,14 +19,14 @@ import nats.errors
 import nats.js.errors
 
 from libs.common import endpoints, names
+from libs.common.bus.auth import nats_token, shown_url
+from libs.common.bus.kv import Bucket
 from libs.common.errors import Invalid, WolfpackError
-from libs.common.kv import Bucket
 from libs.common.models.image import ImageMeta
 from libs.common.models.overlay import BootManifest, OverlayMeta
-from libs.common.natsauth import nats_token, shown_url
-from libs.common.references import References
-from services.builder.layout import CHUNK_INDEX, IMAGES_DIR, STAGING_DIR
-from services.builder.vnfs.chunks import ChunkIndex
+from libs.common.store.chunk_index import ChunkIndex
+from libs.common.store.image_dirs import CHUNK_INDEX, IMAGES_DIR, STAGING_DIR
+from libs.common.store.references import References
 
 T = TypeVar("T", bound=msgspec.Struct)
 R = TypeVar("R")

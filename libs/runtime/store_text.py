@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from libs.common.fsck import FsckReport
-from libs.common.gc import GcReport
-from libs.wolfctl.image.progress import human_bytes
+from libs.common.store.collect import GcReport
+from libs.common.store.fsck import FsckReport
+from libs.common.terminal.sizes import human_bytes
 
 # Digests listed one by one before "... and N more".
 LISTED = 50

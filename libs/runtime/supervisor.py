@@ -19,9 +19,9 @@ from typing import Final
 import httpx
 import msgspec
 
-from libs.common.deathsig import die_with_parent
 from libs.common.logs import VERBATIM
-from libs.common.tls import client_context
+from libs.common.proc.deathsig import die_with_parent
+from libs.common.security.tls import client_context
 
 LINE_LIMIT: Final = 1024 * 1024
 LEVEL_WORDS: Final = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}

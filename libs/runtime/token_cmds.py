@@ -1,7 +1,7 @@
 """`wolfpack token rotate|show`: replace the API token; say where it is and what is accepted.
 
 The token itself is printed only by `show --reveal`. Running services follow a rotation by
-themselves (libs.common.token_file) and wolfctl reads DATA/api.token at every run.
+themselves (libs.common.security.accepted_tokens) and wolfctl reads DATA/api.token at every run.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Final
 import click
 
 from libs.common.errors import WolfpackError
-from libs.common.token import read_token, token_path
-from libs.common.token_rotation import read_previous, rotate_token
+from libs.common.security.api_token import read_token, token_path
+from libs.common.security.token_rotation import read_previous, rotate_token
 from libs.runtime.options import data_option
 
 DEFAULT_GRACE: Final = 300

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Final
@@ -15,25 +14,24 @@ import msgspec
 
 import libs
 from libs.common import names
+from libs.common.bus.auth import ensure_nats_auth
+from libs.common.bus.server import NatsServer
 from libs.common.endpoints import Endpoints, write_endpoints
 from libs.common.errors import Invalid
-from libs.common.listeners import api_url
+from libs.common.http.listeners import api_url
 from libs.common.logs import setup_logging
-from libs.common.natsauth import ensure_nats_auth
-from libs.common.natsd import NatsServer
-from libs.common.service import StartupFailed, listen
+from libs.common.security.api_token import ensure_token
+from libs.common.security.tls import TlsState, ensure_tls, wanted_names
 from libs.common.settings import Settings
-from libs.common.tls import TlsState, ensure_tls, wanted_names
-from libs.common.token import ensure_token
+from libs.common.site.config import load_config, template_settings
 from libs.runtime import dhcp
+from libs.runtime.host import SIGNALS, StartupFailed, listen
 from libs.runtime.natskeeper import keep_running
 from libs.runtime.network import ServerNetwork
 from libs.runtime.services import SERVICES
 from libs.runtime.supervisor import Child, Supervisor
 from libs.runtime.uplock import LEFTOVERS_WITHIN, only_up, stop_leftovers
-from services.overlayd.config import load_config, template_settings
 
-SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 READY_TIMEOUT: Final = 60.0
 WILDCARDS: Final = {"", "0.0.0.0", "::"}
 

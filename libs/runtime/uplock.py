@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from libs.common.pidwait import pidfd_ended
-from libs.common.service import StartupFailed
+from libs.common.proc.pidwait import pidfd_ended
+from libs.runtime.host import StartupFailed
 
 LOCK_FILE: Final = "up.lock"
-# A service gives open requests 5 s, then 5 s to each shutdown step (libs.common.service);
+# A service gives open requests 5 s, then 5 s to each shutdown step (libs/runtime/host.py);
 # a worker thread it waits for at exit is not bounded. Killing one mid-step is safe: every
 # write is staged and renamed, as it must be for the OOM killer.
 LEFTOVERS_WITHIN: Final = 20.0

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from libs.common.apiclient.client import Unreachable
 from libs.common.errors import WolfpackError
-from libs.wolfctl.client import Unreachable
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from libs.wolfctl.config import ApiConfig, resolve
+from libs.common.apiclient.config import ApiConfig, resolve
 
 T = TypeVar("T")
 

@@ -9,9 +9,9 @@ import click
 import hostlist
 import msgspec
 
+from libs.common.apiclient.client import Registry
 from libs.common.models.api import MergedNode, MergedProfile
 from libs.common.models.node import Node, Profile
-from libs.wolfctl.client import Registry
 
 M = TypeVar("M", Node, Profile)
 

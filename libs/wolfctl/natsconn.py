@@ -1,13 +1,13 @@
 """How wolfctl connects to NATS: once, without nats.py's retries (a refused token or no
 server is known at once, and the caller decides what that means), presenting the data
-folder's token when the server is `wolfpack up`'s (libs/common/natsauth.py)."""
+folder's token when the server is `wolfpack up`'s (libs/common/bus/auth.py)."""
 
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
 
-from libs.wolfctl.image.client import nats_token_for
+from libs.common.apiclient.config import nats_token_for
 
 if TYPE_CHECKING:
     from nats.aio.client import Client

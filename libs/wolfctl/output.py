@@ -12,7 +12,7 @@ from typing import Any
 import click
 import msgspec
 
-from libs.common.redact import MASK
+from libs.common.security.redact import MASK
 
 EMPTY = "--"
 SECRET = MASK  # what the registry answers for a secret, unless asked with --secrets

@@ -8,8 +8,8 @@ import click
 import hostlist
 from click.core import ParameterSource
 
+from libs.common.apiclient.client import Registry
 from libs.wolfctl.batch import for_each
-from libs.wolfctl.client import Registry
 from libs.wolfctl.context import globals_of, run
 from libs.wolfctl.flags import ModelFlags, model_flags, selector_flag, set_options, unset_options
 from libs.wolfctl.kinds import Kind, delete_object, expand_names, patch_object

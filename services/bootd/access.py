@@ -10,7 +10,7 @@ from typing import Final
 
 from libs.common.errors import Forbidden, Unauthorized
 from libs.common.models.overlay import BootManifest
-from libs.common.token import tokens_equal
+from libs.common.security.api_token import tokens_equal
 from services.bootd.index import bare
 
 PRIVILEGED_BELOW: Final = 1024

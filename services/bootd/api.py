@@ -13,19 +13,19 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from libs.common import names
-from libs.common.cas import CHUNK
-from libs.common.decoding import decode_json
 from libs.common.errors import Invalid, Unauthorized, WolfpackError
-from libs.common.httpapi import BINARY, TEXT, TokenAuth, body_schema, encode, error_response
+from libs.common.formats.decoding import decode_json
+from libs.common.http.app import BINARY, TEXT, TokenAuth, body_schema, encode, error_response
 from libs.common.models.boot_stage import UNKNOWN_NODE, Stage
 from libs.common.models.boot_status import NodeBootStatus
+from libs.common.nodes.macs import normalize_mac
+from libs.common.store.cas import CHUNK
 from services.bootd.access import Forbidden, check_runtime
 from services.bootd.blobs import CACHE_CONTROL, MEDIA_TYPE, blob_response
 from services.bootd.boot import BootServer
 from services.bootd.callback import callback_port, push
 from services.bootd.counted import Counted
 from services.bootd.guard import guarded, verify_stored
-from services.bootd.macs import normalize_mac
 from services.bootd.reports import AgentReport, RuntimePushed
 from services.bootd.status import StatusBook
 
@@ -59,7 +59,7 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
     async def script(request: Request, mac_text: str, assetkey: str | None) -> Response:
         started = time.monotonic()
         remote, _ = remote_of(request)
-        mac = normalize_mac(mac_text)
+        mac = normalize_mac(mac_text, field="mac")
         try:
             text, node = await boot.script(mac, base_url(request), assetkey)
         except WolfpackError as err:
@@ -112,7 +112,7 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
     async def runtime(
         request: Request, mac_text: str, assetkey: str | None, callback: str | None = None
     ) -> Response:
-        mac = normalize_mac(mac_text)
+        mac = normalize_mac(mac_text, field="mac")
         manifest = boot.index.manifest_for_mac(mac)
         node = manifest.node if manifest is not None else UNKNOWN_NODE
         remote, port = remote_of(request)
@@ -151,7 +151,7 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
             return await script(request, mac_text, assetkey)
         if stage == "runtime":
             return await runtime(request, mac_text, assetkey)
-        mac = normalize_mac(mac_text)
+        mac = normalize_mac(mac_text, field="mac")
         kind: Stage = "kernel" if stage == "kernel" else "image" if stage == "image" else "system"
         try:
             manifest = boot.manifest(mac, assetkey)
@@ -207,7 +207,7 @@ def mount(app: FastAPI, boot: BootServer, book: StatusBook, auth: TokenAuth) -> 
 
     @app.post("/status/{mac}", status_code=204, openapi_extra=body_schema(request=AgentReport))
     async def agent_status(request: Request, mac: str, assetkey: str | None = None) -> Response:
-        hwaddr = normalize_mac(mac)
+        hwaddr = normalize_mac(mac, field="mac")
         report = decode_json(await request.body(), AgentReport)
         manifest = boot.manifest(hwaddr, assetkey)
         remote, _ = remote_of(request)

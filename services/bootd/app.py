@@ -12,18 +12,18 @@ import nats.errors
 from starlette.types import ASGIApp
 
 from libs.common import endpoints, names
-from libs.common.bus import Bus
-from libs.common.cas import ContentStore
+from libs.common.bus.connection import Bus
 from libs.common.errors import Invalid
-from libs.common.httpapi import TokenAuth, create_app
-from libs.common.listeners import api_url
+from libs.common.http.app import TokenAuth, create_app
+from libs.common.http.listeners import api_url
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
 from libs.common.models.overlay import BootManifest
+from libs.common.security.accepted_tokens import TokenFile
+from libs.common.security.tls import client_context, tls_files
 from libs.common.settings import Settings
-from libs.common.tls import client_context, tls_files
-from libs.common.token_file import TokenFile
-from libs.common.verified import Verifier
+from libs.common.store.cas import ContentStore
+from libs.common.store.verified import Verifier
 from services.bootd import api, serving_api
 from services.bootd.admission import Admission
 from services.bootd.blobs import ZeroCopy

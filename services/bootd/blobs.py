@@ -17,8 +17,8 @@ from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import RequestResponseCycle
 
-from libs.common.cas import ContentStore, parse_digest
 from libs.common.errors import NotFound
+from libs.common.store.cas import ContentStore, parse_digest
 from services.bootd.guard import GuardedBlob, guard_of
 from services.bootd.stalls import ABORT, PATHSEND, STALL, Stalled
 

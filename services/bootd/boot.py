@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 import time
 
-from libs.common.cas import ContentStore, parse_digest
 from libs.common.errors import Invalid, NotFound
 from libs.common.models.boot_stage import UNKNOWN_NODE, BootStage, Stage
 from libs.common.models.overlay import BootManifest
+from libs.common.nodes.macs import normalize_mac
+from libs.common.store.cas import ContentStore, parse_digest
 from services.bootd import script
 from services.bootd.access import check_asset_key, check_own_archive
 from services.bootd.discovery import Discovery
 from services.bootd.index import ManifestIndex, bare
-from services.bootd.macs import normalize_mac
 from services.bootd.status import StagePublisher
 
 log = logging.getLogger("wolfpack.bootd")

@@ -10,7 +10,7 @@ from typing import Final
 import httpx
 
 from libs.common.models.node import Node
-from libs.common.token_file import TokenFile
+from libs.common.security.accepted_tokens import TokenFile
 
 log = logging.getLogger("wolfpack.bootd.discovery")
 

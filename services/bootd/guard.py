@@ -1,5 +1,5 @@
 """What bootd checks before the first byte of a blob goes out: a transfer slot for a big
-answer (services.bootd.admission), then every blob's digest (libs.common.verified); and while
+answer (services.bootd.admission), then every blob's digest (libs.common.store.verified); and while
 it goes out, that the node keeps taking it (services.bootd.stalls: a stalled node is cut off,
 which frees its slot).
 
@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from libs.common.cas import ContentStore, parse_digest
 from libs.common.errors import NotFound
-from libs.common.httpapi import error_response
-from libs.common.verified import BlobCorrupt, Verifier, VerifyCounts
+from libs.common.http.app import error_response
+from libs.common.store.cas import ContentStore, parse_digest
+from libs.common.store.verified import BlobCorrupt, Verifier, VerifyCounts
 from services.bootd.admission import Admission, AdmissionCounts
 from services.bootd.stalls import CUT_OFF, STALL, StallCounts, Stalled, paced
 

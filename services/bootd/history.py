@@ -14,7 +14,7 @@ import nats.errors
 from nats.js import api
 
 from libs.common import names
-from libs.common.bus import Bus, Subscription
+from libs.common.bus.connection import Bus, Subscription
 from libs.common.models.boot_stage import BootStage
 from services.bootd.status import StatusBook
 

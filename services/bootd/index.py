@@ -11,11 +11,11 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 
-from libs.common.kv import Bucket
+from libs.common.bus.kv import Bucket
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
 from libs.common.models.overlay import BootManifest
-from services.bootd.macs import maybe_mac
+from libs.common.nodes.macs import maybe_mac
 
 log = logging.getLogger("wolfpack.bootd.index")
 

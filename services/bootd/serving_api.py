@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI, Response
 
 from libs.common import names
-from libs.common.httpapi import TokenAuth, body_schema, encode
-from libs.common.verified import BlobCorrupt
+from libs.common.http.app import TokenAuth, body_schema, encode
+from libs.common.store.verified import BlobCorrupt
 from services.bootd.guard import BlobGuard, ServingCounts, corrupt_answer
 
 

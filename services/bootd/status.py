@@ -11,7 +11,7 @@ import msgspec
 import nats.errors
 
 from libs.common import names
-from libs.common.bus import Bus
+from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.boot_status import NodeBootStatus
 

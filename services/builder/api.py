@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from libs.common import names
-from libs.common.httpapi import TokenAuth, body_schema, decode_body, encode
+from libs.common.http.app import TokenAuth, body_schema, decode_body, encode
 from libs.common.models.image import (
     ImageDetails,
     ImageJob,

@@ -8,13 +8,13 @@ import logging
 from fastapi import FastAPI
 
 from libs.common import names
-from libs.common.bus import Bus
-from libs.common.cas import ContentStore
-from libs.common.httpapi import TokenAuth, create_app
+from libs.common.bus.connection import Bus
+from libs.common.http.app import TokenAuth, create_app
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
+from libs.common.security.accepted_tokens import TokenFile
 from libs.common.settings import Settings
-from libs.common.token_file import TokenFile
+from libs.common.store.cas import ContentStore
 from services.builder import api
 from services.builder import bus as bus_handlers
 from services.builder.images import Images

@@ -8,7 +8,7 @@ from typing import Final, Protocol
 
 import msgspec
 
-from libs.common.bus import Bus, Subscription
+from libs.common.bus.connection import Bus, Subscription
 from libs.common.models.image import ImageJob, ImagePushed, ImageRequested, JobKind, JobState
 from services.builder.images import Images
 

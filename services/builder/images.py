@@ -1,6 +1,6 @@
 """The builder's domain: images in KV `images` and the jobs that import, build, rebuild on
 a push and delete them. No HTTP and no NATS here: KV, the publisher and the ledger of
-accepted requests come in as narrow interfaces (ports.py); how a job runs and ends is
+accepted requests come in as narrow interfaces (protocols.py); how a job runs and ends is
 runner.py, how an accepted import or build survives a crash is requested.py."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import asyncio
 import logging
 import os
 
-from libs.common.cas import ContentStore
 from libs.common.errors import Invalid, NotFound
 from libs.common.models.image import (
     ImageDeleted,
@@ -23,13 +22,14 @@ from libs.common.models.image import (
     image_subject,
     validate_image_name,
 )
+from libs.common.store.cas import ContentStore
 from services.builder import pipeline
 from services.builder.jobs import ProgressFeed, snapshot
 from services.builder.layout import Layout, remove_tree
 from services.builder.options import check_source, fetch_options
 from services.builder.parts import BuilderParts
 from services.builder.pipeline import Staging
-from services.builder.ports import ImageBucket, Publisher, RequestLedger
+from services.builder.protocols import ImageBucket, Publisher, RequestLedger
 from services.builder.pushes import follows, registry_source
 from services.builder.records import again_record
 from services.builder.requested import RequestedJobs

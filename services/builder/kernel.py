@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from libs.common.cas import ContentStore
 from libs.common.errors import NotFound
-from libs.common.rootpath import find_in_root
+from libs.common.fs.rootpath import find_in_root
+from libs.common.store.cas import ContentStore
 
 BOOT_DIR = "/boot"
 BOOT_PREFIX = "vmlinuz-"

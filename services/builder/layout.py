@@ -7,18 +7,16 @@ from __future__ import annotations
 import secrets
 import shutil
 from pathlib import Path
-from typing import Final
 
-from libs.common.atomicfile import write_atomic
-
-IMAGES_DIR: Final = "images"
-STAGING_DIR: Final = ".staging"
-# Image names start with a letter or digit: no image folder is called this.
-REQUESTS_DIR: Final = ".requests"
-ROOTFS: Final = "rootfs"
-CHUNK_INDEX: Final = "chunks.json"
-# `user:password` for the registry an image came from (not in KV: every NATS client reads KV).
-CREDS: Final = "creds"
+from libs.common.fs.atomicfile import write_atomic
+from libs.common.store.image_dirs import (
+    CHUNK_INDEX,
+    CREDS,
+    IMAGES_DIR,
+    REQUESTS_DIR,
+    ROOTFS,
+    STAGING_DIR,
+)
 
 
 class Layout:

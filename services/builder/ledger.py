@@ -16,7 +16,7 @@ import nats.errors
 import nats.js.errors
 
 from libs.common import names
-from libs.common.bus import Bus
+from libs.common.bus.connection import Bus
 from libs.common.models.image import (
     ImageBuilt,
     ImageFailed,

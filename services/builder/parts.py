@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libs.common.cas import ContentStore
+from libs.common.store.cas import ContentStore
 from services.builder.jobs import JobTable
 from services.builder.layout import Layout
-from services.builder.ports import ImageBucket, Publisher
+from services.builder.protocols import ImageBucket, Publisher
 from services.builder.runner import JobRunner
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import msgspec
 
-from libs.common.cas import ContentStore
 from libs.common.errors import NotFound
 from libs.common.models.image import Compression, RunConfig
+from libs.common.store.cas import ContentStore
 from services.builder.jobs import ProgressFeed
 from services.builder.kernel import put_kernel
 from services.builder.layout import Layout, remove_tree

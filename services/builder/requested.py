@@ -38,7 +38,7 @@ from services.builder.jobs import ProgressFeed, finish, snapshot
 from services.builder.options import check_source, fetch_options
 from services.builder.parts import BuilderParts
 from services.builder.pipeline import Staging
-from services.builder.ports import RequestLedger
+from services.builder.protocols import RequestLedger
 from services.builder.records import again_record, image_record
 from services.builder.runner import Ending, Work
 

@@ -20,7 +20,7 @@ import msgspec
 import nats.errors
 
 from libs.common.errors import Conflict, NotFound
-from libs.common.httpapi import BUS_UNAVAILABLE
+from libs.common.http.app import BUS_UNAVAILABLE
 from libs.common.models.image import (
     ImageBuilt,
     ImageFailed,
@@ -34,7 +34,7 @@ from services.builder.failures import failure_reason
 from services.builder.jobs import JobTable, ProgressFeed, finish
 from services.builder.layout import Layout
 from services.builder.pipeline import Built, Installed, Staging
-from services.builder.ports import ImageBucket, Publisher
+from services.builder.protocols import ImageBucket, Publisher
 from services.builder.records import changed_fields
 
 log = logging.getLogger("wolfpack.builder")

@@ -11,8 +11,8 @@ import hostlist
 import msgspec
 
 from libs.common.errors import Conflict
-from libs.common.merge import merge_node
 from libs.common.models.node import Node, Profile
+from libs.common.nodes.merge import merge_node
 
 T_co = TypeVar("T_co", bound=msgspec.Struct, covariant=True)
 
@@ -20,7 +20,7 @@ SHOWN: Final = 200  # characters of node names in the message, at most
 
 
 class Items(Protocol[T_co]):
-    """The part of libs.common.kv.Bucket the check needs: every current value."""
+    """The part of libs.common.bus.kv.Bucket the check needs: every current value."""
 
     async def items(self) -> Mapping[str, T_co]: ...
 

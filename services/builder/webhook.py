@@ -9,7 +9,7 @@ import logging
 from typing import Protocol
 
 from libs.common.models.image import ImageMeta, ImagePushed, WebhookAnswer, image_subject
-from services.builder.ports import Publisher
+from services.builder.protocols import Publisher
 from services.builder.pushes import decode_envelope, follows, manifest_pushes
 
 log = logging.getLogger("wolfpack.builder")

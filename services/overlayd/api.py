@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 
-from libs.common import names, ranges
+from libs.common import names
 from libs.common.errors import Invalid, NotFound
-from libs.common.httpapi import Credentials, TokenAuth, body_schema, decode_body, encode
+from libs.common.http.app import Credentials, TokenAuth, body_schema, decode_body, encode
 from libs.common.models.overlay import BootManifest, OverlayMeta
 from libs.common.models.overlay_api import (
     ChmodRequest,
@@ -18,10 +18,11 @@ from libs.common.models.overlay_api import (
     RenderedFile,
     WaveReport,
 )
-from libs.common.redact import MASK
+from libs.common.nodes import ranges
+from libs.common.security.redact import MASK
 from services.overlayd.catalog import Catalog, summary_of
+from services.overlayd.incremental import Waves
 from services.overlayd.manifests import Manifests
-from services.overlayd.waves import Waves
 
 BINARY = "application/octet-stream"
 ONE = "/overlays/{name}"

@@ -9,27 +9,27 @@ from typing import Any, Final
 from fastapi import FastAPI
 
 from libs.common import names
-from libs.common.bus import Bus, Consumer
-from libs.common.cas import ContentStore
-from libs.common.httpapi import MiB, TokenAuth, create_app
+from libs.common.bus.connection import Bus, Consumer
+from libs.common.http.app import MiB, TokenAuth, create_app
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
 from libs.common.models.overlay import BootManifest, OverlayMeta
+from libs.common.security.accepted_tokens import TokenFile
 from libs.common.settings import Settings
-from libs.common.token_file import TokenFile
+from libs.common.site.config import include_host_paths, load_config, template_settings
+from libs.common.site.hostconfig import HostConfig, HostWriter
+from libs.common.store.cas import ContentStore
 from services.overlayd import api
 from services.overlayd import bus as bus_handlers
 from services.overlayd.catalog import Catalog
 from services.overlayd.cluster import ClusterView
-from services.overlayd.config import include_host_paths, load_config, template_settings
 from services.overlayd.engine import OverlayRenderer, OverlaySources, ShippedOverlays
-from services.overlayd.hostconfig import HostConfig, HostWriter
-from services.overlayd.keys import load_host_keys
+from services.overlayd.engine.keys import load_host_keys
+from services.overlayd.incremental import Waves
 from services.overlayd.manifests import Manifests
-from services.overlayd.rendering import Rendering
-from services.overlayd.storage import OverlayStorage
-from services.overlayd.storage_files import MAX_IMPORT_BYTES
-from services.overlayd.waves import Waves
+from services.overlayd.render_step import Rendering
+from services.overlayd.site_entries import MAX_IMPORT_BYTES
+from services.overlayd.site_overlays import OverlayStorage
 
 log = logging.getLogger("wolfpack.overlayd")
 

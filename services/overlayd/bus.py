@@ -1,7 +1,7 @@
 """What overlayd reacts to on NATS: subject → handler, nothing else.
 
 Each handler makes sure the mirrored state holds what the event names, then notes the change;
-the wave that renders it comes later (waves.py). Acknowledging before that wave is safe: a
+the wave that renders it comes later (incremental.py). Acknowledging before that wave is safe: a
 restart renders every node first, so an event lost with a crash changes nothing. The KV
 watches notice the same changes (cluster.py): an event is the fast, ordered path, the watch
 the one that holds when a writer died between storing and publishing.
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from libs.common.bus import Bus, Consumer
+from libs.common.bus.connection import Bus, Consumer
 from libs.common.models.events import ChangeEvent
 from libs.common.models.image import ImageBuilt, ImageDeleted
 from libs.common.models.overlay import OverlayEvent
 from services.overlayd.cluster import ClusterView
 from services.overlayd.engine import Change
-from services.overlayd.waves import Waves
+from services.overlayd.incremental import Waves
 
 REGISTRY: Final = (
     "wolfpack.node.*.updated",

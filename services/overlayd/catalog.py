@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Final
 
 from libs.common.errors import Invalid, NotFound
+from libs.common.formats.newc import Member
 from libs.common.models.overlay import OverlayMeta
 from libs.common.models.overlay_api import OverlaySummary, RenderedFile
-from libs.common.newc import Member
 from services.overlayd.cluster import ClusterView
 from services.overlayd.engine import OverlayRenderer, RenderError
 from services.overlayd.engine.paths import output_path, overlay_path
-from services.overlayd.storage import OverlayStorage
+from services.overlayd.site_overlays import OverlayStorage
 
 IMPORTS: Final = Path("overlayd") / "imports"
 

@@ -8,9 +8,9 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 
-from libs.common.merge import merge_node
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
+from libs.common.nodes.merge import merge_node
 from services.overlayd.engine.plan import Change, nodes_with_profile
 from services.overlayd.mirror import Mirror, WatchedBucket
 

@@ -13,11 +13,11 @@ from typing import Final, Protocol
 import msgspec
 
 from libs.common import names
-from libs.common.errors import Invalid, NotFound
+from libs.common.errors import NotFound
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
 from libs.common.models.overlay import BootManifest, RenderedEvent
-from libs.common.validate import normalize_mac
+from libs.common.nodes.macs import hwaddrs
 from services.overlayd.engine import NodeRender
 
 log = logging.getLogger("wolfpack.overlayd")
@@ -29,7 +29,7 @@ _COMPARED: Final = tuple(f for f in BootManifest.__struct_fields__ if f != "revi
 
 
 class BootBucket(Protocol):
-    """The narrow part of libs.common.kv.Bucket the manifests need."""
+    """The narrow part of libs.common.bus.kv.Bucket the manifests need."""
 
     async def put(self, key: str, value: BootManifest) -> int: ...
     async def delete(self, key: str, revision: int | None = None) -> None: ...
@@ -38,22 +38,6 @@ class BootBucket(Protocol):
 
 class Publisher(Protocol):
     async def publish(self, subject: str, event: msgspec.Struct) -> int: ...
-
-
-def hwaddrs(node: Node) -> list[str]:
-    """The MACs of every network device of the node, lowercase colon form, in device order."""
-    found: list[str] = []
-    for _, device in sorted(node.network_devices.items()):
-        if not device.hwaddr:
-            continue
-        try:
-            mac = normalize_mac(device.hwaddr)
-        except Invalid:
-            log.warning("node %s: ignoring hwaddr %r, not a MAC", node.name, device.hwaddr)
-            continue
-        if mac not in found:
-            found.append(mac)
-    return found
 
 
 def build_manifest(node: Node, render: NodeRender, image: ImageMeta | None) -> BootManifest:

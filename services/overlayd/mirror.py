@@ -24,7 +24,7 @@ CATCH_UP_WAIT: Final = 2.0
 
 
 class WatchedBucket(Protocol[T_co]):
-    """The narrow part of libs.common.kv.Bucket a mirror needs."""
+    """The narrow part of libs.common.bus.kv.Bucket a mirror needs."""
 
     @property
     def name(self) -> str: ...

@@ -10,12 +10,13 @@ from typing import Any, Generic, TypeVar
 import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 
-from libs.common import names, ranges
+from libs.common import names
 from libs.common.errors import Invalid
-from libs.common.httpapi import Credentials, TokenAuth, body_schema, decode_body, encode
+from libs.common.http.app import Credentials, TokenAuth, body_schema, decode_body, encode
 from libs.common.models.api import BulkAdd, BulkResult, ImportResult, MergedNode, MergedProfile
 from libs.common.models.node import Node, Profile
-from libs.common.redact import Secrets
+from libs.common.nodes import ranges
+from libs.common.security.redact import Secrets
 from services.registry.registry import Registry
 
 YAML = "application/yaml"

@@ -7,11 +7,11 @@ import logging
 from fastapi import FastAPI
 
 from libs.common import names
-from libs.common.bus import Bus
-from libs.common.httpapi import TokenAuth, create_app
+from libs.common.bus.connection import Bus
+from libs.common.http.app import TokenAuth, create_app
 from libs.common.models.node import Node, Profile
+from libs.common.security.accepted_tokens import TokenFile
 from libs.common.settings import Settings
-from libs.common.token_file import TokenFile
 from services.registry import api
 from services.registry.registry import Registry
 

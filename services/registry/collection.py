@@ -28,7 +28,7 @@ T = TypeVar("T", bound=msgspec.Struct)
 
 
 class ObjectBucket(Protocol[T]):
-    """The narrow part of libs.common.kv.Bucket a collection needs."""
+    """The narrow part of libs.common.bus.kv.Bucket a collection needs."""
 
     async def create(self, key: str, value: T) -> int: ...
     async def update(self, key: str, value: T, revision: int) -> int: ...

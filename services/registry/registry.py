@@ -11,13 +11,13 @@ from typing import Any
 
 import msgspec
 
-from libs.common import merge, nodesconf, ranges, validate
-from libs.common.defaults import DEFAULT_PROFILE_NAME, default_profile
 from libs.common.errors import Conflict, Invalid
-from libs.common.mergepatch import apply_merge_patch
 from libs.common.models.api import BulkAdd, BulkResult, ImportResult, MergedNode, MergedProfile
 from libs.common.models.node import IPMI, NetDev, Node, Profile
-from libs.common.redact import Secrets
+from libs.common.nodes import merge, nodesconf, ranges, validate
+from libs.common.nodes.defaults import DEFAULT_PROFILE_NAME, default_profile
+from libs.common.nodes.mergepatch import apply_merge_patch
+from libs.common.security.redact import Secrets
 from services.registry.collection import Collection, ObjectBucket, Publisher
 
 # Concurrent KV writes in flight during a bulk add (bounded to keep latency of others low).

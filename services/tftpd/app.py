@@ -10,8 +10,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from libs.common import names
-from libs.common.bus import Bus
-from libs.common.httpapi import create_app
+from libs.common.bus.connection import Bus
+from libs.common.http.app import create_app
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.node import Node
 from libs.common.settings import Settings

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from typing import Final
 
-from libs.common.kv import Bucket
+from libs.common.bus.kv import Bucket
 from libs.common.models.boot_stage import UNKNOWN_NODE
 from libs.common.models.node import Node
 

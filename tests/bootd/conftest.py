@@ -15,13 +15,12 @@ import httpx
 import pytest
 
 from libs.common import names
-from libs.common.bus import Bus
-from libs.common.cas import ContentStore
+from libs.common.bus.connection import Bus
 from libs.common.endpoints import Endpoints, write_endpoints
 from libs.common.models.image import ImageMeta
 from libs.common.models.overlay import BootManifest
-
-from stack import RegistryProcess, run_service, stop_process, wait_healthy
+from libs.common.store.cas import ContentStore
+from tests.stack import RegistryProcess, run_service, stop_process, wait_healthy
 
 
 @dataclass

@@ -12,14 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Bootd, boot_node, fresh_mac, public_blob, start_bootd
-from stalled_get import StalledGet
 
-from libs.common.bus import Bus
+from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
 from services.bootd.admission import MAX_RETRY, Admission
-
-from stack import RegistryProcess
+from tests.bootd.conftest import Bootd, boot_node, fresh_mac, public_blob, start_bootd
+from tests.stack import RegistryProcess
+from tests.stalled_get import StalledGet
 
 BIG = 32 << 20  # well over the socket buffers: a node that stops reading holds its slot
 

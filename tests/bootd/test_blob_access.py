@@ -11,12 +11,12 @@ import os
 
 import httpx
 import msgspec
-from conftest import Bootd, boot_node, fresh_mac
 
 from libs.common import names
-from libs.common.bus import Bus
+from libs.common.bus.connection import Bus
 from libs.common.models.image import ImageMeta
 from libs.common.models.overlay import BootManifest
+from tests.bootd.conftest import Bootd, boot_node, fresh_mac
 
 
 async def until_script_names(

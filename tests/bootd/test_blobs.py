@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import uvicorn
-from conftest import Bootd, public_blob
 from starlette.responses import FileResponse
 from starlette.types import Receive, Scope, Send
 
-from libs.common.bus import Bus
+from libs.common.bus.connection import Bus
 from services.bootd.blobs import PATHSEND, ZeroCopy
+from tests.bootd.conftest import Bootd, public_blob
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 

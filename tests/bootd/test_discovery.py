@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import httpx
-from conftest import Bootd, fresh_mac
+
+from tests.bootd.conftest import Bootd, fresh_mac
 
 
 async def test_first_discoverable_node_gets_the_mac(

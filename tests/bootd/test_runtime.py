@@ -9,11 +9,11 @@ import os
 
 import httpx
 import pytest
-from conftest import Bootd, boot_node, fresh_mac
-from rawhttp import get_from_port
 
-from libs.common.bus import Bus
+from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
+from tests.bootd.conftest import Bootd, boot_node, fresh_mac
+from tests.bootd.rawhttp import get_from_port
 
 PRIVILEGED = (700, 800)
 
@@ -21,7 +21,7 @@ PRIVILEGED = (700, 800)
 @pytest.fixture(autouse=True)
 def need_root() -> None:
     if os.geteuid() != 0:
-        from stack import unavailable
+        from tests.stack import unavailable
 
         unavailable("binding a privileged source port needs root")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 import msgspec
-from conftest import Bootd, boot_node, fresh_mac
 
 from libs.common import names
-from libs.common.bus import Bus
+from libs.common.bus.connection import Bus
 from libs.common.models.overlay import BootManifest
+from tests.bootd.conftest import Bootd, boot_node, fresh_mac
 
 
 async def next_script(http: httpx.AsyncClient, path: str, differs_from: str) -> str:

@@ -14,14 +14,13 @@ from typing import Any, Final
 import httpx
 import msgspec
 import pytest
-from conftest import Bootd, boot_node, fresh_mac, public_blob, start_bootd
-from stalled_get import StalledGet
 
 from libs.common import names
-from libs.common.bus import Bus
+from libs.common.bus.connection import Bus
 from libs.common.models.overlay import BootManifest
-
-from stack import RegistryProcess
+from tests.bootd.conftest import Bootd, boot_node, fresh_mac, public_blob, start_bootd
+from tests.stack import RegistryProcess
+from tests.stalled_get import StalledGet
 
 ENV_STALL: Final = "WOLFPACK_BOOTD_STALL_SECONDS"
 # Long enough that the holder keeps its slot through the 503 check on a slow machine.

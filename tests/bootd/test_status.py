@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from conftest import Bootd, boot_node, fresh_mac
 
-from libs.common.bus import Bus
+from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
+from tests.bootd.conftest import Bootd, boot_node, fresh_mac
 
 
 async def ready(http: httpx.AsyncClient, mac: str) -> str:
@@ -115,8 +115,7 @@ async def test_restart_keeps_timelines_and_tftp_stages_show(
     import msgspec
 
     from libs.common.models.boot_stage import BootStage as Stage
-
-    from stack import run_service, stop_process, wait_healthy
+    from tests.stack import run_service, stop_process, wait_healthy
 
     mac = fresh_mac()
     events = await nbus.subscribe("wolfpack.node.st4.boot", Stage)

@@ -9,10 +9,10 @@ from libs.common.errors import Invalid, Unauthorized
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
 from libs.common.models.overlay import BootManifest
+from libs.common.nodes.macs import normalize_mac
 from services.bootd.access import Forbidden, check_runtime
 from services.bootd.blobs import etag_matches
 from services.bootd.index import ManifestIndex
-from services.bootd.macs import normalize_mac
 from services.bootd.script import EXTRACT_ABOVE, ScriptRenderer, boot_context
 
 MANIFEST = BootManifest(

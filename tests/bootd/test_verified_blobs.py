@@ -11,13 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Bootd, boot_node, fresh_mac, make_public, public_blob
 
-from libs.common.bus import Bus
-from libs.common.cas import ContentStore
+from libs.common.bus.connection import Bus
 from libs.common.errors import NotFound
 from libs.common.models.boot_stage import BootStage
-from libs.common.verified import BlobCorrupt, Verifier
+from libs.common.store.cas import ContentStore
+from libs.common.store.verified import BlobCorrupt, Verifier
+from tests.bootd.conftest import Bootd, boot_node, fresh_mac, make_public, public_blob
 
 
 def flip_byte(path: Path, at: int) -> None:
@@ -176,7 +176,7 @@ async def test_a_corrupt_runtime_overlay_is_not_pushed(
     bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
 ) -> None:
     if os.geteuid() != 0:
-        from stack import unavailable
+        from tests.stack import unavailable
 
         unavailable("listening on a privileged port needs root")
     mac = fresh_mac()

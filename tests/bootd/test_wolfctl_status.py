@@ -11,12 +11,12 @@ import sys
 import httpx
 import msgspec
 import nats
-from conftest import Bootd, boot_node, fresh_mac
 
 from libs.common import names
-from libs.common.bus import Bus
+from libs.common.bus.connection import Bus
+from libs.common.bus.server import NatsServer
 from libs.common.models.boot_stage import BootStage
-from libs.common.natsd import NatsServer
+from tests.bootd.conftest import Bootd, boot_node, fresh_mac
 
 
 def wolfctl_env(bootd: Bootd) -> dict[str, str]:

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_helpers import Builder, Watcher, busybox_rootfs, start_builder, tarball, watching
-from sources_helpers import OciRegistry
 
-from libs.common.natsd import free_port
-
-from stack import unavailable
+from libs.common.bus.server import free_port
+from tests.builder.helpers import Builder, Watcher, busybox_rootfs, start_builder, tarball, watching
+from tests.builder.sources.helpers import OciRegistry
+from tests.stack import unavailable
 
 REGISTRY_BIN = "docker-registry"
 USER, PASSWORD = "wolf", "pack-secret"

@@ -20,7 +20,13 @@ import httpx
 import msgspec
 import nats
 from nats.js.api import Header
-from service_helpers import (
+
+from libs.common import names
+from libs.common.bus.connection import Bus
+from libs.common.bus.server import NatsServer
+from libs.common.models.image import ImageRequested, ImportRequest, image_subject
+from services.builder.bus import REQUESTED_DURABLE
+from tests.builder.helpers import (
     Builder,
     blob,
     builder_running,
@@ -32,15 +38,8 @@ from service_helpers import (
     watching,
     wolfctl,
 )
-from vnfs_helpers import describe
-
-from libs.common import names
-from libs.common.bus import Bus
-from libs.common.models.image import ImageRequested, ImportRequest, image_subject
-from libs.common.natsd import NatsServer
-from services.builder.bus import REQUESTED_DURABLE
-
-from stack import run_service, stop_process, wait_healthy
+from tests.builder.vnfs.helpers import describe
+from tests.stack import run_service, stop_process, wait_healthy
 
 NAME = "durable"
 # Incompressible data: the job is still compressing when the test kills the builder.

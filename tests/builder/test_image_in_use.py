@@ -9,12 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_helpers import Builder, Watcher, import_image, read_kv, wolfctl
 
 from libs.common import names
-from libs.common.bus import Bus
-from libs.common.kv import Bucket
+from libs.common.bus.connection import Bus
+from libs.common.bus.kv import Bucket
 from libs.common.models.node import Node, Profile
+from tests.builder.helpers import Builder, Watcher, import_image, read_kv, wolfctl
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from stack import REPO
+from tests.stack import REPO
 
 KEY = "s3cr3t-asset-key"
 

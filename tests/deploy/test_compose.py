@@ -127,7 +127,7 @@ def test_nats_wants_the_token_that_nats_auth_writes_before_it_starts(
     auth, nats = services["nats-auth"], services["nats"]
     args = argv(auth)
     assert args[:2] == ["wolfpack", "nats-auth"] and "nats-auth" in cli.commands
-    # The URL the services use, so they present the token there (libs.common.natsauth).
+    # The URL the services use, so they present the token there (libs.common.bus.auth).
     assert option(args, "--url") == NATS_URL
     data = option(args, "--data")
     assert data == option(argv(services["registry"]), "--data")

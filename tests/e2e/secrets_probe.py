@@ -15,8 +15,7 @@ import nats
 from nats.js.api import DeliverPolicy
 
 from libs.common import names
-
-from stack import REPO, UpStack
+from tests.stack import REPO, UpStack
 
 
 @dataclass

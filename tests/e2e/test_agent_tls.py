@@ -12,7 +12,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
@@ -20,12 +19,9 @@ from typing import Final
 import httpx
 import pytest
 
-from stack import UpStack, start_up, unavailable
-
-TESTS = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(TESTS / "overlayd")]
-from agent_process import Agent  # noqa: E402
-from overlayd_helpers import following_boot  # noqa: E402
+from tests.overlayd.agent_process import Agent
+from tests.overlayd.helpers import following_boot
+from tests.stack import UpStack, start_up, unavailable
 
 MAC: Final = "52:54:00:7e:00:01"
 KEY: Final = "tls-asset-key"

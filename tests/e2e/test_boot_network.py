@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from bootlab import Timings, opened, require_firmware
 
 from libs.common.models.boot_stage import BootStage
 from libs.runtime.lab import rootfs
@@ -29,6 +28,7 @@ from libs.runtime.lab.machine import LabNode, add_node, change_message, dhcp_ack
 from libs.runtime.lab.qemu import Firmware
 from libs.runtime.lab.session import Lab
 from libs.runtime.lab.stack import boot_status, run_wolfctl
+from tests.e2e.bootlab import Timings, opened, require_firmware
 
 BOOT_TIMEOUT = 120.0  # seconds from power-on to the image's init; TCG takes about 20-30
 STEP_TIMEOUT = 60.0

@@ -14,12 +14,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from bootlab import opened, require_firmware
-from stalled_get import StalledGet
 
 from libs.runtime.lab import rootfs
 from libs.runtime.lab.machine import add_node, power_on
 from libs.runtime.lab.session import Lab
+from tests.e2e.bootlab import opened, require_firmware
+from tests.stalled_get import StalledGet
 
 BOOT_TIMEOUT = 120.0
 

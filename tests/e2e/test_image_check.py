@@ -23,11 +23,8 @@ import pytest
 
 from libs.common.models.image import ImageBuilt, ImageDetails, ImageMeta
 
-from stack import REPO, UpStack, start_up
-
 # The builder tests' helpers (tests/builder is not a package; e2e tests borrow from it).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "builder"))
-from service_helpers import (
+from tests.builder.helpers import (
     Watcher,
     add_real_kernel,
     blob,
@@ -39,7 +36,8 @@ from service_helpers import (
     unpacked_image,
     watching,
 )
-from vnfs_helpers import describe
+from tests.builder.vnfs.helpers import describe
+from tests.stack import REPO, UpStack, start_up
 
 NAME = "bb-debian"
 IMPORT_PHASES = {"extract", "swap", "kernel", "scan", "compress", "assemble"}

@@ -8,19 +8,17 @@ share most of their system-overlay blobs.
 from __future__ import annotations
 
 import statistics
-import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from libs.common.defaults import default_profile
 from libs.common.models.overlay import BootManifest
+from libs.common.nodes.defaults import default_profile
 
 # The overlayd tests' helpers (tests/overlayd is not a package; e2e tests borrow from it).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "overlayd"))
-from overlayd_helpers import (
+from tests.overlayd.helpers import (
     Stack,
     all_caught_up,
     caught_up,

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stack import REPO
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "overlayd"))
-from overlayd_helpers import Stack, following_boot, start_stack
+from tests.overlayd.helpers import Stack, following_boot, start_stack
+from tests.stack import REPO
 
 
 @pytest.fixture(scope="module")

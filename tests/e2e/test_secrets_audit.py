@@ -12,21 +12,16 @@ import base64
 import json
 import os
 import secrets
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Final
 
 import httpx
 import pytest
-from secrets_probe import Places, Secrets, log_files, stream_messages, unpacked, wolfctl
 
-from stack import UpStack, overlayd_settled, start_up, unavailable
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS / "overlayd"), str(TESTS / "bootd")]
-from overlayd_helpers import caught_up, following_boot  # noqa: E402
-from rawhttp import get_from_port  # noqa: E402
+from tests.bootd.rawhttp import get_from_port
+from tests.e2e.secrets_probe import Places, Secrets, log_files, stream_messages, unpacked, wolfctl
+from tests.overlayd.helpers import caught_up, following_boot
+from tests.stack import UpStack, overlayd_settled, start_up, unavailable
 
 MAC_A: Final = "52:54:00:5e:c0:01"
 MAC_B: Final = "52:54:00:5e:c0:02"

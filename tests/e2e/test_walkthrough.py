@@ -15,7 +15,7 @@ import httpx
 import nats
 import pytest
 
-from stack import REPO, UpStack, start_up
+from tests.stack import REPO, UpStack, start_up
 
 API = "/api/v1"
 

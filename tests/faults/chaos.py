@@ -19,14 +19,13 @@ import msgspec
 import nats
 import nats.errors
 import pytest
-from overlayd_helpers import fresh_render
 
 from libs.common import names
-from libs.common.bus import Bus
-from libs.common.mergepatch import apply_merge_patch
+from libs.common.bus.connection import Bus
 from libs.common.models.overlay import BootManifest
-
-from stack import UpStack
+from libs.common.nodes.mergepatch import apply_merge_patch
+from tests.overlayd.helpers import fresh_render
+from tests.stack import UpStack
 
 # What a client does when a service is down and says nothing about when to come back.
 RETRY_PAUSE: Final = 0.2

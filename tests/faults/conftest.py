@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 # The fresh full render (overlayd's tests) and the busybox image tree (the builder's tests)
 # are shared with those tests rather than written twice.
-TESTS = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(TESTS / "overlayd"), str(TESTS / "builder")]

@@ -11,9 +11,9 @@ from typing import Any, Final
 
 import httpx
 import pytest
-from chaos import JobEnds, Ledger, Retrying, Write, present
 
-from stack import UpStack
+from tests.faults.chaos import JobEnds, Ledger, Retrying, Write, present
+from tests.stack import UpStack
 
 API: Final = "/api/v1"
 NODES: Final = 24

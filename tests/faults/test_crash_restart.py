@@ -27,7 +27,16 @@ from typing import Any, Final
 
 import httpx
 import pytest
-from chaos import (
+
+from libs.common import names
+from libs.common.bus.connection import Bus
+from libs.common.models.boot_stage import BootStage
+from libs.common.models.events import ChangeEvent
+from libs.common.models.image import ImageMeta
+from libs.common.models.node import Node
+from libs.common.models.overlay import BootManifest
+from tests.builder.helpers import generations
+from tests.faults.chaos import (
     Killer,
     blob_path,
     converged,
@@ -35,18 +44,8 @@ from chaos import (
     served_script,
     stack_processes,
 )
-from service_helpers import generations
-from storm import IMAGES, Storm, mac
-
-from libs.common import names
-from libs.common.bus import Bus
-from libs.common.models.boot_stage import BootStage
-from libs.common.models.events import ChangeEvent
-from libs.common.models.image import ImageMeta
-from libs.common.models.node import Node
-from libs.common.models.overlay import BootManifest
-
-from stack import UpStack, overlayd_settled, start_up
+from tests.faults.storm import IMAGES, Storm, mac
+from tests.stack import UpStack, overlayd_settled, start_up
 
 KILLS_EACH: Final = 2
 # Then this many rounds of two processes killed at the same instant.

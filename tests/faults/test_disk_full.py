@@ -27,21 +27,20 @@ from typing import Any, Final
 import httpx
 import nats.errors
 import pytest
-from overlayd_helpers import NodeEvents, following_boot, node_events
-from service_helpers import generations, read_kv, watching
 
 from libs.common import names
-from libs.common.bus import Bus
-from libs.common.cas import TEMP_PREFIX, is_digest
+from libs.common.bus.connection import Bus
+from libs.common.bus.server import NatsServer, free_port
 from libs.common.models.node import NetDev, Node
 from libs.common.models.overlay import RenderedEvent
-from libs.common.natsd import NatsServer, free_port
 from libs.common.settings import Settings
+from libs.common.site.config import OverlaydConfig, template_settings
+from libs.common.site.hostconfig import HostConfig, HostWriter
+from libs.common.store.cas import TEMP_PREFIX, is_digest
 from libs.runtime.natskeeper import keep_running
-from services.overlayd.config import OverlaydConfig, template_settings
-from services.overlayd.hostconfig import HostConfig, HostWriter
-
-from stack import UpStack, start_up, unavailable
+from tests.builder.helpers import generations, read_kv, watching
+from tests.overlayd.helpers import NodeEvents, following_boot, node_events
+from tests.stack import UpStack, start_up, unavailable
 
 API: Final = "/api/v1"
 FULL: Final = "no space left on the device of the store"

@@ -24,9 +24,9 @@ from typing import Final
 
 import httpx
 import pytest
-from chaos import Killer, Ledger, Retrying, converged, served_script, stack_processes
 
-from stack import UpStack, start_up
+from tests.faults.chaos import Killer, Ledger, Retrying, converged, served_script, stack_processes
+from tests.stack import UpStack, start_up
 
 NODES: Final = 30
 # A service is healthy within about a second of its start here: most kills land before that.

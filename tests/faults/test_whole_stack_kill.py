@@ -19,11 +19,11 @@ from typing import Final
 
 import httpx
 import pytest
-from chaos import converged, following_jobs
-from service_helpers import generations
-from storm import Storm
 
-from stack import start_up
+from tests.builder.helpers import generations
+from tests.faults.chaos import converged, following_jobs
+from tests.faults.storm import Storm
+from tests.stack import start_up
 
 BACK_WITHIN: Final = 120.0
 

@@ -3,18 +3,14 @@ through their public doors (HTTP APIs, bootd, TFTP)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from stack import UpStack, start_up
+from tests.stack import UpStack, start_up
 
 # tftpd's raw client and overlayd's event followers live with their own tests: shared here
 # rather than written twice.
-TESTS = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(TESTS / "tftpd"), str(TESTS / "overlayd")]
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
-from hostile_tftp_cases import DATA, ERROR, OACK, RRQ, WRQ, transfer_noise
-from tftpd_helpers import RawClient, Tftpd, ack, request
+from tests.hostile.hostile_tftp_cases import DATA, ERROR, OACK, RRQ, WRQ, transfer_noise
+from tests.tftpd.tftpd_helpers import RawClient, Tftpd, ack, request
 
 MAX_REQUEST: Final = 1024  # tftpd drops longer first packets
 ANSWER_TIMEOUT: Final = 5.0

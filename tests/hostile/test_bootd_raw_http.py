@@ -14,15 +14,14 @@ from typing import Final
 import httpx
 import msgspec
 import pytest
-from hostile_http import Answer, exchange, get, half_sent
 
 from libs.common import names
-from libs.common.bus import Bus
-from libs.common.cas import ContentStore
+from libs.common.bus.connection import Bus
 from libs.common.models.api import ErrorBody
 from libs.common.models.image import ImageMeta
-
-from stack import UpStack
+from libs.common.store.cas import ContentStore
+from tests.hostile.hostile_http import Answer, exchange, get, half_sent
+from tests.stack import UpStack
 
 BLOB: Final = random.Random(7).randbytes(100_000)
 DIGEST: Final = hashlib.sha256(BLOB).hexdigest()

@@ -3,7 +3,7 @@ would: escapes from the Jinja2 sandbox and reads of files outside what a templat
 fail that node's render with the overlay, the template and the line named, leak nothing into
 any answer or event, and leave other nodes rendering.
 
-tests/overlayd/test_engine_sandbox.py holds the full list against the engine; this is the same
+tests/overlayd/engine/test_sandbox.py holds the full list against the engine; this is the same
 door seen from the outside, through HTTP, NATS and the real service's configuration.
 """
 
@@ -16,9 +16,9 @@ from typing import Any, Final
 
 import httpx
 import pytest
-from overlayd_helpers import caught_up, following_boot, node_events
 
-from stack import UpStack, overlayd_settled
+from tests.overlayd.helpers import caught_up, following_boot, node_events
+from tests.stack import UpStack, overlayd_settled
 
 TEMPLATE: Final = "etc/x.j2"
 

@@ -18,14 +18,13 @@ from typing import Final
 import httpx
 import msgspec
 import pytest
-from hostile_openapi import Report, Seed, fuzz_service
 from schemathesis import Case
 
-from libs.common.cas import ContentStore
-from libs.common.defaults import default_profile
 from libs.common.models.image import ImportRequest
-
-from stack import UpStack
+from libs.common.nodes.defaults import default_profile
+from libs.common.store.cas import ContentStore
+from tests.hostile.hostile_openapi import Report, Seed, fuzz_service
+from tests.stack import UpStack
 
 # Per operation and generation mode; the four services run in well under 3 minutes on 2 cores.
 EXAMPLES: Final = 50

@@ -19,14 +19,19 @@ from typing import Final
 
 import httpx
 import pytest
-from hostile_tftp import Target, first_packet, flood, hostile_transfer, retransmissions
-from hostile_tftp_cases import ERROR, broken_packet, option_abuse, path_trick
-from tftpd_helpers import BINARIES, IPXE, RawClient, Tftpd, need, request
 
 from libs.common import names
 from services.tftpd.server import MAX_TRANSFERS
-
-from stack import UpStack
+from tests.hostile.hostile_tftp import (
+    Target,
+    first_packet,
+    flood,
+    hostile_transfer,
+    retransmissions,
+)
+from tests.hostile.hostile_tftp_cases import ERROR, broken_packet, option_abuse, path_trick
+from tests.stack import UpStack
+from tests.tftpd.tftpd_helpers import BINARIES, IPXE, RawClient, Tftpd, need, request
 
 SEED: Final = 20240606
 PATH_TRICKS: Final = 2500

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Final
 
-from builtin_helpers import script
+from tests.overlayd.overlays.helpers import script
 
 AGENT: Final = script("wwclient", "warewulf/wwclient")
 WAIT: Final = 20.0  # seconds: generous; every wait ends as soon as its line comes

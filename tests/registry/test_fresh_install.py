@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from stack import start_registry
+from tests.stack import start_registry
 
 API = "/api/v1"
 

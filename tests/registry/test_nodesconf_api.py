@@ -9,7 +9,7 @@ import yaml
 
 API = "/api/v1"
 YAML = "application/yaml"
-NODES_CONF = Path(__file__).parent.parent / "common" / "data" / "nodes.conf"
+NODES_CONF = Path(__file__).parents[1] / "common" / "nodes" / "data" / "nodes.conf"
 
 
 async def test_nodes_conf_round_trip(api: httpx.AsyncClient) -> None:

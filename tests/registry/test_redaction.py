@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stack import RegistryProcess, start_registry
+from tests.stack import RegistryProcess, start_registry
 
 API = "/api/v1"
 MASK = "********"

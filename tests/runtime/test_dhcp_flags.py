@@ -17,12 +17,11 @@ import yaml
 from libs.common.errors import Invalid
 from libs.common.models.node import NetDev, Node
 from libs.common.settings import Settings
+from libs.common.site.config import load_config, template_settings
+from libs.common.site.hostconfig import HostConfig
 from libs.runtime import dhcp, network
 from libs.runtime.network import ServerNetwork, server_network
-from services.overlayd.config import load_config, template_settings
-from services.overlayd.hostconfig import HostConfig
-
-from stack import REPO, unavailable
+from tests.stack import REPO, unavailable
 
 LO = dict(ip="127.0.0.1", dhcp="lo")
 UP = (sys.executable, "-m", "libs.runtime.cli", "up")

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from stack import UpStack, start_up, unavailable
+from tests.stack import UpStack, start_up, unavailable
 
 WAIT = 60.0
 LEASE = re.compile(r"lease of (\S+) obtained")

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from libs.common import names
-from libs.common.bus import Bus, NatsRefused
+from libs.common.bus.auth import nats_token
+from libs.common.bus.connection import Bus, NatsRefused
+from libs.common.bus.server import NatsServer, free_port
 from libs.common.endpoints import Endpoints, read_endpoints, write_endpoints
-from libs.common.natsauth import nats_token
-from libs.common.natsd import NatsServer, free_port
-from libs.common.token import read_token
+from libs.common.security.api_token import read_token
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.storefull import free_bytes
+from libs.common.store.full import free_bytes
 from libs.runtime.natsdisk import LogTail, has_room, refused_for_space
-
-from stack import unavailable
+from tests.stack import unavailable
 
 REFUSED = (
     b"[12504] 2026/11/26 04:26:31.684376 [ERR] JetStream failed to store a msg on stream "

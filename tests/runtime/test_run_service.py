@@ -13,8 +13,7 @@ import httpx
 
 from libs.common import names
 from libs.runtime.services import SERVICES
-
-from stack import REPO, log_tail, run_service, start_nats, stop_process, wait_healthy
+from tests.stack import REPO, log_tail, run_service, start_nats, stop_process, wait_healthy
 
 CLI = [sys.executable, "-m", "libs.runtime.cli"]
 

@@ -21,10 +21,17 @@ import pytest
 from libs.common import names
 from libs.common.endpoints import read_endpoints
 from libs.common.models.events import ChangeEvent
-from libs.common.token import read_token
-from libs.common.token_rotation import read_previous
-
-from stack import REPO, UpStack, run_service, start_up, stop_process, unavailable, wait_healthy
+from libs.common.security.api_token import read_token
+from libs.common.security.token_rotation import read_previous
+from tests.stack import (
+    REPO,
+    UpStack,
+    run_service,
+    start_up,
+    stop_process,
+    unavailable,
+    wait_healthy,
+)
 
 MAC = "52:54:00:aa:bb:01"
 
@@ -140,8 +147,8 @@ def test_nodes_boot_over_plain_http_while_the_api_needs_https(stack: UpStack) ->
 def test_the_certificate_names_the_address_nodes_reach_bootd_at(stack: UpStack) -> None:
     """No --ip: nodes get the host address overlayd finds (/warewulf/config), and their agent
     checks bootd's HTTPS certificate for it."""
-    from libs.common.x509 import cert_names
-    from services.overlayd.config import host_address
+    from libs.common.security.x509 import cert_names
+    from libs.common.site.config import host_address
 
     found = host_address().ip
     if found.startswith("127."):

@@ -13,27 +13,23 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
 
 from libs.common import names
-from libs.common.cas import ContentStore
+from libs.common.bus.server import free_port
 from libs.common.models.image import ImageMeta
 from libs.common.models.overlay import BootManifest
-from libs.common.natsd import free_port
-from libs.common.storefiles import iter_blobs, quarantine_dir
+from libs.common.store.cas import ContentStore
+from libs.common.store.files import iter_blobs, quarantine_dir
 from libs.runtime.store_refs import read_references
-
-from stack import REPO, UpStack, start_up
+from tests.builder.helpers import busybox_rootfs, tarball, watching
 
 # Helpers of the builder and overlayd tests (those folders are not packages).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "builder"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "overlayd"))
-from overlayd_helpers import Boot, following_boot
-from service_helpers import busybox_rootfs, tarball, watching
+from tests.overlayd.helpers import Boot, following_boot
+from tests.stack import REPO, UpStack, start_up
 
 API = names.API_PREFIX
 IMAGE = "bb"

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 
 from libs.common import names
-from libs.common.bus import Bus
-from libs.common.cas import ContentStore
-from libs.common.natsd import NatsServer
+from libs.common.bus.connection import Bus
+from libs.common.bus.server import NatsServer
+from libs.common.store.cas import ContentStore
 from libs.runtime.store_refs import ReferencesUnavailable, read_references
-
-from stack import REPO
+from tests.stack import REPO
 
 HOUR = 3600.0
 

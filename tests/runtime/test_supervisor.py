@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.natsd import free_port
-from libs.common.pidwait import process_ended
+from libs.common.bus.server import free_port
+from libs.common.proc.pidwait import process_ended
 from libs.runtime.supervisor import Backoff, Child, ChildExit, Supervisor
 
 LOGGER = "wolfpack.test.supervisor"

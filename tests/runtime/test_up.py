@@ -20,8 +20,7 @@ import pytest
 from libs.common import names
 from libs.common.endpoints import FILE as ENDPOINTS_FILE
 from libs.common.endpoints import Endpoints, read_endpoints
-
-from stack import REPO, UpStack, log_tail, start_up
+from tests.stack import REPO, UpStack, log_tail, start_up
 
 T = TypeVar("T")
 

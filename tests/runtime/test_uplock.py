@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.service import StartupFailed
+from libs.runtime.host import StartupFailed
 from libs.runtime.uplock import Leftovers, only_up, stop_leftovers
 
 

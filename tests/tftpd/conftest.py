@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tftpd_helpers import Tftpd, need, start_tftpd
+
+from tests.tftpd.tftpd_helpers import Tftpd, need, start_tftpd
 
 # Links a careless root might hold: to a secret file, to a directory outside, to a file inside.
 HOSTILE = {

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tftpd_helpers import IPXE, RawClient, Tftpd, need, request, start_tftpd
 
 from libs.common.errors import Invalid
 from services.tftpd import slots
+from tests.tftpd.tftpd_helpers import IPXE, RawClient, Tftpd, need, request, start_tftpd
 
 CAP = 3
 DATA, ERROR = 3, 5

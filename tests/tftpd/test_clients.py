@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import tftpy
-from tftpd_helpers import BINARIES, IPXE, RawClient, Tftpd, need
 from tftpy.TftpPacketTypes import TftpPacketOACK
+
+from tests.tftpd.tftpd_helpers import BINARIES, IPXE, RawClient, Tftpd, need
 
 
 @pytest.mark.parametrize("name", BINARIES)

@@ -4,7 +4,8 @@ without `blksize` in it goes in 512-byte blocks."""
 from __future__ import annotations
 
 import pytest
-from tftpd_helpers import IPXE, RawClient, Tftpd
+
+from tests.tftpd.tftpd_helpers import IPXE, RawClient, Tftpd
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import socket
 import struct
 
 import pytest
-from tftpd_helpers import IPXE, RawClient, Tftpd, ack, error_of, request
+
+from tests.tftpd.tftpd_helpers import IPXE, RawClient, Tftpd, ack, error_of, request
 
 FUZZ_CASES = 2000
 SYNC_EVERY = 20

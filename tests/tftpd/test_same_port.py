@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tftpd_helpers import IPXE, RawClient, Tftpd, error_of, need, request
 
 from libs.common import names
-from libs.common.natsd import NatsServer
-
-from stack import run_service, start_nats, stop_process, wait_healthy
+from libs.common.bus.server import NatsServer
+from tests.stack import run_service, start_nats, stop_process, wait_healthy
+from tests.tftpd.tftpd_helpers import IPXE, RawClient, Tftpd, error_of, need, request
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tftpd_helpers import RawClient, Tftpd, error_of, need, request
+
+from tests.tftpd.tftpd_helpers import RawClient, Tftpd, error_of, need, request
 
 OUTSIDE = [
     "../../etc/passwd",

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from tftpd_helpers import IPXE, RawClient, Tftpd, need, request, start_tftpd
 
 from libs.common import names
-from libs.common.bus import Bus, Subscription
+from libs.common.bus.connection import Bus, Subscription
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.node import NetDev, Node
+from tests.tftpd.tftpd_helpers import IPXE, RawClient, Tftpd, need, request, start_tftpd
 
 NODE_IP = "127.0.0.2"
 

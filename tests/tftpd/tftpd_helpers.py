@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from libs.common import names
-
-from stack import run_service, start_nats, stop_process, unavailable, wait_healthy
+from tests.stack import run_service, start_nats, stop_process, unavailable, wait_healthy
 
 IPXE = Path("/usr/lib/ipxe")
 BINARIES = ("undionly.kpxe", "ipxe.efi", "snponly.efi")

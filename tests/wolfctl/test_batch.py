@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from libs.common.apiclient.client import Unreachable
 from libs.common.errors import Invalid, NotFound
 from libs.wolfctl.batch import BatchFailed, for_each
-from libs.wolfctl.client import Unreachable
 
 
 async def test_all_names_run_and_failures_are_named_in_order() -> None:

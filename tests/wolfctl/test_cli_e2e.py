@@ -14,10 +14,10 @@ from typing import Any
 
 import msgspec
 import yaml
-from wolfctl_process import Result, run_wolfctl
 
 from libs.common.models.api import MergedNode
 from libs.common.models.node import Node, Profile
+from tests.wolfctl_process import Result, run_wolfctl
 
 
 async def wolfctl(

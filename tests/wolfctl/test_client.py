@@ -7,12 +7,12 @@ import socket
 import pytest
 from click.testing import CliRunner
 
+from libs.common.apiclient.builder import BuilderClient
+from libs.common.apiclient.client import ApiClient, Registry, Unreachable, error_from_response
+from libs.common.apiclient.config import ApiConfig
+from libs.common.apiclient.overlayd import OverlaydClient
 from libs.common.errors import Conflict, Invalid, NotFound, Unauthorized, WolfpackError
-from libs.wolfctl.client import ApiClient, Registry, Unreachable, error_from_response
-from libs.wolfctl.config import ApiConfig
-from libs.wolfctl.image.client import BuilderClient
 from libs.wolfctl.main import cli
-from libs.wolfctl.overlay.client import OverlaydClient
 
 
 def test_error_body_keeps_message_and_field() -> None:

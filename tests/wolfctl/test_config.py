@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from libs.common.apiclient.config import DEFAULT_URL, api_base, resolve
 from libs.common.endpoints import Endpoints, write_endpoints
 from libs.common.errors import Invalid
-from libs.wolfctl.config import DEFAULT_URL, api_base, resolve
 
 
 def data(

@@ -9,10 +9,10 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 
-from libs.common.mergepatch import apply_merge_patch
 from libs.common.models.api import BulkAdd
 from libs.common.models.fields import field_extras, meta
 from libs.common.models.node import IPMI, Kernel, NetDev, Node, Profile
+from libs.common.nodes.mergepatch import apply_merge_patch
 from libs.wolfctl.flags import model_flags, set_options
 from libs.wolfctl.main import cli
 from libs.wolfctl.node.add import FLAGS as NODE_FLAGS

@@ -58,7 +58,7 @@ class LabStack:
 
     @property
     def nats_url(self) -> str:
-        """With up's client token as the URL's user (libs/common/natsauth.py)."""
+        """With up's client token as the URL's user (libs/common/bus/auth.py)."""
         token = (self.data / names.NATS_TOKEN_FILE).read_text().strip()
         return f"nats://{token}@127.0.0.1:{names.NATS_PORT}"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from libs.common.apiclient.builder import BuilderClient
 from libs.common.models.image import ImageJob, validate_image_name
 from libs.wolfctl.context import output_option, run
-from libs.wolfctl.image.client import BuilderClient
 from libs.wolfctl.image.jobs import StartJob, run_job
 
 

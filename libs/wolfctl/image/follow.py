@@ -13,6 +13,8 @@ from typing import Any, Final
 
 import msgspec
 
+from libs.common.apiclient.builder import BuilderClient
+from libs.common.apiclient.client import Unreachable
 from libs.common.errors import NotFound, WolfpackError
 from libs.common.models.image import (
     ImageBuilt,
@@ -23,8 +25,6 @@ from libs.common.models.image import (
     ImageUnchanged,
     subject_token,
 )
-from libs.wolfctl.client import Unreachable
-from libs.wolfctl.image.client import BuilderClient
 from libs.wolfctl.image.progress import ProgressDisplay
 from libs.wolfctl.natsconn import connect_once
 

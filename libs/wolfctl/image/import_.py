@@ -7,9 +7,9 @@ import re
 
 import click
 
+from libs.common.apiclient.builder import BuilderClient
 from libs.common.models.image import ImageJob, ImportRequest
 from libs.wolfctl.context import output_option, run
-from libs.wolfctl.image.client import BuilderClient
 from libs.wolfctl.image.jobs import run_job
 
 _LOCAL_TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")

@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Callable
 
 import click
 
+from libs.common.apiclient.builder import BuilderClient
+from libs.common.apiclient.config import nats_url, resolve
 from libs.common.models.image import ImageDetails, ImageJob
 from libs.wolfctl.context import globals_of, output_format
-from libs.wolfctl.image.client import BuilderClient, builder_config, nats_url
 from libs.wolfctl.image.follow import ImageEvents, follow
 from libs.wolfctl.image.view import summary
 from libs.wolfctl.output import dump, echo
@@ -19,7 +20,7 @@ StartJob = Callable[[BuilderClient], Awaitable[ImageJob]]
 
 
 def client(ctx: click.Context) -> BuilderClient:
-    return BuilderClient(builder_config(os.environ, token=globals_of(ctx).token))
+    return BuilderClient(resolve(os.environ, service="builder", token=globals_of(ctx).token))
 
 
 async def run_job(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Self
 
 from libs.common.models.image import ImageProgress
-from libs.wolfctl.progressbar import StderrBar
+from libs.common.terminal.progressbar import StderrBar
+from libs.common.terminal.sizes import human_bytes
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -22,14 +23,6 @@ PHASES = {
     "compress": "compressing",
     "assemble": "assembling",
 }
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(count) < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TiB"
 
 
 class ProgressDisplay(StderrBar):

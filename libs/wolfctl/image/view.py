@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 
 from libs.common.models.image import ImageDetails, ImageMeta
-from libs.wolfctl.image.progress import human_bytes
+from libs.common.terminal.sizes import human_bytes
 
 LIST_HEADERS = ("IMAGE NAME", "KERNEL VERSION", "SIZE", "FILES", "BUILT", "SOURCE")
 

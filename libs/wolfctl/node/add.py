@@ -14,10 +14,10 @@ import click
 import hostlist
 import msgspec
 
+from libs.common.apiclient.client import Registry
 from libs.common.models.api import BulkAdd, BulkResult
 from libs.common.models.fields import field_extras
 from libs.common.models.node import Node
-from libs.wolfctl.client import Registry
 from libs.wolfctl.context import globals_of, output_format, run
 from libs.wolfctl.flags import ModelFlags, model_flags, selector_flag, set_options
 from libs.wolfctl.output import dump, echo

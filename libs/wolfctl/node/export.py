@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from libs.common.apiclient.client import Registry
 from libs.common.errors import WolfpackError
-from libs.wolfctl.client import Registry
 from libs.wolfctl.context import globals_of, run
 from libs.wolfctl.output import echo
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from libs.common.apiclient.client import Registry
 from libs.common.models.api import ImportResult
-from libs.wolfctl.client import Registry
 from libs.wolfctl.context import globals_of, output_format, run
 from libs.wolfctl.output import dump, echo
 

@@ -12,9 +12,9 @@ from typing import Any
 import click
 import msgspec
 
+from libs.common.apiclient.client import Registry
 from libs.common.models.api import MergedNode
 from libs.common.models.node import Node
-from libs.wolfctl.client import Registry
 from libs.wolfctl.context import globals_of, output_format, output_option, run
 from libs.wolfctl.fieldview import FieldLister
 from libs.wolfctl.kinds import NODE, expand_names, list_objects

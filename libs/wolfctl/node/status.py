@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Final
 import click
 import msgspec
 
-from libs.common import endpoints, names
+from libs.common import names
+from libs.common.apiclient.client import Unreachable, error_from_response
+from libs.common.apiclient.config import ENV_URLS, nats_url, resolve
+from libs.common.bus.auth import refused, shown_url
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.boot_status import NodeBootStatus
-from libs.common.natsauth import refused, shown_url
-from libs.wolfctl.client import Unreachable, error_from_response
-from libs.wolfctl.config import data_dir, resolve
 from libs.wolfctl.context import globals_of, output_format, output_option, run
-from libs.wolfctl.image.client import nats_url
 from libs.wolfctl.natsconn import connect_once
 from libs.wolfctl.output import dump, echo, table
 
@@ -29,23 +28,10 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.subscription import Subscription
 
-ENV_BOOTD_URL: Final = "WOLFPACK_BOOTD_URL"
-DEFAULT_BOOTD_URL: Final = f"http://127.0.0.1:{names.PORTS['bootd']}"
 HEADERS: Final = ("NODE", "STAGE", "WHEN", "FROM")
 TIMELINE: Final = 32
 # Seconds between tries to get NATS and bootd back while following.
 RECONNECT_WAIT: Final = 1.0
-
-
-def bootd_url(env: Mapping[str, str]) -> str:
-    """$WOLFPACK_BOOTD_URL, DATA/endpoints.json (written by `wolfpack up`), else this host."""
-    if env.get(ENV_BOOTD_URL):
-        return env[ENV_BOOTD_URL]
-    try:
-        found = endpoints.read_endpoints(data_dir(env)).services.get("bootd")
-    except (OSError, msgspec.DecodeError):
-        found = None
-    return found or DEFAULT_BOOTD_URL
 
 
 def when(at: float) -> str:
@@ -72,7 +58,7 @@ async def fetch(
             )
     except httpx.HTTPError as err:
         raise Unreachable(
-            f"cannot reach bootd at {url}: {err} (set ${ENV_BOOTD_URL} if it runs elsewhere)"
+            f"cannot reach bootd at {url}: {err} (set ${ENV_URLS['bootd']} if it runs elsewhere)"
         ) from None
     if answer.status_code >= 500:  # restarting or overloaded: a watch waits for it
         raise BootdUnavailable(str(error_from_response(answer.status_code, answer.content)))
@@ -239,8 +225,8 @@ def echo_err(line: str) -> None:
 @click.pass_context
 def command(ctx: click.Context, follow: bool, output: str | None) -> None:
     fmt = output_format(ctx, output)
-    config = resolve(os.environ, token=globals_of(ctx).token)
-    url = bootd_url(os.environ)
+    config = resolve(os.environ, service="bootd", token=globals_of(ctx).token)
+    url = config.url
     if follow:
         with contextlib.suppress(KeyboardInterrupt):
             run(watch(url, config.token, fmt, config.verify()))

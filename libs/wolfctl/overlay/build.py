@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
+from libs.common.apiclient.client import decode
 from libs.common.models.overlay_api import WaveReport
-from libs.wolfctl.client import decode
 from libs.wolfctl.context import output_format, output_option, run
 from libs.wolfctl.output import dump, echo
 from libs.wolfctl.overlay.client import client

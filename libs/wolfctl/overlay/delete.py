@@ -7,8 +7,9 @@ from urllib.parse import quote
 
 import click
 
+from libs.common.apiclient.overlayd import file_path
 from libs.wolfctl.context import run
-from libs.wolfctl.overlay.client import client, file_path
+from libs.wolfctl.overlay.client import client
 
 
 async def _delete(ctx: click.Context, name: str, files: tuple[str, ...], recursive: bool) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path, PurePosixPath
 
 import click
 
+from libs.common.apiclient.overlayd import file_path
 from libs.common.errors import NotFound
 from libs.wolfctl.context import run
-from libs.wolfctl.overlay.client import client, file_path
+from libs.wolfctl.overlay.client import client
 
 
 async def _current(ctx: click.Context, name: str, path: str) -> tuple[bytes, str | None]:

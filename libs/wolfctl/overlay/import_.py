@@ -13,11 +13,12 @@ from urllib.parse import quote
 
 import click
 
+from libs.common.apiclient.client import decode
+from libs.common.apiclient.overlayd import file_path
 from libs.common.errors import Invalid
 from libs.common.models.overlay_api import OverlaySummary
-from libs.wolfctl.client import decode
 from libs.wolfctl.context import run
-from libs.wolfctl.overlay.client import client, file_path
+from libs.wolfctl.overlay.client import client
 
 
 def tar_of(folder: Path) -> bytes:

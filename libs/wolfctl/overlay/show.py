@@ -8,10 +8,11 @@ from urllib.parse import quote
 
 import click
 
+from libs.common.apiclient.overlayd import file_path
 from libs.common.models.overlay_api import OverlaySummary, RenderedFile
 from libs.wolfctl.context import output_format, output_option, run
 from libs.wolfctl.output import dump, echo, table
-from libs.wolfctl.overlay.client import client, file_path
+from libs.wolfctl.overlay.client import client
 from libs.wolfctl.overlay.view import ENTRY_HEADERS, entry_rows, rendered_rows
 
 

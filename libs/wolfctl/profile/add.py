@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
+from libs.common.apiclient.client import Registry
 from libs.common.models.node import Profile
-from libs.wolfctl.client import Registry
 from libs.wolfctl.context import globals_of, output_format, run
 from libs.wolfctl.flags import model_flags, set_options
 from libs.wolfctl.kinds import PROFILE

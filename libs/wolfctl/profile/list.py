@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
+from libs.common.apiclient.client import Registry
 from libs.common.models.api import MergedProfile
 from libs.common.models.node import Profile
-from libs.wolfctl.client import Registry
 from libs.wolfctl.context import globals_of, output_format, output_option, run
 from libs.wolfctl.fieldview import FieldLister
 from libs.wolfctl.kinds import PROFILE, expand_names, list_objects

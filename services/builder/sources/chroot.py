@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from libs.common.errors import Invalid, NotFound, WolfpackError
-from libs.common.process import communicate_or_kill
+from libs.common.proc.reap import communicate_or_kill
 from services.builder.sources.progress import ProgressReporter
 from services.builder.sources.tree import tree_size
 

@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import msgspec
 
-from libs.common.cas import parse_digest
 from libs.common.errors import Invalid, NotFound
+from libs.common.store.cas import parse_digest
 from services.builder.sources.layers import LayerBlob
 from services.builder.sources.oci_types import (
     INDEX_TYPES,

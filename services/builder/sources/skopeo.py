@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from libs.common.errors import Invalid, NotFound, Unauthorized, WolfpackError
-from libs.common.process import communicate_or_kill
+from libs.common.proc.reap import communicate_or_kill
 
 SKOPEO = "skopeo"
 STDERR_KEEP = 64 << 10

@@ -17,15 +17,9 @@ from pathlib import Path
 
 import msgspec
 
-from libs.common.cas import ContentStore
-from services.builder.vnfs.chunks import (
-    ChunkIndex,
-    ChunkPlan,
-    ChunkSettings,
-    load_index,
-    plan_chunks,
-    save_index,
-)
+from libs.common.store.cas import ContentStore
+from libs.common.store.chunk_index import ChunkIndex, load_index, save_index
+from services.builder.vnfs.chunks import ChunkPlan, ChunkSettings, plan_chunks
 from services.builder.vnfs.compress import Codec, Compression, compress_buffer
 from services.builder.vnfs.cpio import fill_archive
 from services.builder.vnfs.entries import Entry

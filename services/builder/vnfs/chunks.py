@@ -14,26 +14,21 @@ key has the same bytes, so its stored blob is reused without reading a file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
-import tempfile
 import zlib
 from collections.abc import Sequence
-from pathlib import Path
 
 import msgspec
 
-from libs.common.newc import trailer
+from libs.common.formats.newc import trailer
+from libs.common.store.chunk_index import FORMAT_VERSION
 from services.builder.vnfs.compress import Compression
 from services.builder.vnfs.cpio import member_size
 from services.builder.vnfs.entries import Entry
 
 log = logging.getLogger("wolfpack.builder.vnfs")
 
-# Bump when the bytes written for the same entries change (header layout, order, padding).
-FORMAT_VERSION = 1
 MiB = 1 << 20
 _TRAILER_SIZE = len(trailer())
 
@@ -114,40 +109,3 @@ def _key(salt: bytes, entries: Sequence[Entry]) -> str:
     hasher = hashlib.sha256(salt)
     hasher.update(msgspec.msgpack.encode(entries))
     return hasher.hexdigest()
-
-
-class ChunkIndex(msgspec.Struct, kw_only=True):
-    """What the last build of one image made: its chunks in order and the image they made."""
-
-    format: int = FORMAT_VERSION
-    image: str = ""
-    # (key, blob digest), in image order.
-    chunks: list[tuple[str, str]] = msgspec.field(default_factory=list)
-
-    def digests_by_key(self) -> dict[str, str]:
-        return dict(self.chunks)
-
-
-def load_index(path: Path) -> ChunkIndex:
-    """The index at `path`; an empty one if it is missing or unreadable (a full build follows)."""
-    try:
-        index = msgspec.json.decode(path.read_bytes(), type=ChunkIndex)
-    except FileNotFoundError:
-        return ChunkIndex()
-    except (OSError, msgspec.DecodeError) as err:
-        log.warning("chunk index %s unreadable, building every chunk: %s", path, err)
-        return ChunkIndex()
-    return index if index.format == FORMAT_VERSION else ChunkIndex()
-
-
-def save_index(path: Path, index: ChunkIndex) -> None:
-    """Replace the index atomically: a crash leaves the old one or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(msgspec.json.encode(index))
-        os.replace(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)

@@ -20,7 +20,7 @@ import stat
 from collections.abc import Iterator, Sequence
 
 from libs.common.errors import Conflict
-from libs.common.newc import HEADER_SIZE, header, padding, trailer
+from libs.common.formats.newc import HEADER_SIZE, header, padding, trailer
 from services.builder.vnfs.entries import Entry
 
 # Files are read in blocks of this size, never whole.

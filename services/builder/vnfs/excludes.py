@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from libs.common.errors import Invalid
-from libs.common.rootpath import find_in_root
+from libs.common.fs.rootpath import find_in_root
 
 log = logging.getLogger("wolfpack.builder.vnfs")
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from libs.common.errors import Invalid
-from libs.common.newc import MAX_MEMBER_SIZE
+from libs.common.formats.newc import MAX_MEMBER_SIZE
 from services.builder.vnfs.entries import Entry
 from services.builder.vnfs.excludes import Excludes
 

@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Sequence
 
-from libs.common.cas import ContentStore
+from libs.common.store.cas import ContentStore
 from services.builder.vnfs.compress import Compression, compressing_writer
 from services.builder.vnfs.cpio import archive_pieces
 from services.builder.vnfs.entries import Entry

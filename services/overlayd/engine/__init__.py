@@ -2,21 +2,19 @@
 node, deterministic gzip'd newc archives in the content store, and the plan of what to
 re-render after a change. Pure library code: no NATS, no HTTP."""
 
-from services.overlayd.engine.context import NfsExport, TemplateSettings
 from services.overlayd.engine.errors import RenderError
 from services.overlayd.engine.plan import Change, RenderPlan, plan
-from services.overlayd.engine.renderer import OverlayRenderer
 from services.overlayd.engine.sources import (
     OverlaySources,
     OverlayTree,
     ShippedOverlays,
     TreeEntry,
 )
+from services.overlayd.engine.wave_renderer import OverlayRenderer
 from services.overlayd.engine.worker import NodeRender
 
 __all__ = [
     "Change",
-    "NfsExport",
     "NodeRender",
     "OverlayRenderer",
     "OverlaySources",
@@ -24,7 +22,6 @@ __all__ = [
     "RenderError",
     "RenderPlan",
     "ShippedOverlays",
-    "TemplateSettings",
     "TreeEntry",
     "plan",
 ]

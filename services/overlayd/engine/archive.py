@@ -15,7 +15,7 @@ from typing import Final
 
 from zlib_ng import zlib_ng
 
-from libs.common.newc import Member, archive
+from libs.common.formats.newc import Member, archive
 
 GZIP_LEVEL: Final = 6
 GZIP_WBITS: Final = 31  # a gzip wrapper; zlib writes mtime 0 and no file name

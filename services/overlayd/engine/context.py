@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from libs.common import names
 from libs.common.models.node import Node
+from libs.common.models.site import TemplateSettings
 
 View = dict[str, Any]
 _encoder = msgspec.json.Encoder(order="deterministic")
@@ -32,30 +32,6 @@ def fingerprint(*parts: bytes) -> bytes:
 
 def fingerprint_of(value: Any) -> bytes:
     return fingerprint(_encoder.encode(value))
-
-
-class NfsExport(msgspec.Struct, kw_only=True, frozen=True):
-    path: str
-    export_options: str = "rw,sync,no_root_squash"
-    mount_options: str = "defaults"
-    mount: bool = True
-
-
-class TemplateSettings(msgspec.Struct, kw_only=True, frozen=True):
-    """`settings` in templates: the server as nodes see it."""
-
-    ip: str = "127.0.0.1"  # the address nodes reach the server at
-    ports: dict[str, int] = msgspec.field(default_factory=lambda: dict(names.PORTS))
-    netmask: str | None = None
-    network: str | None = None
-    dhcp_range: list[str] = msgspec.field(default_factory=list)  # [first, last]
-    nfs_exports: list[NfsExport] = msgspec.field(default_factory=list)
-    update_interval: int = 60  # the agent's interval; node tag `agent.interval` overrides
-    secure: bool = True
-    # Under `--tls`: bootd's HTTPS port and the CA certificate (PEM) that signed its
-    # certificate, so the node agent can fetch its runtime overlay over HTTPS.
-    bootd_tls_port: int | None = None
-    ca_pem: str = ""
 
 
 # -- node views ---------------------------------------------------------------------------------

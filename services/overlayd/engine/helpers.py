@@ -1,10 +1,10 @@
 """What `include_host(path)` and `include_image(path)` may read, and how.
 
 include_host reads only what an allow-list names (files, or folders and what is below them;
-by default the few host files the shipped overlays and most sites need, DEFAULT_INCLUDE_HOST,
-and DATA/overlayd.yaml `include_host` replaces it), never the API token: the path is resolved
-with every symlink and `..` first, and the result must still be an allowed file or inside an
-allowed folder (whose own links are resolved the same way).
+by default the few host files the shipped overlays and most sites need, DEFAULT_INCLUDE_HOST
+of libs/common/site/config.py, and DATA/overlayd.yaml `include_host` replaces it), never the
+API token: the path is resolved with every symlink and `..` first, and the result must still
+be an allowed file or inside an allowed folder (whose own links are resolved the same way).
 
 include_image reads inside the node's image rootfs, resolving symlinks the way a chroot sees
 them (an absolute link starts again at the image's root), so nothing outside the rootfs is
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Final
 
 from libs.common import names
-from libs.common.rootpath import LinkLoop, resolve_in_root
+from libs.common.fs.rootpath import LinkLoop, resolve_in_root
+from libs.common.site.config import DEFAULT_INCLUDE_HOST
 
 MAX_INCLUDE: Final = 16 << 20
 _MISSING: Final = object()
@@ -34,7 +35,6 @@ class IncludeError(Exception):
 
 # What the shipped overlays read (syncuser: passwd, group) and what sites commonly add; no
 # secret among them (not /etc/shadow, no private key, nothing of DATA).
-DEFAULT_INCLUDE_HOST: Final = ("/etc/passwd", "/etc/group", "/etc/hosts", "/etc/resolv.conf")
 ALLOW_LIST_HINT: Final = "DATA/overlayd.yaml `include_host` lists what templates may read"
 
 

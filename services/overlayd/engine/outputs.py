@@ -18,7 +18,7 @@ from typing import Final, NoReturn
 
 import msgspec
 
-from libs.common.newc import Member
+from libs.common.formats.newc import Member
 from services.overlayd.engine.paths import output_path, overlay_path, parse_mode
 from services.overlayd.engine.sources import OverlayTree, TreeEntry
 

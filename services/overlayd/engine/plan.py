@@ -19,8 +19,8 @@ from typing import Literal
 
 import msgspec
 
-from libs.common.merge import expand_profiles
 from libs.common.models.node import Node, Profile
+from libs.common.nodes.merge import expand_profiles
 
 ChangeKind = Literal["node", "profile", "overlay", "image", "settings"]
 

@@ -18,9 +18,9 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from libs.common.cas import ContentStore
 from libs.common.errors import Invalid, NotFound
 from libs.common.models.overlay import FileKind, OverlayMeta
+from libs.common.store.cas import ContentStore
 from services.overlayd.engine.paths import (
     META_FILE,
     check_overlay_name,

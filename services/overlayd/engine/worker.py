@@ -14,13 +14,13 @@ from typing import Any, Final
 
 import msgspec
 
+from libs.common.formats.newc import Member
 from libs.common.models.node import Node
-from libs.common.newc import Member
 from services.overlayd.engine.archive import ArchivePacker
+from services.overlayd.engine.compiled_overlay import CompiledOverlay, render_overlay
 from services.overlayd.engine.context import NodeViews, fingerprint
 from services.overlayd.engine.errors import RenderError
-from services.overlayd.engine.render import CompiledOverlay, render_overlay
-from services.overlayd.engine.wave import Result, Wave
+from services.overlayd.engine.wave_inputs import Result, Wave
 
 log = logging.getLogger("wolfpack.overlayd.render")
 

@@ -1,0 +1,3 @@
+"""Wire and file formats every part reads: JSON into msgspec types, YAML errors, the newc cpio
+format.
+"""
