@@ -9,7 +9,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import httpx
 
 from libs.common import names
 from libs.common.bus.server import NatsServer, free_port
+from tests.waiting import NeverHappened, eventually, eventually_sync
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,16 +45,23 @@ def wait_healthy(
 ) -> None:
     """Poll `url`/healthz until it answers 200; an https URL is verified against `ca` (which
     the process may still be writing: until it exists, the service is not up either)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def healthz() -> httpx.Response:
         if process.poll() is not None:
             raise RuntimeError(f"exited with {process.returncode}:\n{log_tail(log)}")
-        with contextlib.suppress(httpx.HTTPError, FileNotFoundError):
-            verify = ssl.create_default_context(cafile=str(ca)) if ca is not None else True
-            if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"{url}/healthz did not answer within {timeout} s:\n{log_tail(log)}")
+        verify = ssl.create_default_context(cafile=str(ca)) if ca is not None else True
+        return httpx.get(f"{url}/healthz", timeout=1, verify=verify)
+
+    try:
+        eventually_sync(
+            healthz,
+            f"{url}/healthz answering 200",
+            within=timeout,
+            until=lambda answer: answer.status_code == 200,
+            ignoring=(httpx.HTTPError, FileNotFoundError),
+        )
+    except NeverHappened as err:
+        raise NeverHappened(f"{err}\n{log_tail(log)}") from err.__cause__
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
@@ -286,15 +293,23 @@ async def overlayd_settled(
 
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
+
+    async def look() -> dict[str, Any]:
+        infos = [await js.consumer_info(names.STREAM, d) for d in DURABLES.values()]
+        unacknowledged = {
+            i.name: (i.num_pending, i.num_ack_pending)
+            for i in infos
+            if not (i.num_pending == 0 and i.num_ack_pending == 0)
+        }
+        return {"unacknowledged": unacknowledged} if unacknowledged else await status()
+
+    def idle(found: dict[str, Any]) -> bool:
+        if "unacknowledged" in found:
+            return False
+        busy = found["busy"] or found["pending"] or found["followup"] or found["host_files_pending"]
+        return bool(found["reconciled"]) and not busy
+
     try:
-        async with asyncio.timeout(within):
-            while True:
-                infos = [await js.consumer_info(names.STREAM, d) for d in DURABLES.values()]
-                if all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
-                    found = await status()
-                    busy = found["busy"] or found["pending"] or found["followup"]
-                    if found["reconciled"] and not busy and not found["host_files_pending"]:
-                        return found
-                await asyncio.sleep(0.02)
+        return await eventually(look, "overlayd settled", within=within, until=idle, every=0.02)
     finally:
         await nc.close()

@@ -4,12 +4,12 @@ overlayd would, each test under node names and MACs of its own."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
 import httpx
 import pytest
@@ -21,6 +21,10 @@ from libs.common.models.image import ImageMeta
 from libs.common.models.overlay import BootManifest
 from libs.common.store.cas import ContentStore
 from tests.stack import RegistryProcess, run_service, stop_process, wait_healthy
+from tests.waiting import eventually
+
+# How long a change written to KV may take to reach bootd's answers (it follows KV on watches).
+ANSWERED_WITHIN: Final = 10.0
 
 
 @dataclass
@@ -158,13 +162,46 @@ async def make_public(bus: Bus, client: httpx.AsyncClient, digest: str, size: in
     await until_public(client, digest)
 
 
+async def answered(
+    http: httpx.AsyncClient,
+    path: str,
+    until: Callable[[httpx.Response], object],
+    what: str,
+    *,
+    method: str = "GET",
+    within: float = ANSWERED_WITHIN,
+    **request: Any,
+) -> httpx.Response:
+    """bootd's first answer at `path` that `until` accepts: bootd follows KV `boot` and
+    `images` on watches of its own, which no event reports. Each look is a request: no pause
+    between them."""
+    return await eventually(
+        lambda: http.request(method, path, **request), what, within=within, until=until, every=0
+    )
+
+
+async def script_booting(http: httpx.AsyncClient, mac: str, key: str | None = None) -> str:
+    """bootd's iPXE script for `mac` once bootd has the node's manifest (with asset key `key`)."""
+    answer = await answered(
+        http,
+        f"/ipxe/{mac}",
+        lambda answer: "kernel --name" in answer.text,
+        f"bootd's script booting {mac}",
+        params={"assetkey": key} if key else {},
+    )
+    return answer.text
+
+
 async def until_public(client: httpx.AsyncClient, digest: str) -> None:
     # A matching If-None-Match is answered 304 without reading (or hashing) the blob, and
     # only once bootd may serve it: 404 before.
-    headers = {"If-None-Match": f'"{digest}"'}
-    async with asyncio.timeout(10):
-        while (await client.get(f"/blobs/sha256/{digest}", headers=headers)).status_code != 304:
-            pass  # each look is a request: no sleep needed
+    await answered(
+        client,
+        f"/blobs/sha256/{digest}",
+        lambda answer: answer.status_code == 304,
+        f"blob {digest} public",
+        headers={"If-None-Match": f'"{digest}"'},
+    )
 
 
 async def public_blob(bus: Bus, store: ContentStore, client: httpx.AsyncClient, data: bytes) -> str:

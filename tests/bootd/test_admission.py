@@ -16,7 +16,15 @@ import pytest
 from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
 from services.bootd.admission import MAX_RETRY, Admission
-from tests.bootd.conftest import Bootd, boot_node, fresh_mac, public_blob, start_bootd
+from tests.bootd.conftest import (
+    Bootd,
+    answered,
+    boot_node,
+    fresh_mac,
+    public_blob,
+    script_booting,
+    start_bootd,
+)
 from tests.stack import RegistryProcess
 from tests.stalled_get import StalledGet
 
@@ -46,9 +54,13 @@ async def counts(client: httpx.AsyncClient, limited: Bootd) -> dict[str, Any]:
 async def until_active(client: httpx.AsyncClient, limited: Bootd, active: int) -> None:
     """Wait until bootd says `active` transfers run (a finished one is counted out just after
     its last byte went to the kernel)."""
-    async with asyncio.timeout(10):
-        while (await counts(client, limited))["active"] != active:
-            pass  # each look is a request: no sleep needed
+    await answered(
+        client,
+        "/api/v1/serving",
+        lambda answer: answer.json()["admission"]["active"] == active,
+        f"{active} transfers running",
+        headers=limited.auth,
+    )
 
 
 async def test_over_the_limit_a_node_is_told_to_come_back(
@@ -58,8 +70,7 @@ async def test_over_the_limit_a_node_is_told_to_come_back(
     mac = fresh_mac()
     try:
         files = await boot_node(bus, limited.store, "adm1", mac, image=b"i" * BIG)
-        while "kernel --name" not in (await client.get(f"/ipxe/{mac}")).text:
-            pass  # bootd has not seen the manifest yet
+        await script_booting(client, mac)
         events = await bus.subscribe("wolfpack.node.adm1.boot", BootStage)
         image = f"/blobs/sha256/{files.manifest.image_digest}?wwid={mac}"
         before = await counts(client, limited)

@@ -16,19 +16,22 @@ from libs.common import names
 from libs.common.bus.connection import Bus
 from libs.common.models.image import ImageMeta
 from libs.common.models.overlay import BootManifest
-from tests.bootd.conftest import Bootd, boot_node, fresh_mac
+from tests.bootd.conftest import Bootd, answered, boot_node, fresh_mac
 
 
 async def until_script_names(
     http: httpx.AsyncClient, mac: str, key: str | None, wanted: str | None
 ) -> None:
-    """Wait (without sleeping) until the script of `mac` names `wanted` (None: boots nothing)."""
-    params = {"assetkey": key} if key else {}
-    for _ in range(2000):
-        text = (await http.get(f"/ipxe/{mac}", params=params)).text
-        if (wanted in text) if wanted is not None else "kernel --name" not in text:
-            return
-    raise AssertionError(f"bootd never served the manifest of {mac} naming {wanted}")
+    """Wait until the script of `mac` names `wanted` (None: boots nothing)."""
+    await answered(
+        http,
+        f"/ipxe/{mac}",
+        lambda answer: (
+            (wanted in answer.text) if wanted is not None else "kernel --name" not in answer.text
+        ),
+        f"bootd's script for {mac} naming {wanted}",
+        params={"assetkey": key} if key else {},
+    )
 
 
 class Refusals:
@@ -171,8 +174,10 @@ async def test_an_images_kernel_and_image_are_public_while_it_is_there(
 
 async def until(http: httpx.AsyncClient, digest: str, status: int) -> None:
     """Wait until a GET of `digest` with its ETag gets `status` (304: served, 404: refused)."""
-    headers = {"If-None-Match": f'"{digest}"'}
-    for _ in range(2000):
-        if (await http.get(f"/blobs/sha256/{digest}", headers=headers)).status_code == status:
-            return
-    raise AssertionError(f"blob {digest} never got {status}")
+    await answered(
+        http,
+        f"/blobs/sha256/{digest}",
+        lambda answer: answer.status_code == status,
+        f"blob {digest} answered {status}",
+        headers={"If-None-Match": f'"{digest}"'},
+    )

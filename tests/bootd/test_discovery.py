@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.bootd.conftest import Bootd, fresh_mac
+from tests.bootd.conftest import Bootd, answered, fresh_mac
 
 
 async def test_first_discoverable_node_gets_the_mac(
@@ -18,11 +18,14 @@ async def test_first_discoverable_node_gets_the_mac(
     patched = await api.patch("/api/v1/nodes/d3", json={"discoverable": True})
     assert patched.status_code == 200, patched.text
     mac = fresh_mac()
-    answer = ""
-    for _ in range(2000):
-        answer = (await http.get(f"/ipxe/{mac.upper()}")).text
-        if "was given to node" in answer:
-            break
+    answer = (
+        await answered(
+            http,
+            f"/ipxe/{mac.upper()}",
+            lambda answer: "was given to node" in answer.text,
+            f"{mac} given to a node",
+        )
+    ).text
     assert f"MAC {mac} was given to node d2" in answer
     assert f"chain {bootd.url}/ipxe/{mac}" in answer
     node = (await api.get("/api/v1/nodes/d2")).json()
@@ -31,10 +34,11 @@ async def test_first_discoverable_node_gets_the_mac(
     assert "network_devices" not in (await api.get("/api/v1/nodes/d1")).json()
     # The next unknown MAC goes to the next discoverable node; then none is left.
     other = fresh_mac()
-    for _ in range(2000):
-        answer = (await http.get(f"/ipxe/{other}")).text
-        if "d3" in answer:
-            break
+    answer = (
+        await answered(
+            http, f"/ipxe/{other}", lambda answer: "d3" in answer.text, f"{other} given to d3"
+        )
+    ).text
     assert f"MAC {other} was given to node d3" in answer
     third = fresh_mac()
     assert "unconfigured" in (await http.get(f"/ipxe/{third}")).text

@@ -12,7 +12,7 @@ import pytest
 
 from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
-from tests.bootd.conftest import Bootd, boot_node, fresh_mac
+from tests.bootd.conftest import Bootd, boot_node, fresh_mac, script_booting
 from tests.bootd.rawhttp import get_from_port
 
 PRIVILEGED = (700, 800)
@@ -26,21 +26,12 @@ def need_root() -> None:
         unavailable("binding a privileged source port needs root")
 
 
-async def ready(http: httpx.AsyncClient, mac: str, key: str | None = None) -> None:
-    """Wait (without sleeping) until bootd has the manifest of `mac`."""
-    params = {"assetkey": key} if key else {}
-    for _ in range(2000):
-        if "kernel --name" in (await http.get(f"/ipxe/{mac}", params=params)).text:
-            return
-    raise AssertionError(f"bootd never loaded the manifest of {mac}")
-
-
 async def test_privileged_port_gets_the_runtime_overlay(
     bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac = fresh_mac()
     files = await boot_node(nbus, bootd.store, "rt1", mac)
-    await ready(http, mac)
+    await script_booting(http, mac)
     events = await nbus.subscribe("wolfpack.node.rt1.boot", BootStage)
     try:
         status, body = await get_from_port(f"{bootd.url}/runtime/{mac.upper()}", *PRIVILEGED)
@@ -60,7 +51,7 @@ async def test_unprivileged_port_is_refused_with_an_event(
 ) -> None:
     mac = fresh_mac()
     await boot_node(nbus, bootd.store, "rt2", mac)
-    await ready(http, mac)
+    await script_booting(http, mac)
     events = await nbus.subscribe("wolfpack.node.rt2.boot", BootStage)
     try:
         answer = await http.get(f"/runtime/{mac}")
@@ -89,7 +80,7 @@ async def test_node_a_with_its_key_gets_403_for_node_bs_overlay(
     b = await boot_node(nbus, bootd.store, "rt3b", mac_b, asset_key="b-key")
     await boot_node(nbus, bootd.store, "rt3c", mac_c)  # no asset key of its own
     for mac, key in ((mac_a, "a-key"), (mac_b, "b-key"), (mac_c, None)):
-        await ready(http, mac, key)
+        await script_booting(http, mac, key)
     url = f"{bootd.url}/runtime"
     status, body = await get_from_port(f"{url}/{mac_a}?assetkey=a-key", *PRIVILEGED)
     assert status == 200 and body == a.runtime
@@ -139,7 +130,7 @@ async def test_a_node_listening_on_a_privileged_port_gets_it_pushed(
     """busybox's wget cannot bind a privileged source port, its nc can listen on one."""
     mac = fresh_mac()
     files = await boot_node(nbus, bootd.store, "rt5", mac)
-    await ready(http, mac)
+    await script_booting(http, mac)
     received, server, port = await listen_privileged()
     events = await nbus.subscribe("wolfpack.node.rt5.boot", BootStage)
     try:
@@ -165,7 +156,7 @@ async def test_a_callback_to_an_unprivileged_port_or_nobody_is_refused(
 ) -> None:
     mac = fresh_mac()
     await boot_node(nbus, bootd.store, "rt6", mac)
-    await ready(http, mac)
+    await script_booting(http, mac)
     received, server = await listen_once(0)
     port = server.sockets[0].getsockname()[1]
     try:

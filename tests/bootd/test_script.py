@@ -8,16 +8,15 @@ import msgspec
 from libs.common import names
 from libs.common.bus.connection import Bus
 from libs.common.models.overlay import BootManifest
-from tests.bootd.conftest import Bootd, boot_node, fresh_mac
+from tests.bootd.conftest import Bootd, answered, boot_node, fresh_mac, script_booting
 
 
 async def next_script(http: httpx.AsyncClient, path: str, differs_from: str) -> str:
     """The first answer that differs from `differs_from` (a watcher may take a moment)."""
-    for _ in range(2000):
-        text = (await http.get(path)).text
-        if text != differs_from:
-            return text
-    raise AssertionError(f"{path} kept answering the old script")
+    answer = await answered(
+        http, path, lambda answer: answer.text != differs_from, f"{path} answering a new script"
+    )
+    return answer.text
 
 
 async def test_script_names_blobs_initrds_and_kernel_args(
@@ -27,11 +26,7 @@ async def test_script_names_blobs_initrds_and_kernel_args(
     files = await boot_node(nbus, bootd.store, "script1", mac)
     m = files.manifest
     asked = mac.upper().replace(":", "-")
-    text = await next_script(http, f"/ipxe/{asked}", "")
-    for _ in range(2000):
-        if "kernel --name kernel" in text:
-            break
-        text = (await http.get(f"/ipxe/{asked}")).text
+    text = await script_booting(http, asked)
     assert text.startswith("#!ipxe\n")
     base = bootd.url
     assert f"kernel --name kernel {base}/blobs/sha256/{m.kernel_digest}?wwid={mac}" in text
@@ -52,12 +47,14 @@ async def test_script_uses_the_host_the_node_asked(
 ) -> None:
     mac = fresh_mac()
     await boot_node(nbus, bootd.store, "script2", mac)
-    text = ""
-    for _ in range(2000):
-        text = (await http.get(f"/ipxe/{mac}", headers={"Host": "10.9.8.7:9873"})).text
-        if "kernel --name" in text:
-            break
-    assert "http://10.9.8.7:9873/blobs/sha256/" in text
+    answer = await answered(
+        http,
+        f"/ipxe/{mac}",
+        lambda answer: "kernel --name" in answer.text,
+        f"bootd's script booting {mac}",
+        headers={"Host": "10.9.8.7:9873"},
+    )
+    assert "http://10.9.8.7:9873/blobs/sha256/" in answer.text
 
 
 async def test_manifest_change_is_served_at_once(
@@ -65,9 +62,7 @@ async def test_manifest_change_is_served_at_once(
 ) -> None:
     mac = fresh_mac()
     await boot_node(nbus, bootd.store, "script3", mac)
-    first = await next_script(http, f"/ipxe/{mac}", "")
-    while "kernel --name" not in first:
-        first = (await http.get(f"/ipxe/{mac}")).text
+    first = await script_booting(http, mac)
     await boot_node(nbus, bootd.store, "script3", mac, kernel_args=["console=ttyS0"])
     second = await next_script(http, f"/ipxe/{mac}", first)
     assert "console=ttyS0" in second and "quiet" not in second
@@ -93,11 +88,12 @@ async def test_asset_key_guards_the_script(
 ) -> None:
     mac = fresh_mac()
     await boot_node(nbus, bootd.store, "script4", mac, asset_key="tag-42")
-    for _ in range(2000):
-        answer = await http.get(f"/ipxe/{mac}")
-        if answer.status_code == 401:
-            break
-    assert answer.status_code == 401
+    answer = await answered(
+        http,
+        f"/ipxe/{mac}",
+        lambda answer: answer.status_code == 401,
+        f"bootd asking {mac} for its asset key",
+    )
     assert "asset key" in answer.json()["error"]
     assert (await http.get(f"/ipxe/{mac}?assetkey=wrong")).status_code == 401
     good = await http.get(f"/ipxe/{mac}?assetkey=tag-42")
@@ -121,11 +117,10 @@ async def test_big_image_uses_imgextract_with_fallback(
         out.truncate(EXTRACT_ABOVE + 1)
     bucket = await nbus.bucket(names.BUCKET_BOOT, BootManifest)
     await bucket.put("script5", msgspec.structs.replace(files.manifest, image_digest=digest))
-    text = ""
-    for _ in range(2000):
-        text = (await http.get(f"/ipxe/{mac}")).text
-        if "imgextract" in text:
-            break
+    answer = await answered(
+        http, f"/ipxe/{mac}", lambda answer: "imgextract" in answer.text, "a script with imgextract"
+    )
+    text = answer.text
     url = f"{bootd.url}/blobs/sha256/{digest}?wwid={mac}"
     assert (
         f"iseq ${{platform}} efi && imgextract --name image {url} || initrd --name image {url}"

@@ -6,7 +6,6 @@ with one slot and a 3 s limit ($WOLFPACK_BOOTD_STALL_SECONDS); each cut-off is c
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
@@ -18,7 +17,14 @@ import pytest
 from libs.common import names
 from libs.common.bus.connection import Bus
 from libs.common.models.overlay import BootManifest
-from tests.bootd.conftest import Bootd, boot_node, fresh_mac, public_blob, start_bootd
+from tests.bootd.conftest import (
+    Bootd,
+    answered,
+    boot_node,
+    fresh_mac,
+    public_blob,
+    start_bootd,
+)
 from tests.stack import RegistryProcess
 from tests.stalled_get import StalledGet
 
@@ -52,19 +58,27 @@ async def serving(client: httpx.AsyncClient, stalling: Bootd) -> dict[str, Any]:
 
 async def until_free(client: httpx.AsyncClient, stalling: Bootd) -> None:
     """Wait until no transfer runs: well within 10 s past the stall limit."""
-    async with asyncio.timeout(STALL + 10):
-        while (await serving(client, stalling))["admission"]["active"]:
-            pass  # each look is a request
+    await answered(
+        client,
+        "/api/v1/serving",
+        lambda answer: not answer.json()["admission"]["active"],
+        "no transfer running",
+        within=STALL + 10,
+        headers=stalling.auth,
+    )
 
 
 async def until_stage_failed(client: httpx.AsyncClient, stalling: Bootd, node: str) -> None:
-    async with asyncio.timeout(10):
-        while True:  # bootd publishes the stage just after the answer ends
-            answer = await client.get("/api/v1/status", headers=stalling.auth)
-            found = [n for n in answer.json() if n["node"] == node]
-            if found and found[0]["stage"] == "system" and not found[0]["ok"]:
-                assert found[0]["error"] == f"cut off: the node took nothing for {STALL:g} s"
-                return
+    def failed(answer: httpx.Response) -> bool:
+        found = [n for n in answer.json() if n["node"] == node]
+        return bool(found) and found[0]["stage"] == "system" and not found[0]["ok"]
+
+    # bootd publishes the stage just after the answer ends.
+    answer = await answered(
+        client, "/api/v1/status", failed, f"{node}'s system stage failed", headers=stalling.auth
+    )
+    found = next(n for n in answer.json() if n["node"] == node)
+    assert found["error"] == f"cut off: the node took nothing for {STALL:g} s"
 
 
 @pytest.mark.parametrize("how", ["range", "system", "whole file"])
@@ -89,9 +103,13 @@ async def test_a_node_that_stops_reading_is_cut_off_and_frees_its_slot(
             manifest = msgspec.structs.replace(files.manifest, system_digests=systems)
             await boot.put(manifest.node, manifest)
             path = f"/system/{mac}"
-            async with asyncio.timeout(10):
-                while (await client.head(path)).headers.get("content-length") != str(BIG):
-                    pass  # bootd has not seen the manifest yet
+            await answered(
+                client,
+                path,
+                lambda answer: answer.headers.get("content-length") == str(BIG),
+                f"{path} of both halves",
+                method="HEAD",
+            )
     finally:
         await bus.close()
     before = await serving(client, stalling)

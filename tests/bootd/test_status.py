@@ -9,15 +9,7 @@ import httpx
 
 from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
-from tests.bootd.conftest import Bootd, boot_node, fresh_mac
-
-
-async def ready(http: httpx.AsyncClient, mac: str) -> str:
-    for _ in range(2000):
-        text = (await http.get(f"/ipxe/{mac}")).text
-        if "kernel --name" in text:
-            return text
-    raise AssertionError(f"bootd never loaded the manifest of {mac}")
+from tests.bootd.conftest import Bootd, answered, boot_node, fresh_mac, script_booting
 
 
 def urls(script: str) -> list[str]:
@@ -36,7 +28,7 @@ async def test_a_boot_is_a_sequence_of_stage_events(
 ) -> None:
     mac = fresh_mac()
     files = await boot_node(nbus, bootd.store, "st1", mac)
-    script = await ready(http, mac)
+    script = await script_booting(http, mac)
     events = await nbus.subscribe("wolfpack.node.st1.boot", BootStage)
     try:
         await http.get(f"/ipxe/{mac}")
@@ -76,7 +68,7 @@ async def test_provision_and_stage_aliases(
 ) -> None:
     mac = fresh_mac()
     files = await boot_node(nbus, bootd.store, "st2", mac)
-    await ready(http, mac)
+    await script_booting(http, mac)
     dashed = mac.replace(":", "-").upper()
     assert "kernel --name" in (await http.get(f"/provision/{dashed}?stage=ipxe")).text
     assert (await http.get(f"/provision/{dashed}?stage=kernel")).content == files.kernel
@@ -98,10 +90,12 @@ async def test_stage_aliases_check_the_asset_key(
 ) -> None:
     mac = fresh_mac()
     files = await boot_node(nbus, bootd.store, "st3", mac, asset_key="k3")
-    for _ in range(2000):
-        if (await http.get(f"/kernel/{mac}")).status_code == 401:
-            break
-    assert (await http.get(f"/kernel/{mac}")).status_code == 401
+    await answered(
+        http,
+        f"/kernel/{mac}",
+        lambda answer: answer.status_code == 401,
+        f"bootd asking {mac} for its asset key",
+    )
     assert (await http.get(f"/provision/{mac}?stage=image&assetkey=no")).status_code == 401
     good = await http.get(f"/provision/{mac}?stage=kernel&assetkey=k3")
     assert good.status_code == 200 and good.content == files.kernel
@@ -121,7 +115,7 @@ async def test_restart_keeps_timelines_and_tftp_stages_show(
     events = await nbus.subscribe("wolfpack.node.st4.boot", Stage)
     try:
         await boot_node(nbus, bootd.store, "st4", mac)
-        await ready(http, mac)
+        await script_booting(http, mac)
         # bootd publishes its stages after answering: the script's first, then tftpd's.
         async with asyncio.timeout(10):
             async for _, event in events:
@@ -135,12 +129,13 @@ async def test_restart_keeps_timelines_and_tftp_stages_show(
     )
     await nbus.nc.flush()
     headers = {"Authorization": f"Bearer {bootd.token}"}
-    for _ in range(2000):
-        live = (await http.get("/api/v1/status", headers=headers)).json()
-        if any(n["node"] == "st4" and n["stage"] == "tftp" for n in live):
-            break
-    else:
-        raise AssertionError("the tftp stage never showed")
+    await answered(
+        http,
+        "/api/v1/status",
+        lambda answer: any(n["node"] == "st4" and n["stage"] == "tftp" for n in answer.json()),
+        "the tftp stage of st4 in bootd's status",
+        headers=headers,
+    )
     process, port, _ = await asyncio.to_thread(run_service, "bootd", bootd.data, bootd.nats_url)
     try:
         url = f"http://127.0.0.1:{port}"

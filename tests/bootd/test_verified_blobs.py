@@ -17,7 +17,14 @@ from libs.common.errors import NotFound
 from libs.common.models.boot_stage import BootStage
 from libs.common.store.cas import ContentStore
 from libs.common.store.verified import BlobCorrupt, Verifier
-from tests.bootd.conftest import Bootd, boot_node, fresh_mac, make_public, public_blob
+from tests.bootd.conftest import (
+    Bootd,
+    boot_node,
+    fresh_mac,
+    make_public,
+    public_blob,
+    script_booting,
+)
 
 
 def flip_byte(path: Path, at: int) -> None:
@@ -95,8 +102,7 @@ async def test_a_nodes_corrupt_kernel_and_system_overlay_are_refused_with_an_eve
     files = await boot_node(nbus, bootd.store, "vb1", mac)
     manifest = files.manifest
     assert manifest.kernel_digest is not None
-    while "kernel --name" not in (await http.get(f"/ipxe/{mac}")).text:
-        pass  # bootd has not seen the manifest yet
+    await script_booting(http, mac)
     events = await nbus.subscribe("wolfpack.node.vb1.boot", BootStage)
     try:
         flip_byte(bootd.store.path(manifest.kernel_digest), 0)
@@ -183,8 +189,7 @@ async def test_a_corrupt_runtime_overlay_is_not_pushed(
     files = await boot_node(nbus, bootd.store, "vb2", mac)
     runtime = files.manifest.runtime_digest
     assert runtime is not None
-    while "kernel --name" not in (await http.get(f"/ipxe/{mac}")).text:
-        pass
+    await script_booting(http, mac)
     flip_byte(bootd.store.path(runtime), 1)
     for port in range(900, 1000):
         try:

@@ -16,7 +16,7 @@ from libs.common import names
 from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer
 from libs.common.models.boot_stage import BootStage
-from tests.bootd.conftest import Bootd, boot_node, fresh_mac
+from tests.bootd.conftest import Bootd, boot_node, fresh_mac, script_booting
 
 
 def wolfctl_env(bootd: Bootd) -> dict[str, str]:
@@ -35,10 +35,8 @@ async def wolfctl(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedPr
 async def booted(bootd: Bootd, nbus: Bus, http: httpx.AsyncClient, node: str) -> str:
     mac = fresh_mac()
     await boot_node(nbus, bootd.store, node, mac)
-    for _ in range(2000):
-        if "kernel --name" in (await http.get(f"/ipxe/{mac}")).text:
-            return mac
-    raise AssertionError("manifest never loaded")
+    await script_booting(http, mac)
+    return mac
 
 
 async def test_status_table_and_json(bootd: Bootd, nbus: Bus, http: httpx.AsyncClient) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -67,20 +66,7 @@ def _start(folder: Path, htpasswd: Path | None) -> OciRegistry:
     process = subprocess.Popen(
         [REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
     )
-    host = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    # The registry tells no one it is ready: poll /v2/ until it answers (401 counts).
-    while True:
-        try:
-            httpx.get(f"http://{host}/v2/", timeout=1)
-            return OciRegistry(host, process)
-        except httpx.TransportError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(
-                    f"docker-registry did not start: {(folder / 'registry.log').read_text()}"
-                )
-            time.sleep(0.05)
+    return OciRegistry.started(f"127.0.0.1:{port}", process, folder / "registry.log")
 
 
 def _stop(registry: OciRegistry) -> None:

@@ -40,6 +40,7 @@ from tests.builder.helpers import (
 )
 from tests.builder.vnfs.helpers import describe
 from tests.stack import run_service, stop_process, wait_healthy
+from tests.waiting import eventually
 
 NAME = "durable"
 # Incompressible data: the job is still compressing when the test kills the builder.
@@ -73,13 +74,15 @@ async def acknowledged(nats_url: str, seq: int) -> None:
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        async with asyncio.timeout(60):
-            # No event says "acknowledged": the consumer's ack floor is the condition.
-            while True:
-                info = await js.consumer_info(names.STREAM, REQUESTED_DURABLE)
-                if info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= seq:
-                    return
-                await asyncio.sleep(0.05)
+        # No event says "acknowledged": the consumer's ack floor is the condition.
+        await eventually(
+            lambda: js.consumer_info(names.STREAM, REQUESTED_DURABLE),
+            f"the builder's requests acknowledged up to {seq}",
+            within=60,
+            until=lambda info: (
+                info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= seq
+            ),
+        )
     finally:
         await nc.close()
 
@@ -101,12 +104,14 @@ async def job_when(
 ) -> dict[str, Any]:
     """The image's job (GET …/job) once `ready` says yes of it. Polled: NATS is stopped, so
     no event can say when."""
-    async with asyncio.timeout(within):
-        while True:
-            r = await api.get(f"/images/{name}/job")
-            if r.status_code == 200 and ready(r.json()):
-                return dict(r.json())
-            await asyncio.sleep(0.1)
+    answer = await eventually(
+        lambda: api.get(f"/images/{name}/job"),
+        f"the job of {name} as wanted",
+        within=within,
+        until=lambda r: r.status_code == 200 and ready(r.json()),
+        every=0.1,
+    )
+    return dict(answer.json())
 
 
 async def request_seq(nats_url: str, name: str) -> int:

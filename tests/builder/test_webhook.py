@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,18 +59,7 @@ def start_notifying_registry(folder: Path, builder: Builder) -> OciRegistry:
     process = subprocess.Popen(
         ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
     )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            return OciRegistry(f"127.0.0.1:{port}", process)
-        except httpx.TransportError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(
-                    f"docker-registry did not start: {(folder / 'registry.log').read_text()}"
-                )
-            time.sleep(0.05)
+    return OciRegistry.started(f"127.0.0.1:{port}", process, folder / "registry.log")
 
 
 @pytest.fixture(scope="module")

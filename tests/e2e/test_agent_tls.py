@@ -6,7 +6,6 @@ plain port in the node's config is a closed one, so only HTTPS can work."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import os
 import shutil
@@ -22,6 +21,7 @@ import pytest
 from tests.overlayd.agent_process import Agent
 from tests.overlayd.helpers import following_boot
 from tests.stack import UpStack, start_up, unavailable
+from tests.waiting import eventually
 
 MAC: Final = "52:54:00:7e:00:01"
 KEY: Final = "tls-asset-key"
@@ -85,9 +85,12 @@ async def test_the_agent_fetches_and_reports_over_https_trusting_only_the_cluste
             assert "10.66.0.1" in (root / "etc/hosts").read_text()  # the runtime overlay's
             # The agent's report reaches bootd over HTTPS too (it follows the log line).
             reported = f"runtime applied {manifest.runtime_digest}"
-            async with asyncio.timeout(WAIT):
-                while reported not in await agent_reports(api, stack, "tls-1"):  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)  # bootd's status API: asked, not told
+            await eventually(  # bootd's status API: asked, not told
+                lambda: agent_reports(api, stack, "tls-1"),
+                f"bootd's status showing {reported!r}",
+                within=WAIT,
+                until=lambda reports: reported in reports,
+            )
         finally:
             agent.stop()
 

@@ -18,7 +18,6 @@ import httpx
 import msgspec
 import nats
 import nats.errors
-import pytest
 
 from libs.common import names
 from libs.common.bus.connection import Bus
@@ -26,6 +25,7 @@ from libs.common.models.overlay import BootManifest
 from libs.common.nodes.mergepatch import apply_merge_patch
 from tests.overlayd.helpers import fresh_render
 from tests.stack import UpStack
+from tests.waiting import eventually
 
 # What a client does when a service is down and says nothing about when to come back.
 RETRY_PAUSE: Final = 0.2
@@ -187,32 +187,38 @@ class Killer:
     async def returned(self, process: str, old: int) -> int:
         """The pid of `process` once its supervisor started it again in place of `old` and it
         answers; within RECOVERY_TIMEOUT."""
-        async with asyncio.timeout(RECOVERY_TIMEOUT):
-            new = await self._restarted(process, old)
-            await self._healthy(process)
-        return new
-
-    async def _restarted(self, process: str, old: int) -> int:
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + RECOVERY_TIMEOUT
         # The supervisor rewrites the pid file when it starts the process again; no event
         # tells us, so look every 20 ms.
-        while True:
-            new = self.pid(process)
-            if new is not None and new != old and _alive(new):
-                return new
-            await asyncio.sleep(0.02)
+        new = await eventually(
+            lambda: self.pid(process),
+            f"{process} started again (a new pid, alive)",
+            within=RECOVERY_TIMEOUT,
+            until=lambda pid: pid is not None and pid != old and _alive(pid),
+            every=0.02,
+        )
+        await self._healthy(process, ends - loop.time())
+        return new
 
-    async def _healthy(self, process: str) -> None:
+    async def _healthy(self, process: str, within: float) -> None:
         if process == NATS_PROCESS:
-            while True:
-                if await _nats_answers(self.stack.nats_url):
-                    return
-                await asyncio.sleep(0.02)
+            await eventually(
+                lambda: _nats_answers(self.stack.nats_url),
+                "the restarted nats-server answering",
+                within=within,
+                every=0.02,
+            )
+            return
         async with httpx.AsyncClient(trust_env=False, timeout=2.0) as client:
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(f"{self.stack.url(process)}/healthz")).is_success:
-                        return
-                await asyncio.sleep(0.02)
+            await eventually(
+                lambda: client.get(f"{self.stack.url(process)}/healthz"),
+                f"the restarted {process} answering /healthz",
+                within=within,
+                until=lambda answer: answer.is_success,
+                every=0.02,
+                ignoring=(httpx.TransportError,),
+            )
 
 
 def _alive(pid: int) -> bool:
@@ -306,22 +312,27 @@ async def converged(up: UpStack, scratch: Path, within: float) -> dict[str, Boot
     bus = await Bus.connect(up.nats_url, "test-converged")
     try:
         boot = await bus.bucket(names.BUCKET_BOOT, BootManifest)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
+
+        async def difference() -> tuple[list[str], dict[str, BootManifest]]:
+            """The nodes whose stored manifest is not the fresh one, and what is stored."""
             fresh = await fresh_render(up.nats_url, up.data, up.port_offset, scratch)
             stored = {
                 k: msgspec.structs.replace(v, revision=0) for k, v in (await boot.items()).items()
             }
-            if stored == fresh:
-                return stored
-            if loop.time() > deadline:
-                differ = sorted(
-                    k for k in stored.keys() | fresh.keys() if stored.get(k) != fresh.get(k)
-                )
-                pytest.fail(f"KV boot never matched a fresh render; differ: {differ[:10]}")
-            # overlayd is still at work (a follow-up wave, a restart's full render).
-            await asyncio.sleep(0.2)
+            differ = sorted(
+                k for k in stored.keys() | fresh.keys() if stored.get(k) != fresh.get(k)
+            )
+            return differ, stored
+
+        # overlayd may still be at work (a follow-up wave, a restart's full render).
+        _, stored = await eventually(
+            difference,
+            "KV boot equal to a fresh render (nodes that differ, KV boot)",
+            within=within,
+            until=lambda found: not found[0],
+            every=0.2,
+        )
+        return stored
     finally:
         await bus.close()
 
@@ -329,11 +340,11 @@ async def converged(up: UpStack, scratch: Path, within: float) -> dict[str, Boot
 async def served_script(client: httpx.AsyncClient, url: str, text: str, within: float) -> str:
     """bootd's iPXE script at `url` once it has `text` in it: bootd follows KV `boot` on its
     own watch, which may trail a manifest the test has just read there."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        answer = await client.get(url)
-        if answer.is_success and text in answer.text:
-            return answer.text
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"bootd never served {text!r} at {url}; last: {answer.text[:300]}")
-        await asyncio.sleep(0.02)  # nothing tells a client that bootd's view moved
+    answer = await eventually(
+        lambda: client.get(url),
+        f"bootd serving {text!r} at {url}",
+        within=within,
+        until=lambda answer: answer.is_success and text in answer.text,
+        every=0.02,  # nothing tells a client that bootd's view moved
+    )
+    return answer.text

@@ -22,6 +22,7 @@ from libs.common.models.image import ImageMeta
 from libs.common.store.cas import ContentStore
 from tests.hostile.hostile_http import Answer, exchange, get, half_sent
 from tests.stack import UpStack
+from tests.waiting import eventually_sync
 
 BLOB: Final = random.Random(7).randbytes(100_000)
 DIGEST: Final = hashlib.sha256(BLOB).hexdigest()
@@ -35,10 +36,13 @@ def bootd(up: UpStack) -> Iterator[int]:
     what nodes boot)."""
     asyncio.run(publish(up))
     with httpx.Client(base_url=up.url("bootd"), timeout=10) as client:
-        for _ in range(2000):  # 304 once bootd has seen the image, 404 before
-            got = client.get(f"/blobs/sha256/{DIGEST}", headers={"If-None-Match": f'"{DIGEST}"'})
-            if got.status_code == 304:
-                break
+        eventually_sync(
+            lambda: client.get(f"/blobs/sha256/{DIGEST}", headers={"If-None-Match": f'"{DIGEST}"'}),
+            "bootd serving the blob",
+            within=10,
+            until=lambda got: got.status_code == 304,  # once bootd has seen the image, 404 before
+            every=0,  # each look is a request
+        )
     yield up.port_offset + 9873
     assert_still_serving(up)
 

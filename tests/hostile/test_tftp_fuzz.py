@@ -12,7 +12,6 @@ import os
 import random
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -32,6 +31,7 @@ from tests.hostile.hostile_tftp import (
 from tests.hostile.hostile_tftp_cases import ERROR, broken_packet, option_abuse, path_trick
 from tests.stack import UpStack
 from tests.tftpd.tftpd_helpers import BINARIES, IPXE, RawClient, Tftpd, need, request
+from tests.waiting import NeverHappened, eventually_sync
 
 SEED: Final = 20240606
 PATH_TRICKS: Final = 2500
@@ -122,17 +122,23 @@ def flood_then_recover(target: Target) -> int:
     transfers time out (timeout=1), and a real client is served again within seconds."""
     answers = flood(target, FLOOD, FLOOD_SOURCES)
     busy = sum(answer[:4] == b"\x00\x05\x00\x00" for answer in answers)
-    deadline = time.monotonic() + 30
-    while True:
+
+    def download() -> bytes:
         with RawClient(target.server) as client:
-            try:
-                data, _ = client.download("undionly.kpxe", blksize="1468")
-                break
-            except RuntimeError:  # still busy
-                if time.monotonic() > deadline:
-                    target.tally.crashes.append("tftpd still busy 30 s after the flood")
-                    return busy
-                time.sleep(0.5)
+            return client.download("undionly.kpxe", blksize="1468")[0]
+
+    try:
+        data = eventually_sync(
+            download,
+            "undionly.kpxe served after the flood",
+            within=30,
+            until=lambda data: True,  # any whole transfer: what it holds is checked below
+            every=0.5,
+            ignoring=(RuntimeError,),  # still busy
+        )
+    except NeverHappened as err:
+        target.tally.crashes.append(str(err))
+        return busy
     if data != target.served["undionly.kpxe"]:
         target.tally.violations.append("after the flood, undionly.kpxe came back wrong")
     # How many are refused depends on how fast the flood arrives against the flooded transfers

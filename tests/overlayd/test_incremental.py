@@ -18,6 +18,7 @@ from libs.common.models.events import ChangeEvent
 from libs.common.models.image import ImageBuilt, ImageMeta, image_subject
 from libs.common.models.overlay import OverlayEvent, overlay_subject
 from tests.overlayd.helpers import (
+    WAIT,
     NodeEvents,
     Stack,
     following_boot,
@@ -27,6 +28,7 @@ from tests.overlayd.helpers import (
     start_stack,
     status,
 )
+from tests.waiting import eventually
 
 DEVICE = {"device": "eth0", "netmask": "255.255.0.0"}
 
@@ -165,10 +167,13 @@ async def test_an_event_delivered_twice_changes_nothing(stack: Stack) -> None:
 
 async def wait_for_waves(stack: Stack, waves: int) -> dict[str, Any]:
     """Settled, after at least one more wave than `waves`."""
-    while True:
-        found = await settled(stack)
-        if found["waves"] > waves:
-            return found
+    return await eventually(
+        lambda: settled(stack),
+        f"overlayd settled after wave {waves}",
+        within=WAIT,
+        until=lambda found: found["waves"] > waves,
+        every=0,  # each look waits until overlayd settles
+    )
 
 
 def no_rendered(events: NodeEvents) -> bool:

@@ -11,7 +11,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from tests.stack import UpStack, start_up, unavailable
+from tests.waiting import eventually_sync
 
 WAIT = 60.0
 LEASE = re.compile(r"lease of (\S+) obtained")
@@ -100,14 +100,14 @@ def api(stack: UpStack) -> httpx.Client:
 def dnsmasq_pid(stack: UpStack) -> int:
     """The supervised dnsmasq's pid, once it runs (the supervisor writes it at start)."""
     path = stack.data / "run" / "dnsmasq.pid"
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if path.exists():
-            pid = int(path.read_text())
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "dnsmasq":
-                return pid
-        time.sleep(0.05)
-    raise TimeoutError(f"no dnsmasq running after {WAIT}s")
+
+    def running() -> int | None:
+        pid = int(path.read_text())
+        return pid if Path(f"/proc/{pid}/comm").read_text().strip() == "dnsmasq" else None
+
+    return eventually_sync(
+        running, f"a dnsmasq running, as {path} says", within=WAIT, ignoring=(FileNotFoundError,)
+    )
 
 
 def lease(network: Network, mac: str) -> str | None:
@@ -127,24 +127,26 @@ def lease(network: Network, mac: str) -> str | None:
 def leased(network: Network, mac: str, wanted: str) -> None:
     """Ask for a lease until dnsmasq hands out `wanted` (it has to re-read its hosts file
     first: overlayd writes it, then signals dnsmasq, which we cannot watch)."""
-    deadline = time.monotonic() + WAIT
     got: list[str | None] = []
-    while time.monotonic() < deadline:
+
+    def ask() -> list[str | None]:
         got.append(lease(network, mac))
-        if got[-1] == wanted:
-            return
-    raise AssertionError(f"{mac} never got {wanted} within {WAIT}s; got {got}")
+        return got
+
+    eventually_sync(
+        ask, f"{mac} given {wanted}", within=WAIT, until=lambda got: got[-1] == wanted, every=0
+    )
 
 
 def hosts_file_has(stack: UpStack, line: str) -> None:
     """Wait until overlayd has written `line` into dnsmasq's hosts file."""
     path = stack.data / "host" / "dhcp-hosts"
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if path.exists() and line in path.read_text().splitlines():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{line!r} not in {path} after {WAIT}s")
+    eventually_sync(
+        lambda: line in path.read_text().splitlines(),
+        f"{line!r} in {path}",
+        within=WAIT,
+        ignoring=(FileNotFoundError,),
+    )
 
 
 def put_node(stack: UpStack, name: str, mac: str, address: str) -> None:

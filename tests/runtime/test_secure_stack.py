@@ -4,7 +4,6 @@ a restart."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import ssl
 import stat
@@ -32,6 +31,7 @@ from tests.stack import (
     unavailable,
     wait_healthy,
 )
+from tests.waiting import eventually
 
 MAC = "52:54:00:aa:bb:01"
 
@@ -191,12 +191,13 @@ async def ipxe_once_bootd_knows(stack: UpStack, mac: str) -> str:
     finds it there; no event says when bootd has it, so a slower watch gets a few more asks,
     20 a second, as a node would retry."""
     async with httpx.AsyncClient(trust_env=False, timeout=10) as boot:
-        for _ in range(200):
-            answer = (await boot.get(f"{stack.boot_url}/ipxe/{mac}")).text
-            if "unconfigured" not in answer:
-                return answer
-            await asyncio.sleep(0.05)
-    return answer
+        answer = await eventually(
+            lambda: boot.get(f"{stack.boot_url}/ipxe/{mac}"),
+            f"bootd's script for {mac} not 'unconfigured'",
+            within=10,
+            until=lambda answer: "unconfigured" not in answer.text,
+        )
+    return answer.text
 
 
 async def test_grace_zero_revokes_at_once_and_bootd_discovers_with_the_new_token(

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -21,8 +18,7 @@ from libs.common import names
 from libs.common.endpoints import FILE as ENDPOINTS_FILE
 from libs.common.endpoints import Endpoints, read_endpoints
 from tests.stack import REPO, UpStack, log_tail, start_up
-
-T = TypeVar("T")
+from tests.waiting import eventually_sync
 
 
 def alive(pid: int) -> bool:
@@ -32,22 +28,6 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def eventually(check: Callable[[], T | None], what: str, timeout: float = 60) -> T:
-    """Poll another process's state (no event to await across processes) until `check`
-    returns something."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result is not None:
-            return result
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} did not happen within {timeout}s")
-
-
-def ended(pid: int) -> bool | None:
-    return True if not alive(pid) else None
 
 
 def healthz(url: str) -> dict[str, str] | None:
@@ -188,13 +168,16 @@ def test_killed_service_is_restarted(stack: UpStack) -> None:
     assert old is not None
     os.kill(old, signal.SIGKILL)
 
-    def restarted() -> int | None:
-        pid = pid_of(stack, "builder")
-        return pid if pid not in (None, old) else None
-
-    new = eventually(restarted, "a new builder process")
+    new = eventually_sync(
+        lambda: pid_of(stack, "builder"),
+        "a new builder process",
+        within=60,
+        until=lambda pid: pid not in (None, old),
+    )
     assert alive(new) and not alive(old)
-    eventually(lambda: healthz(stack.url("builder")), "the new builder answering /healthz")
+    eventually_sync(
+        lambda: healthz(stack.url("builder")), "the new builder answering /healthz", within=60
+    )
     assert "builder exited with code -9" in stack.log.read_text()
 
 
@@ -228,7 +211,7 @@ def test_a_killed_up_leaves_no_process_behind_and_starts_again(tmp_path: Path) -
     # At once: the new up waits for what the kernel is still stopping.
     with start_up(data, first.port_offset) as second:
         for name, pid in pids.items():
-            eventually(functools.partial(ended, pid), f"{name} (pid {pid}) ending", timeout=30)
+            eventually_sync(lambda pid=pid: not alive(pid), f"{name} (pid {pid}) ending", within=30)
         headers = {"Authorization": f"Bearer {second.token}"}
         got = httpx.get(f"{second.registry_url}/api/v1/nodes/kept", headers=headers)
         assert got.status_code == 200, got.text

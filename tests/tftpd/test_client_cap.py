@@ -4,7 +4,6 @@ gets an ERROR packet saying why, while other clients are served. Real UDP, a rea
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from libs.common.errors import Invalid
 from services.tftpd import slots
 from tests.tftpd.tftpd_helpers import IPXE, RawClient, Tftpd, need, request, start_tftpd
+from tests.waiting import eventually_sync
 
 CAP = 3
 DATA, ERROR = 3, 5
@@ -57,13 +57,18 @@ def test_one_client_cannot_hold_every_slot(capped: Tftpd) -> None:
 
         # One held transfer ends (the client gives up): its slot is free again.
         held[0].sock.sendto(struct.pack("!HH", ERROR, 0) + b"gave up\x00", senders[0])
-        deadline = time.monotonic() + 5
-        while True:
+
+        def opcode() -> int:
             with RawClient(capped) as again:
-                opcode, _, _ = first_answer(again)
-            if opcode == DATA or time.monotonic() > deadline:
-                break
-        assert opcode == DATA
+                return first_answer(again)[0]
+
+        eventually_sync(
+            opcode,
+            "a DATA answer once a slot is free",
+            within=5,
+            until=lambda code: code == DATA,
+            every=0,
+        )
     finally:
         for client in held:
             client.sock.close()

@@ -14,6 +14,7 @@ from libs.common.bus.connection import Bus, Subscription
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.node import NetDev, Node
 from tests.tftpd.tftpd_helpers import IPXE, RawClient, Tftpd, need, request, start_tftpd
+from tests.waiting import eventually
 
 NODE_IP = "127.0.0.2"
 
@@ -126,9 +127,16 @@ async def test_a_node_added_later_is_named(tftpd: Tftpd, bus: Bus, tmp_path: Pat
     await nodes.put("n2", Node(name="n2", network_devices={"eth": NetDev(ipaddr="127.0.0.3/8")}))
     # tftpd follows the bucket with a watch; the change lands within a moment.
     async with watching(bus) as sub:
-        for _ in range(50):
+
+        async def named() -> str:
             await asyncio.to_thread(_download, tftpd, "undionly.kpxe", "127.0.0.3")
             _, event = await next_event(sub)
-            if event.node == "n2":
-                break
-    assert event.node == "n2"
+            return event.node
+
+        await eventually(
+            named,
+            "a transfer to 127.0.0.3 named n2",
+            within=10,
+            until=lambda node: node == "n2",
+            every=0,
+        )

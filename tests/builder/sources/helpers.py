@@ -15,7 +15,11 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import zstandard
+
+from tests.waiting import NeverHappened, eventually_sync
 
 MTIME = 1_700_000_000
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -33,6 +37,28 @@ class OciRegistry:
     def __init__(self, host: str, process: subprocess.Popen[bytes]) -> None:
         self.host = host
         self.process = process
+
+    @classmethod
+    def started(cls, host: str, process: subprocess.Popen[bytes], log: Path) -> OciRegistry:
+        """`process`, a docker-registry serving `host`, once it answers /v2/ (401 counts): it
+        tells no one it is ready. If it never does, it is killed and the test fails."""
+
+        def answer() -> httpx.Response:
+            if process.poll() is not None:
+                raise RuntimeError(f"docker-registry exited with {process.returncode}")
+            return httpx.get(f"http://{host}/v2/", timeout=1)
+
+        try:
+            eventually_sync(
+                answer,
+                f"docker-registry answering on {host}",
+                within=20,
+                ignoring=(httpx.TransportError,),
+            )
+        except (NeverHappened, RuntimeError) as err:
+            process.kill()
+            pytest.fail(f"{err}; its log: {log.read_text()}")
+        return cls(host, process)
 
 
 def _info(name: str, kind: bytes, mode: int, uid: int = 0, gid: int = 0) -> tarfile.TarInfo:

@@ -14,6 +14,7 @@ from libs.common import names
 from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer, find_nats_server, free_port
 from libs.common.models.events import ChangeEvent
+from tests.waiting import eventually
 
 WAIT = 5.0  # upper bound for anything that should happen at once
 
@@ -235,7 +236,7 @@ async def test_bus_reconnects_and_consumer_resumes_after_server_restart(
     await nats_server.stop()
     await nats_server.start()  # same port and store: stream and durable are still there
 
-    seq = await asyncio.wait_for(_publish_when_back(bus, Ping(2)), 3 * WAIT)
+    seq = await _publish_when_back(bus, Ping(2))
     assert seq == 2
     assert await collect(queue, 1) == [2]
     await consumer.stop()
@@ -256,12 +257,13 @@ async def test_a_bus_whose_server_died_closes_at_once(nats_server: NatsServer) -
 async def _publish_when_back(bus: Bus, event: Ping) -> int:
     # One msg_id for every try: a publish whose ack timed out may have been stored, and the
     # stream drops the retry as a duplicate instead of storing the event twice.
-    msg_id = f"ping-{event.n}"
-    while True:
-        try:
-            return await bus.publish(ping_subject(event.n), event, msg_id=msg_id)
-        except Exception:  # reconnecting: nothing to await but the retry
-            await asyncio.sleep(0.1)
+    return await eventually(
+        lambda: bus.publish(ping_subject(event.n), event, msg_id=f"ping-{event.n}"),
+        f"ping {event.n} published once nats-server is back",
+        within=3 * WAIT,
+        every=0.1,
+        ignoring=(Exception,),  # reconnecting: nothing to await but the retry
+    )
 
 
 def test_find_nats_server_finds_the_packaged_binary() -> None:

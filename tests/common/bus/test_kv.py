@@ -17,6 +17,7 @@ from libs.common.bus.kv import Bucket
 from libs.common.bus.server import NatsServer
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.models.node import Node
+from tests.waiting import eventually
 
 WAIT = 5.0
 
@@ -235,12 +236,16 @@ async def test_a_watch_follows_the_bucket_across_a_nats_server_kill(
 async def _until_stored(nodes: Bucket[Node], key: str, value: Node) -> None:
     """Put `value` once: a put whose ack timed out may still have been stored, and storing it
     again would be a second change for the watch."""
-    while True:
-        try:
-            stored = await nodes.get_or_none(key)
-            if stored is not None and msgspec.structs.replace(stored, revision=0) == value:
-                return
+
+    async def put_unless_stored() -> bool:
+        stored = await nodes.get_or_none(key)
+        if stored is None or msgspec.structs.replace(stored, revision=0) != value:
             await nodes.put(key, value)
-            return
-        except Exception:  # the client is still reconnecting: nothing to await but a retry
-            await asyncio.sleep(0.05)
+        return True
+
+    await eventually(
+        put_unless_stored,
+        f"{key} stored once nats-server is back",
+        within=3 * WAIT,
+        ignoring=(Exception,),  # the client is still reconnecting: nothing to await but a retry
+    )

@@ -4,6 +4,7 @@ bootd that serves a gzip'd newc runtime overlay and records the status reports."
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.server
@@ -15,7 +16,6 @@ import socket
 import stat
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ import pytest
 from libs.common.formats.newc import Member, archive
 from tests.overlayd.agent_process import AGENT, Agent
 from tests.overlayd.overlays.helpers import Cluster, busybox_bin, plain_node, settings, shellcheck
+from tests.waiting import NeverHappened, eventually_sync
 
 MAC = "aa:bb:cc:00:00:01"
 WAIT = 20.0  # seconds: generous; every wait below ends as soon as its event happens
@@ -92,16 +93,19 @@ class Bootd:
 
 def push(host: str, port: int, data: bytes) -> None:
     """As bootd's ?callback=: connect to the node's listener (it starts beside the request)."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=WAIT) as conn:
-                conn.sendall(data)
-                return
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)  # polling a listener another process opens: no event to await
+
+    def send() -> bool:
+        with socket.create_connection((host, port), timeout=WAIT) as conn:
+            conn.sendall(data)
+        return True
+
+    # Polling a listener another process opens: no event to await.
+    eventually_sync(
+        send,
+        f"the node listening on {host}:{port}",
+        within=WAIT,
+        ignoring=(ConnectionRefusedError,),
+    )
 
 
 def node_root(
@@ -229,16 +233,19 @@ def test_hangup_fetches_at_once(tmp_path: Path, bootd: Bootd) -> None:
     try:
         report(bootd, agent)
         bootd.archive = runtime({"etc/a": (0o644, b"b\n")})
+
         # A hangup that lands before the agent is back asleep is absorbed: send until heard.
-        for _ in range(40):
+        def hangup() -> str | None:
             os.kill(agent.process.pid, signal.SIGHUP)
-            try:
-                assert bootd.reports.get(timeout=0.5)["message"] == "applied"
-                break
-            except queue.Empty:
-                continue
-        else:
-            raise AssertionError(f"SIGHUP did not make the agent fetch; log: {agent.log}")
+            with contextlib.suppress(queue.Empty):
+                return str(bootd.reports.get(timeout=0.5)["message"])
+            return None
+
+        try:
+            message = eventually_sync(hangup, "a fetch after SIGHUP", within=WAIT, every=0)
+        except NeverHappened as err:
+            raise AssertionError(f"{err}; log: {agent.log}") from None
+        assert message == "applied"
         assert (root / "etc/a").read_text() == "b\n"
     finally:
         agent.stop()
