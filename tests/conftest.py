@@ -11,7 +11,7 @@ from hypothesis import settings
 
 from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer, free_port
-from tests.stack import RegistryProcess, empty_registry, start_registry
+from tests.stack import RegistryProcess, connected_bus, empty_registry, start_registry
 
 # Property tests have no per-example deadline: on a loaded 2-core CI machine one slow example
 # (a GC pause, a busy neighbour) is not a failure. Loaded before any test module is imported.
@@ -32,13 +32,17 @@ async def nats_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
 
 
 @pytest.fixture
-async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
-    """A Bus connected to this test's server, with the WOLFPACK stream and every bucket."""
-    connected = await Bus.connect(nats_server.url, "test")
-    try:
+def nats_url(nats_server: NatsServer) -> str:
+    """The NATS the `bus` fixture connects to: this test's own server. A folder or module
+    whose tests share a stack's NATS overrides this fixture to point there."""
+    return nats_server.url
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[Bus]:
+    """A Bus connected to `nats_url`, with the WOLFPACK stream and every bucket."""
+    async with connected_bus(nats_url) as connected:
         yield connected
-    finally:
-        await connected.close()
 
 
 @pytest.fixture

@@ -9,14 +9,18 @@ import signal
 import ssl
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 
 from libs.common import names
+from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer, free_port
 from tests.waiting import NeverHappened, eventually, eventually_sync
 
@@ -72,6 +76,30 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.asynccontextmanager
+async def connected_bus(
+    url: str, name: str = "test", token: str | None = None
+) -> AsyncIterator[Bus]:
+    """A Bus on the nats-server at `url` (a test's own, or a stack's), as a service connects:
+    the WOLFPACK stream and every bucket made if missing. Closed at the end."""
+    bus = await Bus.connect(url, name, token=token)
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+@contextlib.asynccontextmanager
+async def nats_client(url: str, **options: Any) -> AsyncIterator[NatsClient]:
+    """A bare nats.py client, where a test must look below a Bus (raw subjects, JetStream's
+    consumer and stream state) or connect with options of its own. Closed at the end."""
+    nc = await nats.connect(url, **options)
+    try:
+        yield nc
+    finally:
+        await nc.close()
 
 
 @contextlib.contextmanager
@@ -287,14 +315,9 @@ async def overlayd_settled(
     event acknowledged (so noted), and `status()` (its GET /status) shows the start-up render
     done and no change waiting, no wave or follow-up running, no host file unwritten. No
     event says "nothing happens any more", so this asks every 20 ms. Returns that status."""
-    import nats
-
     from services.overlayd.bus import DURABLES
 
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-
-    async def look() -> dict[str, Any]:
+    async def look(js: JetStreamContext) -> dict[str, Any]:
         infos = [await js.consumer_info(names.STREAM, d) for d in DURABLES.values()]
         unacknowledged = {
             i.name: (i.num_pending, i.num_ack_pending)
@@ -309,7 +332,8 @@ async def overlayd_settled(
         busy = found["busy"] or found["pending"] or found["followup"] or found["host_files_pending"]
         return bool(found["reconciled"]) and not busy
 
-    try:
-        return await eventually(look, "overlayd settled", within=within, until=idle, every=0.02)
-    finally:
-        await nc.close()
+    async with nats_client(nats_url) as nc:
+        js = nc.jetstream()
+        return await eventually(
+            lambda: look(js), "overlayd settled", within=within, until=idle, every=0.02
+        )

@@ -82,12 +82,9 @@ def bootd(bootd_process: Bootd) -> Bootd:
 
 
 @pytest.fixture
-async def nbus(bootd: Bootd) -> AsyncIterator[Bus]:
-    connected = await Bus.connect(bootd.nats_url, "bootd-test")
-    try:
-        yield connected
-    finally:
-        await connected.close()
+def nats_url(registry_process: RegistryProcess) -> str:
+    """The `bus` fixture connects to the NATS every bootd of this folder follows."""
+    return registry_process.nats_url
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
 from services.bootd.admission import MAX_RETRY, Admission
 from tests.bootd.conftest import (
@@ -25,7 +24,7 @@ from tests.bootd.conftest import (
     script_booting,
     start_bootd,
 )
-from tests.stack import RegistryProcess
+from tests.stack import RegistryProcess, connected_bus
 from tests.stalled_get import StalledGet
 
 BIG = 32 << 20  # well over the socket buffers: a node that stops reading holds its slot
@@ -66,9 +65,8 @@ async def until_active(client: httpx.AsyncClient, limited: Bootd, active: int) -
 async def test_over_the_limit_a_node_is_told_to_come_back(
     limited: Bootd, client: httpx.AsyncClient
 ) -> None:
-    bus = await Bus.connect(limited.nats_url, "admission-test")
     mac = fresh_mac()
-    try:
+    async with connected_bus(limited.nats_url, "admission-test") as bus:
         files = await boot_node(bus, limited.store, "adm1", mac, image=b"i" * BIG)
         await script_booting(client, mac)
         events = await bus.subscribe("wolfpack.node.adm1.boot", BootStage)
@@ -110,8 +108,6 @@ async def test_over_the_limit_a_node_is_told_to_come_back(
                 if len(seen) == 4:
                     break
         await events.stop()
-    finally:
-        await bus.close()
     # The deferral first (answered at once, while both slots were held), then three sent.
     assert [(e.ok, e.error) for e in seen] == [(False, "HTTP 503")] + [(True, "")] * 3
     assert sum(e.bytes == BIG for e in seen[1:]) >= 2  # the finished holder and the retry
@@ -120,11 +116,8 @@ async def test_over_the_limit_a_node_is_told_to_come_back(
 async def test_deferred_nodes_are_told_different_waits(
     limited: Bootd, client: httpx.AsyncClient
 ) -> None:
-    bus = await Bus.connect(limited.nats_url, "admission-test")
-    try:
+    async with connected_bus(limited.nats_url, "admission-test") as bus:
         digest = await public_blob(bus, limited.store, client, b"k" * BIG)
-    finally:
-        await bus.close()
     path = f"/blobs/sha256/{digest}"
     holders = [await StalledGet.ask(limited.url, path) for _ in range(2)]
     try:

@@ -61,18 +61,18 @@ class Refusals:
 
 
 async def test_archives_from_before_a_rerender_and_of_a_deleted_node_are_not_served(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac_a, mac_b = fresh_mac(), fresh_mac()
-    a = await boot_node(nbus, bootd.store, "ba1", mac_a, asset_key="ka")
-    b = await boot_node(nbus, bootd.store, "ba2", mac_b, asset_key="kb")
+    a = await boot_node(bus, bootd.store, "ba1", mac_a, asset_key="ka")
+    b = await boot_node(bus, bootd.store, "ba2", mac_b, asset_key="kb")
     await until_script_names(http, mac_a, "ka", a.manifest.system_digests[1])
     await until_script_names(http, mac_b, "kb", b.manifest.system_digests[1])
     old = a.manifest
     # Node a is rendered again: new system and runtime archives (its old ones hold its
     # config and host keys, as they were), the same kernel and image.
     new_system = b"wwinit of ba1, rendered again"
-    boot = await nbus.bucket(names.BUCKET_BOOT, BootManifest)
+    boot = await bus.bucket(names.BUCKET_BOOT, BootManifest)
     rendered = msgspec.structs.replace(
         old,
         system_digests=[await bootd.store.put_bytes(new_system)],
@@ -108,11 +108,11 @@ async def test_archives_from_before_a_rerender_and_of_a_deleted_node_are_not_ser
 
 
 async def test_current_archives_go_to_their_own_node_only(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac_a, mac_b = fresh_mac(), fresh_mac()
-    a = await boot_node(nbus, bootd.store, "ba3", mac_a, asset_key="a4")
-    b = await boot_node(nbus, bootd.store, "ba4", mac_b, asset_key="b4")
+    a = await boot_node(bus, bootd.store, "ba3", mac_a, asset_key="a4")
+    b = await boot_node(bus, bootd.store, "ba4", mac_b, asset_key="b4")
     await until_script_names(http, mac_a, "a4", a.manifest.system_digests[0])
     await until_script_names(http, mac_b, "b4", b.manifest.system_digests[0])
     refusals = Refusals(http)
@@ -144,7 +144,7 @@ async def test_current_archives_go_to_their_own_node_only(
 
 
 async def test_an_images_kernel_and_image_are_public_while_it_is_there(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     """Built but booted by no node yet (KV `images`): nodes need them before they have a key."""
     kernel, image = os.urandom(1000), os.urandom(3000)
@@ -152,7 +152,7 @@ async def test_an_images_kernel_and_image_are_public_while_it_is_there(
     refusals = Refusals(http)
     for digest, data in zip(digests, (kernel, image), strict=True):
         await refusals.assert_refused(digest, {}, data)
-    images = await nbus.bucket(names.BUCKET_IMAGES, ImageMeta)
+    images = await bus.bucket(names.BUCKET_IMAGES, ImageMeta)
     record = ImageMeta(
         name="ba-built",
         source="tests/bootd",

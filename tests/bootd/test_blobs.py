@@ -35,8 +35,8 @@ class Stored:
 
 
 @pytest.fixture
-def stored(bootd: Bootd, nbus: Bus, http: httpx.AsyncClient) -> Stored:
-    return Stored(bootd, nbus, http)
+def stored(bootd: Bootd, bus: Bus, http: httpx.AsyncClient) -> Stored:
+    return Stored(bootd, bus, http)
 
 
 async def test_full_get(stored: Stored, http: httpx.AsyncClient) -> None:

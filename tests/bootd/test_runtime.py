@@ -27,12 +27,12 @@ def need_root() -> None:
 
 
 async def test_privileged_port_gets_the_runtime_overlay(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac = fresh_mac()
-    files = await boot_node(nbus, bootd.store, "rt1", mac)
+    files = await boot_node(bus, bootd.store, "rt1", mac)
     await script_booting(http, mac)
-    events = await nbus.subscribe("wolfpack.node.rt1.boot", BootStage)
+    events = await bus.subscribe("wolfpack.node.rt1.boot", BootStage)
     try:
         status, body = await get_from_port(f"{bootd.url}/runtime/{mac.upper()}", *PRIVILEGED)
         assert status == 200
@@ -47,12 +47,12 @@ async def test_privileged_port_gets_the_runtime_overlay(
 
 
 async def test_unprivileged_port_is_refused_with_an_event(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac = fresh_mac()
-    await boot_node(nbus, bootd.store, "rt2", mac)
+    await boot_node(bus, bootd.store, "rt2", mac)
     await script_booting(http, mac)
-    events = await nbus.subscribe("wolfpack.node.rt2.boot", BootStage)
+    events = await bus.subscribe("wolfpack.node.rt2.boot", BootStage)
     try:
         answer = await http.get(f"/runtime/{mac}")
         assert answer.status_code == 403
@@ -73,12 +73,12 @@ async def test_unknown_mac_is_refused(bootd: Bootd) -> None:
 
 
 async def test_node_a_with_its_key_gets_403_for_node_bs_overlay(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac_a, mac_b, mac_c = fresh_mac(), fresh_mac(), fresh_mac()
-    a = await boot_node(nbus, bootd.store, "rt3a", mac_a, asset_key="a-key")
-    b = await boot_node(nbus, bootd.store, "rt3b", mac_b, asset_key="b-key")
-    await boot_node(nbus, bootd.store, "rt3c", mac_c)  # no asset key of its own
+    a = await boot_node(bus, bootd.store, "rt3a", mac_a, asset_key="a-key")
+    b = await boot_node(bus, bootd.store, "rt3b", mac_b, asset_key="b-key")
+    await boot_node(bus, bootd.store, "rt3c", mac_c)  # no asset key of its own
     for mac, key in ((mac_a, "a-key"), (mac_b, "b-key"), (mac_c, None)):
         await script_booting(http, mac, key)
     url = f"{bootd.url}/runtime"
@@ -125,14 +125,14 @@ async def listen_privileged() -> tuple[asyncio.Future[bytes], asyncio.Server, in
 
 
 async def test_a_node_listening_on_a_privileged_port_gets_it_pushed(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     """busybox's wget cannot bind a privileged source port, its nc can listen on one."""
     mac = fresh_mac()
-    files = await boot_node(nbus, bootd.store, "rt5", mac)
+    files = await boot_node(bus, bootd.store, "rt5", mac)
     await script_booting(http, mac)
     received, server, port = await listen_privileged()
-    events = await nbus.subscribe("wolfpack.node.rt5.boot", BootStage)
+    events = await bus.subscribe("wolfpack.node.rt5.boot", BootStage)
     try:
         r = await http.get(f"/runtime/{mac}", params={"callback": port})
         assert r.status_code == 200, r.text
@@ -152,10 +152,10 @@ async def test_a_node_listening_on_a_privileged_port_gets_it_pushed(
 
 
 async def test_a_callback_to_an_unprivileged_port_or_nobody_is_refused(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac = fresh_mac()
-    await boot_node(nbus, bootd.store, "rt6", mac)
+    await boot_node(bus, bootd.store, "rt6", mac)
     await script_booting(http, mac)
     received, server = await listen_once(0)
     port = server.sockets[0].getsockname()[1]

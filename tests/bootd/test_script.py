@@ -20,10 +20,10 @@ async def next_script(http: httpx.AsyncClient, path: str, differs_from: str) -> 
 
 
 async def test_script_names_blobs_initrds_and_kernel_args(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac = fresh_mac()
-    files = await boot_node(nbus, bootd.store, "script1", mac)
+    files = await boot_node(bus, bootd.store, "script1", mac)
     m = files.manifest
     asked = mac.upper().replace(":", "-")
     text = await script_booting(http, asked)
@@ -43,10 +43,10 @@ async def test_script_names_blobs_initrds_and_kernel_args(
 
 
 async def test_script_uses_the_host_the_node_asked(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac = fresh_mac()
-    await boot_node(nbus, bootd.store, "script2", mac)
+    await boot_node(bus, bootd.store, "script2", mac)
     answer = await answered(
         http,
         f"/ipxe/{mac}",
@@ -58,12 +58,12 @@ async def test_script_uses_the_host_the_node_asked(
 
 
 async def test_manifest_change_is_served_at_once(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac = fresh_mac()
-    await boot_node(nbus, bootd.store, "script3", mac)
+    await boot_node(bus, bootd.store, "script3", mac)
     first = await script_booting(http, mac)
-    await boot_node(nbus, bootd.store, "script3", mac, kernel_args=["console=ttyS0"])
+    await boot_node(bus, bootd.store, "script3", mac, kernel_args=["console=ttyS0"])
     second = await next_script(http, f"/ipxe/{mac}", first)
     assert "console=ttyS0" in second and "quiet" not in second
 
@@ -83,11 +83,9 @@ async def test_bad_mac_is_400(http: httpx.AsyncClient) -> None:
     assert "not a MAC address" in answer.json()["error"]
 
 
-async def test_asset_key_guards_the_script(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
-) -> None:
+async def test_asset_key_guards_the_script(bootd: Bootd, bus: Bus, http: httpx.AsyncClient) -> None:
     mac = fresh_mac()
-    await boot_node(nbus, bootd.store, "script4", mac, asset_key="tag-42")
+    await boot_node(bus, bootd.store, "script4", mac, asset_key="tag-42")
     answer = await answered(
         http,
         f"/ipxe/{mac}",
@@ -103,10 +101,10 @@ async def test_asset_key_guards_the_script(
 
 
 async def test_big_image_uses_imgextract_with_fallback(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac = fresh_mac()
-    files = await boot_node(nbus, bootd.store, "script5", mac)
+    files = await boot_node(bus, bootd.store, "script5", mac)
     # A sparse file over the limit, stored under its (claimed) digest: only its size matters.
     from services.bootd.script import EXTRACT_ABOVE
 
@@ -115,7 +113,7 @@ async def test_big_image_uses_imgextract_with_fallback(
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as out:
         out.truncate(EXTRACT_ABOVE + 1)
-    bucket = await nbus.bucket(names.BUCKET_BOOT, BootManifest)
+    bucket = await bus.bucket(names.BUCKET_BOOT, BootManifest)
     await bucket.put("script5", msgspec.structs.replace(files.manifest, image_digest=digest))
     answer = await answered(
         http, f"/ipxe/{mac}", lambda answer: "imgextract" in answer.text, "a script with imgextract"

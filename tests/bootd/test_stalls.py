@@ -15,7 +15,6 @@ import msgspec
 import pytest
 
 from libs.common import names
-from libs.common.bus.connection import Bus
 from libs.common.models.overlay import BootManifest
 from tests.bootd.conftest import (
     Bootd,
@@ -25,7 +24,7 @@ from tests.bootd.conftest import (
     public_blob,
     start_bootd,
 )
-from tests.stack import RegistryProcess
+from tests.stack import RegistryProcess, connected_bus
 from tests.stalled_get import StalledGet
 
 ENV_STALL: Final = "WOLFPACK_BOOTD_STALL_SECONDS"
@@ -86,8 +85,7 @@ async def test_a_node_that_stops_reading_is_cut_off_and_frees_its_slot(
     stalling: Bootd, client: httpx.AsyncClient, how: str
 ) -> None:
     data = os.urandom(BIG)
-    bus = await Bus.connect(stalling.nats_url, "stall-test")
-    try:
+    async with connected_bus(stalling.nats_url, "stall-test") as bus:
         digest = await public_blob(bus, stalling.store, client, data)
         blob = f"/blobs/sha256/{digest}"
         path, status = blob, b"200"
@@ -110,8 +108,6 @@ async def test_a_node_that_stops_reading_is_cut_off_and_frees_its_slot(
                 f"{path} of both halves",
                 method="HEAD",
             )
-    finally:
-        await bus.close()
     before = await serving(client, stalling)
     holder = await StalledGet.ask(stalling.url, path, *headers)
     try:

@@ -24,12 +24,12 @@ def urls(script: str) -> list[str]:
 
 
 async def test_a_boot_is_a_sequence_of_stage_events(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac = fresh_mac()
-    files = await boot_node(nbus, bootd.store, "st1", mac)
+    files = await boot_node(bus, bootd.store, "st1", mac)
     script = await script_booting(http, mac)
-    events = await nbus.subscribe("wolfpack.node.st1.boot", BootStage)
+    events = await bus.subscribe("wolfpack.node.st1.boot", BootStage)
     try:
         await http.get(f"/ipxe/{mac}")
         for url in urls(script):
@@ -63,11 +63,9 @@ async def test_a_boot_is_a_sequence_of_stage_events(
     assert stages[-6:] == ["ipxe", "kernel", "image", "system", "system", "agent"]
 
 
-async def test_provision_and_stage_aliases(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
-) -> None:
+async def test_provision_and_stage_aliases(bootd: Bootd, bus: Bus, http: httpx.AsyncClient) -> None:
     mac = fresh_mac()
-    files = await boot_node(nbus, bootd.store, "st2", mac)
+    files = await boot_node(bus, bootd.store, "st2", mac)
     await script_booting(http, mac)
     dashed = mac.replace(":", "-").upper()
     assert "kernel --name" in (await http.get(f"/provision/{dashed}?stage=ipxe")).text
@@ -86,10 +84,10 @@ async def test_provision_and_stage_aliases(
 
 
 async def test_stage_aliases_check_the_asset_key(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac = fresh_mac()
-    files = await boot_node(nbus, bootd.store, "st3", mac, asset_key="k3")
+    files = await boot_node(bus, bootd.store, "st3", mac, asset_key="k3")
     await answered(
         http,
         f"/kernel/{mac}",
@@ -102,7 +100,7 @@ async def test_stage_aliases_check_the_asset_key(
 
 
 async def test_restart_keeps_timelines_and_tftp_stages_show(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     """A second bootd on the same stream starts with the timelines the first one published;
     tftpd's stages join the timeline."""
@@ -112,9 +110,9 @@ async def test_restart_keeps_timelines_and_tftp_stages_show(
     from tests.stack import run_service, stop_process, wait_healthy
 
     mac = fresh_mac()
-    events = await nbus.subscribe("wolfpack.node.st4.boot", Stage)
+    events = await bus.subscribe("wolfpack.node.st4.boot", Stage)
     try:
-        await boot_node(nbus, bootd.store, "st4", mac)
+        await boot_node(bus, bootd.store, "st4", mac)
         await script_booting(http, mac)
         # bootd publishes its stages after answering: the script's first, then tftpd's.
         async with asyncio.timeout(10):
@@ -123,11 +121,11 @@ async def test_restart_keeps_timelines_and_tftp_stages_show(
                     break
     finally:
         await events.stop()
-    await nbus.nc.publish(
+    await bus.nc.publish(
         "wolfpack.node.st4.boot",
         msgspec.json.encode(Stage(node="st4", stage="tftp", file="undionly.kpxe")),
     )
-    await nbus.nc.flush()
+    await bus.nc.flush()
     headers = {"Authorization": f"Bearer {bootd.token}"}
     await answered(
         http,

@@ -65,10 +65,10 @@ def assert_refused(answer: httpx.Response, digest: str) -> None:
 
 
 async def test_a_blob_corrupted_in_place_is_not_served(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     data = os.urandom(2 << 20)
-    digest = await public_blob(nbus, bootd.store, http, data)
+    digest = await public_blob(bus, bootd.store, http, data)
     url = f"/blobs/sha256/{digest}"
     assert (await http.get(url)).content == data
     before = await serving(bootd)
@@ -84,26 +84,26 @@ async def test_a_blob_corrupted_in_place_is_not_served(
 
 
 async def test_a_blob_corrupt_before_its_first_request_is_not_served(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     data = os.urandom(4096)
     digest = hashlib.sha256(data).hexdigest()
     path = bootd.store.path(digest)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data[:-1] + b"\0")
-    await make_public(nbus, http, digest, len(data))
+    await make_public(bus, http, digest, len(data))
     assert_refused(await http.get(f"/blobs/sha256/{digest}"), digest)
 
 
 async def test_a_nodes_corrupt_kernel_and_system_overlay_are_refused_with_an_event(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     mac = fresh_mac()
-    files = await boot_node(nbus, bootd.store, "vb1", mac)
+    files = await boot_node(bus, bootd.store, "vb1", mac)
     manifest = files.manifest
     assert manifest.kernel_digest is not None
     await script_booting(http, mac)
-    events = await nbus.subscribe("wolfpack.node.vb1.boot", BootStage)
+    events = await bus.subscribe("wolfpack.node.vb1.boot", BootStage)
     try:
         flip_byte(bootd.store.path(manifest.kernel_digest), 0)
         assert_refused(await http.get(f"/kernel/{mac}"), manifest.kernel_digest)
@@ -132,11 +132,11 @@ async def test_a_nodes_corrupt_kernel_and_system_overlay_are_refused_with_an_eve
 
 
 async def test_concurrent_first_requests_share_one_hash(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     data = os.urandom(16 << 20)
     want = hashlib.sha256(data).hexdigest()
-    digest = await public_blob(nbus, bootd.store, http, data)
+    digest = await public_blob(bus, bootd.store, http, data)
     del data
     before = await serving(bootd)
 
@@ -160,10 +160,10 @@ async def test_concurrent_first_requests_share_one_hash(
 
 
 async def test_a_blob_replaced_after_it_was_verified_is_verified_again(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     data = os.urandom(1 << 20)
-    digest = await public_blob(nbus, bootd.store, http, data)
+    digest = await public_blob(bus, bootd.store, http, data)
     url = f"/blobs/sha256/{digest}"
     path = bootd.store.path(digest)
     assert (await http.get(url)).content == data
@@ -179,14 +179,14 @@ async def test_a_blob_replaced_after_it_was_verified_is_verified_again(
 
 
 async def test_a_corrupt_runtime_overlay_is_not_pushed(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
     if os.geteuid() != 0:
         from tests.stack import unavailable
 
         unavailable("listening on a privileged port needs root")
     mac = fresh_mac()
-    files = await boot_node(nbus, bootd.store, "vb2", mac)
+    files = await boot_node(bus, bootd.store, "vb2", mac)
     runtime = files.manifest.runtime_digest
     assert runtime is not None
     await script_booting(http, mac)

@@ -10,13 +10,13 @@ import sys
 
 import httpx
 import msgspec
-import nats
 
 from libs.common import names
 from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer
 from libs.common.models.boot_stage import BootStage
 from tests.bootd.conftest import Bootd, boot_node, fresh_mac, script_booting
+from tests.stack import nats_client
 
 
 def wolfctl_env(bootd: Bootd) -> dict[str, str]:
@@ -32,15 +32,15 @@ async def wolfctl(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedPr
     return await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
 
 
-async def booted(bootd: Bootd, nbus: Bus, http: httpx.AsyncClient, node: str) -> str:
+async def booted(bootd: Bootd, bus: Bus, http: httpx.AsyncClient, node: str) -> str:
     mac = fresh_mac()
-    await boot_node(nbus, bootd.store, node, mac)
+    await boot_node(bus, bootd.store, node, mac)
     await script_booting(http, mac)
     return mac
 
 
-async def test_status_table_and_json(bootd: Bootd, nbus: Bus, http: httpx.AsyncClient) -> None:
-    await booted(bootd, nbus, http, "ws1")
+async def test_status_table_and_json(bootd: Bootd, bus: Bus, http: httpx.AsyncClient) -> None:
+    await booted(bootd, bus, http, "ws1")
     cmd = [sys.executable, "-m", "libs.wolfctl.main", "node", "status"]
     env = wolfctl_env(bootd)
     out = await wolfctl([*cmd, "-o", "json"], env)
@@ -56,9 +56,7 @@ async def test_status_table_and_json(bootd: Bootd, nbus: Bus, http: httpx.AsyncC
     assert bad.returncode != 0 and "wrong token" in bad.stderr
 
 
-async def test_status_watch_follows_events(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient
-) -> None:
+async def test_status_watch_follows_events(bootd: Bootd, bus: Bus, http: httpx.AsyncClient) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "libs.wolfctl.main", "node", "status", "-w", "-o", "json",
         env=wolfctl_env(bootd), stdout=asyncio.subprocess.PIPE,
@@ -70,7 +68,7 @@ async def test_status_watch_follows_events(
             first = await proc.stdout.readline()
             while not first.rstrip().endswith(b"]") and first.strip() != b"[]":
                 first = await proc.stdout.readline()
-            await booted(bootd, nbus, http, "ws2")
+            await booted(bootd, bus, http, "ws2")
             while True:
                 line = await proc.stdout.readline()
                 assert line, "wolfctl node status -w ended"
@@ -92,7 +90,7 @@ async def _line_with(stream: asyncio.StreamReader, needle: bytes) -> bytes:
 
 
 async def test_status_watch_rides_out_a_nats_restart_and_shows_what_it_missed(
-    bootd: Bootd, nbus: Bus, http: httpx.AsyncClient, nats_server: NatsServer
+    bootd: Bootd, bus: Bus, http: httpx.AsyncClient, nats_server: NatsServer
 ) -> None:
     # wolfctl follows a NATS of the test's own, which it can stop and start; bootd (the
     # snapshot and its timelines) stays up on its own NATS.
@@ -102,33 +100,34 @@ async def test_status_watch_rides_out_a_nats_restart_and_shows_what_it_missed(
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stderr is not None
-    publisher = await nats.connect(nats_server.url, max_reconnect_attempts=-1)
+    # A bare client that reconnects for as long as it takes: across the restart of the
+    # test's NATS it publishes stages straight to wolfctl, as bootd would.
+    async with nats_client(nats_server.url, max_reconnect_attempts=-1) as publisher:
 
-    async def publish(node: str) -> None:
-        event = BootStage(node=node, stage="kernel", file="/kernel")
-        await publisher.publish(names.node_subject(node, "boot"), msgspec.json.encode(event))
-        await publisher.flush()
+        async def publish(node: str) -> None:
+            event = BootStage(node=node, stage="kernel", file="/kernel")
+            await publisher.publish(names.node_subject(node, "boot"), msgspec.json.encode(event))
+            await publisher.flush()
 
-    try:
-        async with asyncio.timeout(60):
-            await _line_with(proc.stdout, b"]")  # the snapshot
-            await publish("ws-live")
-            assert b'"stage":"kernel"' in await _line_with(proc.stdout, b'"node":"ws-live"')
-            await nats_server.stop()
-            await _line_with(proc.stderr, b"lost NATS")
-            # A node boots while wolfctl is away from NATS: bootd's timeline keeps it.
-            await booted(bootd, nbus, http, "ws-gap")
-            await nats_server.start()
-            await _line_with(proc.stderr, b"reconnected to NATS")
-            caught_up = await _line_with(proc.stdout, b'"node":"ws-gap"')
-            assert json.loads(caught_up)["stage"] == "ipxe"
-            # bootd publishes what it held while NATS was away once it is back: the same
-            # event again must not be shown twice.
-            await publisher.publish(names.node_subject("ws-gap", "boot"), caught_up.strip())
-            await publish("ws-after")
-            after = await proc.stdout.readline()
-            assert b'"node":"ws-after"' in after, f"shown twice, or out of order: {after!r}"
-    finally:
-        await publisher.close()
-        proc.terminate()
-        await proc.wait()
+        try:
+            async with asyncio.timeout(60):
+                await _line_with(proc.stdout, b"]")  # the snapshot
+                await publish("ws-live")
+                assert b'"stage":"kernel"' in await _line_with(proc.stdout, b'"node":"ws-live"')
+                await nats_server.stop()
+                await _line_with(proc.stderr, b"lost NATS")
+                # A node boots while wolfctl is away from NATS: bootd's timeline keeps it.
+                await booted(bootd, bus, http, "ws-gap")
+                await nats_server.start()
+                await _line_with(proc.stderr, b"reconnected to NATS")
+                caught_up = await _line_with(proc.stdout, b'"node":"ws-gap"')
+                assert json.loads(caught_up)["stage"] == "ipxe"
+                # bootd publishes what it held while NATS was away once it is back: the same
+                # event again must not be shown twice.
+                await publisher.publish(names.node_subject("ws-gap", "boot"), caught_up.strip())
+                await publish("ws-after")
+                after = await proc.stdout.readline()
+                assert b'"node":"ws-after"' in after, f"shown twice, or out of order: {after!r}"
+        finally:
+            proc.terminate()
+            await proc.wait()

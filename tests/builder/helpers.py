@@ -29,7 +29,15 @@ from libs.common.models.image import (
 )
 from libs.runtime.lab.rootfs import busybox_tree
 from tests.builder.vnfs.helpers import unpack
-from tests.stack import log_tail, run_service, start_nats, stop_process, unavailable, wait_healthy
+from tests.stack import (
+    log_tail,
+    nats_client,
+    run_service,
+    start_nats,
+    stop_process,
+    unavailable,
+    wait_healthy,
+)
 from tests.wolfctl_process import Result, run_wolfctl
 
 API = "/api/v1"
@@ -150,20 +158,16 @@ class Watcher:
 
 @contextlib.asynccontextmanager
 async def watching(nats_url: str) -> AsyncIterator[Watcher]:
-    nc = await nats.connect(nats_url)
-    watcher = Watcher(nc)
-    await nc.subscribe("wolfpack.image.>", cb=watcher._on)
-    await nc.flush()
-    try:
+    async with nats_client(nats_url) as nc:
+        watcher = Watcher(nc)
+        await nc.subscribe("wolfpack.image.>", cb=watcher._on)
+        await nc.flush()
         yield watcher
-    finally:
-        await nc.close()
 
 
 async def read_kv(nats_url: str, name: str) -> ImageMeta | None:
     """KV `images` as any service reads it (revision filled in)."""
-    nc = await nats.connect(nats_url)
-    try:
+    async with nats_client(nats_url) as nc:
         kv = await nc.jetstream().key_value(names.BUCKET_IMAGES)
         try:
             entry = await kv.get(name)
@@ -172,8 +176,6 @@ async def read_kv(nats_url: str, name: str) -> ImageMeta | None:
         meta = msgspec.json.decode(entry.value or b"", type=ImageMeta)
         meta.revision = entry.revision or 0
         return meta
-    finally:
-        await nc.close()
 
 
 async def start_import(api: httpx.AsyncClient, **body: Any) -> ImageJob:

@@ -18,11 +18,9 @@ from typing import Any
 
 import httpx
 import msgspec
-import nats
 from nats.js.api import Header
 
 from libs.common import names
-from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer
 from libs.common.models.image import ImageRequested, ImportRequest, image_subject
 from services.builder.bus import REQUESTED_DURABLE
@@ -39,7 +37,7 @@ from tests.builder.helpers import (
     wolfctl,
 )
 from tests.builder.vnfs.helpers import describe
-from tests.stack import run_service, stop_process, wait_healthy
+from tests.stack import connected_bus, nats_client, run_service, stop_process, wait_healthy
 from tests.waiting import eventually
 
 NAME = "durable"
@@ -71,8 +69,7 @@ def staging(data: Path) -> set[str]:
 
 async def acknowledged(nats_url: str, seq: int) -> None:
     """Until the builder's request consumer has acknowledged every request up to `seq`."""
-    nc = await nats.connect(nats_url)
-    try:
+    async with nats_client(nats_url) as nc:
         js = nc.jetstream()
         # No event says "acknowledged": the consumer's ack floor is the condition.
         await eventually(
@@ -83,8 +80,6 @@ async def acknowledged(nats_url: str, seq: int) -> None:
                 info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= seq
             ),
         )
-    finally:
-        await nc.close()
 
 
 @contextlib.contextmanager
@@ -116,12 +111,9 @@ async def job_when(
 
 async def request_seq(nats_url: str, name: str) -> int:
     """The stream sequence of the last request for image `name`."""
-    nc = await nats.connect(nats_url)
-    try:
+    async with nats_client(nats_url) as nc:
         found = await nc.jetstream().get_last_msg(names.STREAM, image_subject(name, "requested"))
         return found.seq or 0
-    finally:
-        await nc.close()
 
 
 async def test_a_builder_killed_mid_import_runs_the_job_again_to_its_end(
@@ -181,8 +173,7 @@ async def test_a_request_delivered_twice_builds_once(
     asked = ImportRequest(name=name, source=str(busybox_tarball))
     request = ImageRequested(name=name, job=job, kind="import", source=asked.source, request=asked)
     payload, subject = msgspec.json.encode(request), image_subject(name, "requested")
-    nc = await nats.connect(nats_server.url)
-    try:
+    async with nats_client(nats_server.url) as nc:
         async with watching(nats_server.url) as events:
             js = nc.jetstream()
             headers = {Header.MSG_ID.value: job}
@@ -196,8 +187,6 @@ async def test_a_request_delivered_twice_builds_once(
             assert len(events.of(name, "built", job)) == 1 and not events.of(name, "failed")
             meta = await read_kv(nats_server.url, name)
             assert meta is not None and meta.revision == built.revision  # KV written once
-    finally:
-        await nc.close()
         await asyncio.to_thread(stop_process, builder.process)
 
 
@@ -206,10 +195,12 @@ async def test_a_request_a_later_one_replaced_is_not_run(
 ) -> None:
     name = "replaced"
     old_job, new_job = "01d01d01d01d", "0e10e10e10e1"
-    bus = await Bus.connect(nats_server.url, "test-requests")  # makes the stream
     builder: Builder | None = None
     try:
-        async with watching(nats_server.url) as events:
+        async with (
+            connected_bus(nats_server.url, "test-requests") as bus,  # makes the stream
+            watching(nats_server.url) as events,
+        ):
             # What a restart can leave: a request still pending (of a builder killed before it
             # ran) and a newer one for the same image, both there when the builder starts.
             for job, source in ((old_job, "/no/such/old.tar"), (new_job, str(busybox_tarball))):
@@ -226,7 +217,6 @@ async def test_a_request_a_later_one_replaced_is_not_run(
             meta = await read_kv(nats_server.url, name)
             assert meta is not None and meta.source == str(busybox_tarball)
     finally:
-        await bus.close()
         if builder is not None:
             await asyncio.to_thread(stop_process, builder.process)
 
@@ -315,11 +305,9 @@ async def test_a_request_nats_certainly_refused_leaves_nothing_behind(
     data = tmp_path / "data"
     async with builder_running(data, nats_server.url) as builder:
         name = "refused"
-        nc = await nats.connect(nats_server.url)
-        try:  # no stream to store requests in: NATS answers "no responders" at once
+        # No stream to store requests in: NATS answers "no responders" at once.
+        async with nats_client(nats_server.url) as nc:
             await nc.jetstream().delete_stream(names.STREAM)
-        finally:
-            await nc.close()
         async with builder.client() as api:
             body = {"name": name, "source": str(busybox_tarball), "creds": "wolf:pw"}
             r = await api.post("/images", json=body)

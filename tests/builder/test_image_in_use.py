@@ -11,22 +11,19 @@ import httpx
 import pytest
 
 from libs.common import names
-from libs.common.bus.connection import Bus
 from libs.common.bus.kv import Bucket
 from libs.common.models.node import Node, Profile
 from tests.builder.helpers import Builder, Watcher, import_image, read_kv, wolfctl
+from tests.stack import connected_bus
 
 
 @pytest.fixture
 async def registry_kv(builder: Builder) -> AsyncIterator[tuple[Bucket[Node], Bucket[Profile]]]:
-    bus = await Bus.connect(builder.nats_url, "test-registry")
-    try:
+    async with connected_bus(builder.nats_url, "test-registry") as bus:
         yield (
             await bus.bucket(names.BUCKET_NODES, Node),
             await bus.bucket(names.BUCKET_PROFILES, Profile),
         )
-    finally:
-        await bus.close()
 
 
 async def test_an_image_in_use_is_not_deleted_unless_forced(

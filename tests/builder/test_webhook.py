@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import msgspec
-import nats
 import pytest
 
 from libs.common.bus.server import NatsServer, free_port
@@ -26,7 +25,7 @@ from tests.builder.helpers import (
     watching,
 )
 from tests.builder.sources.helpers import OciRegistry, directory, file, image_layout, push
-from tests.stack import stop_process
+from tests.stack import nats_client, stop_process
 
 ENVELOPE = "application/vnd.docker.distribution.events.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -203,13 +202,12 @@ async def test_a_push_published_while_the_builder_is_down_is_handled_after_resta
             await asyncio.to_thread(stop_process, builder.process)
 
             await asyncio.to_thread(pushed, version_layout(tmp_path, "v2"), where)
-            nc = await nats.connect(nats_server.url)
             event = ImagePushed(name="restart", repository="site/restart", tag="latest",
                                 digest="sha256:" + "0" * 64)  # fmt: skip
-            await nc.jetstream().publish(
-                image_subject("restart", "pushed"), msgspec.json.encode(event)
-            )
-            await nc.close()
+            async with nats_client(nats_server.url) as nc:
+                await nc.jetstream().publish(
+                    image_subject("restart", "pushed"), msgspec.json.encode(event)
+                )
 
             builder = await asyncio.to_thread(launch_builder, data, nats_server.url)
             _, rebuilt = await events.wait(

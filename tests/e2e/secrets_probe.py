@@ -11,11 +11,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nats
 from nats.js.api import DeliverPolicy
 
 from libs.common import names
-from tests.stack import REPO, UpStack
+from tests.stack import REPO, UpStack, nats_client
 
 
 @dataclass
@@ -80,8 +79,7 @@ async def wolfctl(stack: UpStack, *args: str) -> tuple[int, str, str]:
 async def stream_messages(nats_url: str) -> list[bytes]:
     """Every message of the WOLFPACK stream, subject, headers and payload, read from the first
     by an ordered consumer up to the last one stored now."""
-    nc = await nats.connect(nats_url)
-    try:
+    async with nats_client(nats_url) as nc:
         js = nc.jetstream()
         last = (await js.stream_info(names.STREAM)).state.last_seq
         found: list[bytes] = []
@@ -99,8 +97,6 @@ async def stream_messages(nats_url: str) -> list[bytes]:
                     return found
         finally:
             await sub.unsubscribe()
-    finally:
-        await nc.close()
 
 
 def log_files(stack: UpStack) -> dict[str, bytes]:

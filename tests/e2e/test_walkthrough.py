@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 
-from tests.stack import REPO, UpStack, start_up
+from tests.stack import REPO, UpStack, nats_client, start_up
 
 API = "/api/v1"
 
@@ -42,37 +41,36 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
 
 async def test_walkthrough_and_restart(stack: UpStack, tmp_path: Path) -> None:
     headers = {"Authorization": f"Bearer {stack.token}"}
-    nc = await nats.connect(stack.nats_url)
-    # Only the registry's `updated` events: overlayd's `rendered` ones interleave with them.
-    events = await nc.subscribe("wolfpack.*.*.updated")
-    await nc.flush()
+    async with nats_client(stack.nats_url) as nc:
+        # Only the registry's `updated` events: overlayd's `rendered` ones interleave with them.
+        events = await nc.subscribe("wolfpack.*.*.updated")
+        await nc.flush()
 
-    r = wolfctl(stack, "profile", "add", "compute", "--kernelargs", "quiet,console=ttyS0")
-    assert r.returncode == 0, r.stderr
-    r = wolfctl(
-        stack,
-        "node",
-        "add",
-        "n[01-20]",
-        "--profile",
-        "compute",
-        "--netname",
-        "default",
-        "--ipaddr",
-        "10.10.0.11",
-        "--netmask",
-        "255.255.0.0",
-    )
-    assert r.returncode == 0, r.stderr
-    listed = json.loads(wolfctl(stack, "node", "list", "-o", "json").stdout)
-    assert len(listed) == 20
+        r = wolfctl(stack, "profile", "add", "compute", "--kernelargs", "quiet,console=ttyS0")
+        assert r.returncode == 0, r.stderr
+        r = wolfctl(
+            stack,
+            "node",
+            "add",
+            "n[01-20]",
+            "--profile",
+            "compute",
+            "--netname",
+            "default",
+            "--ipaddr",
+            "10.10.0.11",
+            "--netmask",
+            "255.255.0.0",
+        )
+        assert r.returncode == 0, r.stderr
+        listed = json.loads(wolfctl(stack, "node", "list", "-o", "json").stdout)
+        assert len(listed) == 20
 
-    subjects = [(await events.next_msg(timeout=5)).subject for _ in range(21)]
-    assert subjects.count("wolfpack.profile.compute.updated") == 1
-    assert sorted(s for s in subjects if s.startswith("wolfpack.node.")) == sorted(
-        f"wolfpack.node.n{i:02d}.updated" for i in range(1, 21)
-    )
-    await nc.close()
+        subjects = [(await events.next_msg(timeout=5)).subject for _ in range(21)]
+        assert subjects.count("wolfpack.profile.compute.updated") == 1
+        assert sorted(s for s in subjects if s.startswith("wolfpack.node.")) == sorted(
+            f"wolfpack.node.n{i:02d}.updated" for i in range(1, 21)
+        )
 
     async with httpx.AsyncClient(base_url=stack.registry_url, headers=headers) as api:
         merged = (await api.get(f"{API}/nodes/n07", params={"merged": "true"})).json()

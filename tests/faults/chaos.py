@@ -20,11 +20,10 @@ import nats
 import nats.errors
 
 from libs.common import names
-from libs.common.bus.connection import Bus
 from libs.common.models.overlay import BootManifest
 from libs.common.nodes.mergepatch import apply_merge_patch
 from tests.overlayd.helpers import fresh_render
-from tests.stack import UpStack
+from tests.stack import UpStack, connected_bus, nats_client
 from tests.waiting import eventually
 
 # What a client does when a service is down and says nothing about when to come back.
@@ -230,17 +229,13 @@ def _alive(pid: int) -> bool:
 
 
 async def _nats_answers(url: str) -> bool:
+    # One look, no reconnects: a server that is not back yet is an answer, not a wait.
     try:
-        nc = await nats.connect(url, allow_reconnect=False, connect_timeout=1)
+        async with nats_client(url, allow_reconnect=False, connect_timeout=1) as nc:
+            await nc.jetstream().stream_info(names.STREAM)
+            return True
     except (OSError, nats.errors.Error, TimeoutError):
         return False
-    try:
-        await nc.jetstream().stream_info(names.STREAM)
-        return True
-    except (nats.errors.Error, TimeoutError):
-        return False
-    finally:
-        await nc.close()
 
 
 async def pending_events(url: str, process: str) -> int:
@@ -249,16 +244,13 @@ async def pending_events(url: str, process: str) -> int:
     prefix = CONSUMER_PREFIX.get(process, "" if process == NATS_PROCESS else None)
     if prefix is None:
         return 0
-    nc = await nats.connect(url, allow_reconnect=False)
-    try:
+    async with nats_client(url, allow_reconnect=False) as nc:
         infos = await nc.jetstream().consumers_info(names.STREAM)
         return sum(
             (i.num_pending or 0) + (i.num_ack_pending or 0)
             for i in infos
             if i.name.startswith(prefix) and not i.name.startswith("test-")
         )
-    finally:
-        await nc.close()
 
 
 class ImageEnd(msgspec.Struct):
@@ -283,7 +275,6 @@ class JobEnds:
 
 @contextlib.asynccontextmanager
 async def following_jobs(nats_url: str) -> AsyncIterator[JobEnds]:
-    bus = await Bus.connect(nats_url, "test-faults")
     jobs = JobEnds()
 
     async def on_end(subject: str, event: ImageEnd) -> None:
@@ -291,11 +282,9 @@ async def following_jobs(nats_url: str) -> AsyncIterator[JobEnds]:
         jobs.arrived.set()
 
     subjects = [f"wolfpack.image.*.{verb}" for verb in ("built", "failed", "unchanged")]
-    await bus.consume(subjects, "test-faults-jobs", ImageEnd, on_end)
-    try:
+    async with connected_bus(nats_url, "test-faults") as bus:
+        await bus.consume(subjects, "test-faults-jobs", ImageEnd, on_end)
         yield jobs
-    finally:
-        await bus.close()
 
 
 def stack_processes() -> list[str]:
@@ -309,8 +298,7 @@ def blob_path(data: Path, digest: str) -> Path:
 async def converged(up: UpStack, scratch: Path, within: float) -> dict[str, BootManifest]:
     """KV `boot` once it equals a fresh full render of the registry; the difference if it
     never does within `within`."""
-    bus = await Bus.connect(up.nats_url, "test-converged")
-    try:
+    async with connected_bus(up.nats_url, "test-converged") as bus:
         boot = await bus.bucket(names.BUCKET_BOOT, BootManifest)
 
         async def difference() -> tuple[list[str], dict[str, BootManifest]]:
@@ -333,8 +321,6 @@ async def converged(up: UpStack, scratch: Path, within: float) -> dict[str, Boot
             every=0.2,
         )
         return stored
-    finally:
-        await bus.close()
 
 
 async def served_script(client: httpx.AsyncClient, url: str, text: str, within: float) -> str:

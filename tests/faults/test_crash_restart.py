@@ -29,7 +29,6 @@ import httpx
 import pytest
 
 from libs.common import names
-from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.events import ChangeEvent
 from libs.common.models.image import ImageMeta
@@ -45,7 +44,7 @@ from tests.faults.chaos import (
     stack_processes,
 )
 from tests.faults.storm import IMAGES, Storm, mac
-from tests.stack import UpStack, overlayd_settled, start_up
+from tests.stack import UpStack, connected_bus, overlayd_settled, start_up
 
 KILLS_EACH: Final = 2
 # Then this many rounds of two processes killed at the same instant.
@@ -121,8 +120,7 @@ async def test_the_stack_converges_after_every_process_is_killed_mid_storm(
     # Every accepted image job ended, and the image is the last job's source.
     assert set(storm.job_endings) == set(storm.accepted_jobs)
     assert set(storm.job_endings.values()) == {"built"}, storm.job_endings
-    bus = await Bus.connect(up.nats_url, "test-faults-check")
-    try:
+    async with connected_bus(up.nats_url, "test-faults-check") as bus:
         images = await (await bus.bucket(names.BUCKET_IMAGES, ImageMeta)).items()
         for name, last_source in storm.last_source.items():
             assert images[name].source == last_source, name
@@ -175,8 +173,6 @@ async def test_the_stack_converges_after_every_process_is_killed_mid_storm(
         await bus.publish(names.node_subject("n000", "updated"), replay)
         assert (await overlayd_settled(up.nats_url, status))["waves"] > waves
         assert {k: v.revision for k, v in (await boot.items()).items()} == before
-    finally:
-        await bus.close()
 
     kills = killer.kills
     print(

@@ -29,7 +29,6 @@ import nats.errors
 import pytest
 
 from libs.common import names
-from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer, free_port
 from libs.common.models.node import NetDev, Node
 from libs.common.models.overlay import RenderedEvent
@@ -40,7 +39,7 @@ from libs.common.store.cas import TEMP_PREFIX, is_digest
 from libs.runtime.natskeeper import keep_running
 from tests.builder.helpers import generations, read_kv, watching
 from tests.overlayd.helpers import NodeEvents, following_boot, node_events
-from tests.stack import UpStack, start_up, unavailable
+from tests.stack import UpStack, connected_bus, start_up, unavailable
 
 API: Final = "/api/v1"
 FULL: Final = "no space left on the device of the store"
@@ -255,33 +254,32 @@ async def test_nats_on_a_full_disk_refuses_writes_keeps_reads_and_is_restarted_o
         keeper = asyncio.create_task(
             keep_running(server, logging.getLogger("test-keeper"), restarts.put_nowait)
         )
-        bus = await Bus.connect(server.url, "test-full")
         try:
-            nodes = await bus.bucket(names.BUCKET_NODES, Node)
-            await nodes.put("n1", Node(name="n1", comment="before"))
-            filler = fill(store)
-            big = Node(name="n2", comment="x" * 60_000)  # more than a block file has left
-            with pytest.raises(nats.errors.TimeoutError):
-                await nodes.put("n2", big)
-            assert (await nodes.get("n1")).comment == "before"
-            old_pid = server.pid
+            async with connected_bus(server.url, "test-full") as bus:
+                nodes = await bus.bucket(names.BUCKET_NODES, Node)
+                await nodes.put("n1", Node(name="n1", comment="before"))
+                filler = fill(store)
+                big = Node(name="n2", comment="x" * 60_000)  # more than a block file has left
+                with pytest.raises(nats.errors.TimeoutError):
+                    await nodes.put("n2", big)
+                assert (await nodes.get("n1")).comment == "before"
+                old_pid = server.pid
 
-            filler.unlink()
-            # Still refused with room to spare: the stream is stuck until a restart. (This
-            # refusal is logged too, should the full disk have swallowed the first one.)
-            with pytest.raises(nats.errors.TimeoutError):
-                await nodes.put("n2", big)
-            assert "no space left on device" in server.log_path.read_text()
+                filler.unlink()
+                # Still refused with room to spare: the stream is stuck until a restart. (This
+                # refusal is logged too, should the full disk have swallowed the first one.)
+                with pytest.raises(nats.errors.TimeoutError):
+                    await nodes.put("n2", big)
+                assert "no space left on device" in server.log_path.read_text()
 
-            async with asyncio.timeout(30):
-                new_pid = await restarts.get()
-            assert new_pid != old_pid
-            await nodes.put("n2", big)  # the bus reconnected by itself
-            assert (await nodes.get("n1")).comment == "before"
-            assert (await nodes.get("n2")).comment == big.comment
+                async with asyncio.timeout(30):
+                    new_pid = await restarts.get()
+                assert new_pid != old_pid
+                await nodes.put("n2", big)  # the bus reconnected by itself
+                assert (await nodes.get("n1")).comment == "before"
+                assert (await nodes.get("n2")).comment == big.comment
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-            await bus.close()
             await server.stop()

@@ -16,12 +16,11 @@ import msgspec
 import pytest
 
 from libs.common import names
-from libs.common.bus.connection import Bus
 from libs.common.models.api import ErrorBody
 from libs.common.models.image import ImageMeta
 from libs.common.store.cas import ContentStore
 from tests.hostile.hostile_http import Answer, exchange, get, half_sent
-from tests.stack import UpStack
+from tests.stack import UpStack, connected_bus
 from tests.waiting import eventually_sync
 
 BLOB: Final = random.Random(7).randbytes(100_000)
@@ -49,8 +48,7 @@ def bootd(up: UpStack) -> Iterator[int]:
 
 async def publish(up: UpStack) -> None:
     await ContentStore(up.data / "cas").put_bytes(BLOB)
-    bus = await Bus.connect(up.nats_url, "hostile-test")
-    try:
+    async with connected_bus(up.nats_url, "hostile-test") as bus:
         images = await bus.bucket(names.BUCKET_IMAGES, ImageMeta)
         meta = ImageMeta(
             name="hostile-blob",
@@ -62,8 +60,6 @@ async def publish(up: UpStack) -> None:
             built_at=0.0,
         )
         await images.put(meta.name, meta)
-    finally:
-        await bus.close()
 
 
 def assert_still_serving(up: UpStack) -> None:

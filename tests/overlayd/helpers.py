@@ -18,12 +18,10 @@ from typing import Any
 
 import httpx
 import msgspec
-import nats
 import yaml
 from nats.aio.msg import Msg
 
 from libs.common import names
-from libs.common.bus.connection import Bus
 from libs.common.bus.follow import following
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
@@ -47,7 +45,9 @@ from services.overlayd.engine.keys import load_host_keys
 from services.overlayd.manifests import build_manifest
 from services.overlayd.site_overlays import OverlayStorage
 from tests.stack import (
+    connected_bus,
     log_tail,
+    nats_client,
     overlayd_settled,
     run_service,
     start_nats,
@@ -177,11 +177,8 @@ async def caught_up(boot: Boot, nats_url: str, node: str) -> BootManifest:
 
 async def all_caught_up(boot: Boot, nats_url: str) -> dict[str, BootManifest]:
     """Every manifest as KV `boot` holds it now (see caught_up)."""
-    bus = await Bus.connect(nats_url, "test-caught-up")
-    try:
+    async with connected_bus(nats_url, "test-caught-up") as bus:
         stored = await (await bus.bucket(names.BUCKET_BOOT, BootManifest)).items()
-    finally:
-        await bus.close()
     wanted = {name: m.revision for name, m in stored.items()}
 
     def current(found: dict[str, BootManifest]) -> bool:
@@ -227,15 +224,12 @@ class NodeEvents:
 
 @contextlib.asynccontextmanager
 async def node_events(nats_url: str) -> AsyncIterator[NodeEvents]:
-    nc = await nats.connect(nats_url)
     events = NodeEvents()
-    await nc.subscribe("wolfpack.node.*.rendered", cb=events._on)
-    await nc.subscribe("wolfpack.node.*.render_failed", cb=events._on)
-    await nc.flush()
-    try:
+    async with nats_client(nats_url) as nc:
+        await nc.subscribe("wolfpack.node.*.rendered", cb=events._on)
+        await nc.subscribe("wolfpack.node.*.render_failed", cb=events._on)
+        await nc.flush()
         yield events
-    finally:
-        await nc.close()
 
 
 # -- archives -----------------------------------------------------------------------------------
@@ -271,8 +265,7 @@ async def fresh_render(
     nats_url: str, data: Path, port_offset: int, scratch: Path
 ) -> dict[str, BootManifest]:
     """`fresh_manifests` for any stack: its NATS, its DATA folder, its port offset."""
-    bus = await Bus.connect(nats_url, "test-fresh")
-    try:
+    async with connected_bus(nats_url, "test-fresh") as bus:
         nodes = await (await bus.bucket(names.BUCKET_NODES, Node)).items()
         profiles = await (await bus.bucket(names.BUCKET_PROFILES, Profile)).items()
         images = await (await bus.bucket(names.BUCKET_IMAGES, ImageMeta)).items()
@@ -303,8 +296,6 @@ async def fresh_render(
             image = images.get(node.image) if node.image else None
             expected[name] = build_manifest(node, result, image)
         return expected
-    finally:
-        await bus.close()
 
 
 def without_revisions(manifests: dict[str, BootManifest]) -> dict[str, BootManifest]:
@@ -326,9 +317,6 @@ async def settled(stack: Stack, within: float = WAIT) -> dict[str, Any]:
 
 async def revisions(stack: Stack) -> dict[str, int]:
     """KV `boot` revisions by node, read directly."""
-    bus = await Bus.connect(stack.nats_url, "test-revisions")
-    try:
+    async with connected_bus(stack.nats_url, "test-revisions") as bus:
         bucket = await bus.bucket(names.BUCKET_BOOT, BootManifest)
         return {name: m.revision for name, m in (await bucket.items()).items()}
-    finally:
-        await bus.close()

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import httpx
 import msgspec
-import nats
 import pytest
 
 from libs.common.models.overlay import OverlayEvent
 from libs.common.nodes.defaults import default_profile
 from tests.overlayd.helpers import API, Stack, following_boot, settled, start_stack
+from tests.stack import nats_client
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +61,9 @@ async def test_the_shipped_overlays_are_listed(api: httpx.AsyncClient) -> None:
 async def test_a_site_overlay_is_created_edited_and_deleted(
     stack: Stack, api: httpx.AsyncClient
 ) -> None:
-    nc = await nats.connect(stack.nats_url)
-    events = await nc.subscribe("wolfpack.overlay.*.updated")
-    await nc.flush()  # the server has the subscription before the first event can go out
-    try:
+    async with nats_client(stack.nats_url) as nc:
+        events = await nc.subscribe("wolfpack.overlay.*.updated")
+        await nc.flush()  # the server has the subscription before the first event can go out
         r = await api.post("/overlays", json={"name": "site", "empty": True})
         assert r.status_code == 201, r.text
         assert (await api.post("/overlays", json={"name": "site"})).status_code == 409
@@ -80,8 +79,6 @@ async def test_a_site_overlay_is_created_edited_and_deleted(
         msg = await events.next_msg(timeout=10)
         event = msgspec.json.decode(msg.data, type=OverlayEvent)
         assert event.revision == revision and event.paths == ["etc/motd.j2"]
-    finally:
-        await nc.close()
 
     r = await api.get("/overlays/site/files/etc/motd.j2")
     assert r.content == b"hi {{ node.name }}\n"

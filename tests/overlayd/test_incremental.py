@@ -9,11 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgspec
-import nats
 import pytest
 
 from libs.common import names
-from libs.common.bus.connection import Bus
 from libs.common.models.events import ChangeEvent
 from libs.common.models.image import ImageBuilt, ImageMeta, image_subject
 from libs.common.models.overlay import OverlayEvent, overlay_subject
@@ -28,6 +26,7 @@ from tests.overlayd.helpers import (
     start_stack,
     status,
 )
+from tests.stack import connected_bus, nats_client
 from tests.waiting import eventually
 
 DEVICE = {"device": "eth0", "netmask": "255.255.0.0"}
@@ -111,30 +110,27 @@ async def test_an_image_build_renders_the_nodes_booting_it(stack: Stack) -> None
         size=1,
         built_at=1.0,
     )
-    bus = await Bus.connect(stack.nats_url, "test-builder")
-    try:
-        async with following_boot(stack.nats_url) as boot:
-            assert boot.manifests["ia01"].image == "rocky-9.4"
-            assert boot.manifests["ia01"].kernel_digest is None  # not built yet
-            revision = await (await bus.bucket(names.BUCKET_IMAGES, ImageMeta)).put(
-                "rocky-9.4", meta
+    async with (
+        connected_bus(stack.nats_url, "test-builder") as bus,
+        following_boot(stack.nats_url) as boot,
+    ):
+        assert boot.manifests["ia01"].image == "rocky-9.4"
+        assert boot.manifests["ia01"].kernel_digest is None  # not built yet
+        revision = await (await bus.bucket(names.BUCKET_IMAGES, ImageMeta)).put("rocky-9.4", meta)
+        built = ImageBuilt(
+            name="rocky-9.4", job="j1", kind="import", revision=revision,
+            image_digest=meta.image_digest, kernel_digest=meta.kernel_digest,
+            kernel_version="5.14.0", source_digest=None, size=1, files=1,
+            chunks_total=1, chunks_reused=0, build_seconds=0.1, seconds=0.1,
+            changed=["image_digest"],
+        )  # fmt: skip
+        await bus.publish(image_subject("rocky-9.4", "built"), built)
+        await boot.until(
+            lambda found: all(
+                found[n].kernel_digest == "b" * 64 and found[n].image_digest == "a" * 64
+                for n in users
             )
-            built = ImageBuilt(
-                name="rocky-9.4", job="j1", kind="import", revision=revision,
-                image_digest=meta.image_digest, kernel_digest=meta.kernel_digest,
-                kernel_version="5.14.0", source_digest=None, size=1, files=1,
-                chunks_total=1, chunks_reused=0, build_seconds=0.1, seconds=0.1,
-                changed=["image_digest"],
-            )  # fmt: skip
-            await bus.publish(image_subject("rocky-9.4", "built"), built)
-            await boot.until(
-                lambda found: all(
-                    found[n].kernel_digest == "b" * 64 and found[n].image_digest == "a" * 64
-                    for n in users
-                )
-            )
-    finally:
-        await bus.close()
+        )
     await settled(stack)
     after = await revisions(stack)
     assert unchanged(before, after, set(before) - users) == []
@@ -145,8 +141,7 @@ async def test_an_event_delivered_twice_changes_nothing(stack: Stack) -> None:
     done = await settled(stack)
     before = await revisions(stack)
     async with node_events(stack.nats_url) as events:
-        nc = await nats.connect(stack.nats_url)
-        try:
+        async with nats_client(stack.nats_url) as nc:
             js = nc.jetstream()
             node = ChangeEvent(kind="node", name="ea02", action="updated", revision=before["ea02"])
             profile = ChangeEvent(kind="profile", name="default", action="updated", revision=1)
@@ -157,8 +152,6 @@ async def test_an_event_delivered_twice_changes_nothing(stack: Stack) -> None:
                 (overlay_subject("hosts", "updated"), overlay),
             ):
                 await js.publish(subject, msgspec.json.encode(event))
-        finally:
-            await nc.close()
         again = await wait_for_waves(stack, done["waves"])
         assert again["last"]["nodes_rendered"] > 0
         assert await revisions(stack) == before

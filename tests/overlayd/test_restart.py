@@ -13,7 +13,6 @@ import msgspec
 import pytest
 
 from libs.common import names
-from libs.common.bus.connection import Bus
 from libs.common.models.node import Node
 from libs.common.models.overlay import BootManifest
 from tests.overlayd.helpers import (
@@ -24,6 +23,7 @@ from tests.overlayd.helpers import (
     start_stack,
     without_revisions,
 )
+from tests.stack import connected_bus
 
 DEVICE = {"device": "eth0", "netmask": "255.255.0.0"}
 NODES = 100
@@ -115,8 +115,7 @@ async def change_behind_its_back(stack: Stack) -> None:
     """What only a full render at start-up repairs: a node changed with no event, a manifest
     of no node, a wrong manifest. `lone` reads no other node (no hosts), so no other node's
     change renders it again."""
-    bus = await Bus.connect(stack.nats_url, "test-tamper")
-    try:
+    async with connected_bus(stack.nats_url, "test-tamper") as bus:
         nodes = await bus.bucket(names.BUCKET_NODES, Node)
         lone = await nodes.get("lone")
         await nodes.put(
@@ -126,5 +125,3 @@ async def change_behind_its_back(stack: Stack) -> None:
         await boot.put("ghost", BootManifest(node="ghost", hwaddrs=["aa:bb:cc:dd:ee:ff"]))
         wrong = await boot.get("r010")
         await boot.put("r010", msgspec.structs.replace(wrong, system_digests=["0" * 64]))
-    finally:
-        await bus.close()

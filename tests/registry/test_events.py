@@ -6,9 +6,9 @@ import asyncio
 
 import httpx
 import msgspec
-import nats
 
 from libs.common.models.events import ChangeEvent
+from tests.stack import nats_client
 
 API = "/api/v1"
 
@@ -16,36 +16,35 @@ API = "/api/v1"
 async def test_every_change_is_an_event_published_after_the_store(
     api: httpx.AsyncClient, registry
 ) -> None:
-    nc = await nats.connect(registry.nats_url)
-    seen: list[tuple[str, ChangeEvent, int | None]] = []
-    # Arrival order; `seen` is in the order the read-back checks finish.
-    arrived: list[tuple[str, ChangeEvent]] = []
-    checks: list[asyncio.Task[None]] = []
-    done = asyncio.Event()
+    async with nats_client(registry.nats_url) as nc:
+        seen: list[tuple[str, ChangeEvent, int | None]] = []
+        # Arrival order; `seen` is in the order the read-back checks finish.
+        arrived: list[tuple[str, ChangeEvent]] = []
+        checks: list[asyncio.Task[None]] = []
+        done = asyncio.Event()
 
-    async def on_event(msg) -> None:
-        event = msgspec.json.decode(msg.data, type=ChangeEvent)
-        arrived.append((msg.subject, event))
+        async def on_event(msg) -> None:
+            event = msgspec.json.decode(msg.data, type=ChangeEvent)
+            arrived.append((msg.subject, event))
 
-        async def check() -> None:
-            # What the event announces must already be readable.
-            r = await api.get(f"{API}/{event.kind}s/{event.name}")
-            current = r.json()["revision"] if r.status_code == 200 else None
-            seen.append((msg.subject, event, current))
-            if len(seen) == 6:
-                done.set()
+            async def check() -> None:
+                # What the event announces must already be readable.
+                r = await api.get(f"{API}/{event.kind}s/{event.name}")
+                current = r.json()["revision"] if r.status_code == 200 else None
+                seen.append((msg.subject, event, current))
+                if len(seen) == 6:
+                    done.set()
 
-        checks.append(asyncio.create_task(check()))
+            checks.append(asyncio.create_task(check()))
 
-    await nc.subscribe("wolfpack.>", cb=on_event)
-    await nc.flush()
-    await api.put(f"{API}/profiles/compute", json={})
-    await api.post(f"{API}/nodes:bulk", json={"names": "n[1-3]", "profiles": ["compute"]})
-    await api.patch(f"{API}/nodes/n2", json={"image": "rocky9"})
-    await api.delete(f"{API}/nodes/n3")
-    await asyncio.wait_for(done.wait(), 10)
-    await asyncio.gather(*checks)
-    await nc.close()
+        await nc.subscribe("wolfpack.>", cb=on_event)
+        await nc.flush()
+        await api.put(f"{API}/profiles/compute", json={})
+        await api.post(f"{API}/nodes:bulk", json={"names": "n[1-3]", "profiles": ["compute"]})
+        await api.patch(f"{API}/nodes/n2", json={"image": "rocky9"})
+        await api.delete(f"{API}/nodes/n3")
+        await asyncio.wait_for(done.wait(), 10)
+        await asyncio.gather(*checks)
 
     subjects = [s for s, _, _ in seen]
     assert sorted(subjects) == sorted(
@@ -69,20 +68,20 @@ async def test_every_change_is_an_event_published_after_the_store(
 async def test_events_are_kept_in_the_stream(api: httpx.AsyncClient, registry) -> None:
     """A service that was down reads what it missed from the WOLFPACK stream."""
     await api.put(f"{API}/nodes/late", json={})
-    nc = await nats.connect(registry.nats_url)
-    js = nc.jetstream()
-    sub = await js.subscribe("wolfpack.node.late.updated", ordered_consumer=True)
-    msg = await sub.next_msg(timeout=5)
-    event = msgspec.json.decode(msg.data, type=ChangeEvent)
-    assert event.name == "late" and event.action == "updated"
-    await nc.close()
+    async with nats_client(registry.nats_url) as nc:
+        js = nc.jetstream()
+        sub = await js.subscribe("wolfpack.node.late.updated", ordered_consumer=True)
+        msg = await sub.next_msg(timeout=5)
+        event = msgspec.json.decode(msg.data, type=ChangeEvent)
+        assert event.name == "late" and event.action == "updated"
 
 
 async def test_events_carry_no_secrets(api: httpx.AsyncClient, registry) -> None:
-    nc = await nats.connect(registry.nats_url)
-    sub = await nc.subscribe("wolfpack.node.bmc.*")
-    await nc.flush()
-    await api.put(f"{API}/nodes/bmc", json={"ipmi": {"username": "admin", "password": "s3cret!"}})
-    msg = await sub.next_msg(timeout=5)
-    assert b"s3cret!" not in msg.data
-    await nc.close()
+    async with nats_client(registry.nats_url) as nc:
+        sub = await nc.subscribe("wolfpack.node.bmc.*")
+        await nc.flush()
+        await api.put(
+            f"{API}/nodes/bmc", json={"ipmi": {"username": "admin", "password": "s3cret!"}}
+        )
+        msg = await sub.next_msg(timeout=5)
+        assert b"s3cret!" not in msg.data

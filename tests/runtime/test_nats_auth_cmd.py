@@ -17,6 +17,7 @@ from libs.common.bus.connection import Bus, NatsRefused
 from libs.common.bus.server import NatsServer, free_port
 from libs.common.endpoints import Endpoints, read_endpoints, write_endpoints
 from libs.common.security.api_token import read_token
+from tests.stack import connected_bus
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,8 +53,8 @@ async def test_the_config_it_writes_locks_a_real_nats_server_and_services_get_in
             with pytest.raises(NatsRefused):
                 await Bus.connect(server.url, "stranger")
             # What every service does: the token DATA holds for the URL endpoints.json names.
-            bus = await Bus.connect(url, "registry", token=nats_token(url, data))
-            await bus.close()
+            async with connected_bus(url, "registry", token=nats_token(url, data)):
+                pass
     finally:
         await server.stop()
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import httpx
 import msgspec
-import nats
 import pytest
 
 from libs.common import names
@@ -25,6 +24,7 @@ from libs.common.security.token_rotation import read_previous
 from tests.stack import (
     REPO,
     UpStack,
+    nats_client,
     run_service,
     start_up,
     stop_process,
@@ -210,8 +210,7 @@ async def test_grace_zero_revokes_at_once_and_bootd_discovers_with_the_new_token
     assert writes(stack, new, "g") == ACCEPTED
     # bootd claims a node for an unknown MAC through the registry's HTTPS API, with the token
     # it reads from the file: the old one would be refused.
-    bus = await nats.connect(stack.nats_url)
-    try:
+    async with nats_client(stack.nats_url) as bus:
         changes = await bus.subscribe(names.node_subject("disc1", "updated"))
         await bus.flush()  # the server has the subscription before the node is written
         with client(stack, "registry", new) as api:
@@ -223,8 +222,6 @@ async def test_grace_zero_revokes_at_once_and_bootd_discovers_with_the_new_token
             claimed = msgspec.json.decode((await changes.next_msg(30)).data, type=ChangeEvent)
             assert claimed.revision > created.revision and "network_devices" in claimed.fields
             node = api.get("/api/v1/nodes/disc1").json()
-    finally:
-        await bus.close()
     assert node["network_devices"]["default"]["hwaddr"] == MAC
     assert node.get("discoverable") is None
 

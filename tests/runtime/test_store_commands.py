@@ -29,7 +29,7 @@ from tests.builder.helpers import busybox_rootfs, tarball, watching
 
 # Helpers of the builder and overlayd tests (those folders are not packages).
 from tests.overlayd.helpers import Boot, following_boot
-from tests.stack import REPO, UpStack, start_up
+from tests.stack import REPO, UpStack, nats_client, start_up
 
 API = names.API_PREFIX
 IMAGE = "bb"
@@ -101,14 +101,9 @@ async def set_motd(cluster: Cluster, content: bytes) -> None:
 
 
 async def kv_image(stack: UpStack) -> ImageMeta:
-    import nats
-
-    nc = await nats.connect(stack.nats_url)
-    try:
+    async with nats_client(stack.nats_url) as nc:
         entry = await (await nc.jetstream().key_value(names.BUCKET_IMAGES)).get(IMAGE)
         return msgspec.json.decode(entry.value or b"", type=ImageMeta)
-    finally:
-        await nc.close()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from libs.common import names
 from libs.common.endpoints import FILE as ENDPOINTS_FILE
 from libs.common.endpoints import Endpoints, read_endpoints
-from tests.stack import REPO, UpStack, log_tail, start_up
+from tests.stack import REPO, UpStack, log_tail, nats_client, start_up
 from tests.waiting import eventually_sync
 
 
@@ -100,15 +100,15 @@ def test_a_second_up_on_the_same_data_is_refused(stack: UpStack) -> None:
 
 async def test_nats_wants_the_token_that_only_root_can_read(stack: UpStack) -> None:
     """Without the token a local user could write KV around the API token."""
-    import nats
     import nats.errors
 
     plain = f"nats://127.0.0.1:{names.NATS_PORT + stack.port_offset}"
     with pytest.raises(nats.errors.Error) as refused:
-        await nats.connect(plain, allow_reconnect=False, max_reconnect_attempts=0)
+        async with nats_client(plain, allow_reconnect=False, max_reconnect_attempts=0):
+            pass
     assert "authorization" in str(refused.value).lower()
-    nc = await nats.connect(stack.nats_url, allow_reconnect=False)
-    await nc.close()
+    async with nats_client(stack.nats_url, allow_reconnect=False):
+        pass
 
 
 def test_the_nats_token_is_private_and_on_no_command_line(stack: UpStack) -> None:

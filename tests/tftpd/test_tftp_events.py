@@ -13,6 +13,7 @@ from libs.common import names
 from libs.common.bus.connection import Bus, Subscription
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.node import NetDev, Node
+from tests.stack import connected_bus
 from tests.tftpd.tftpd_helpers import IPXE, RawClient, Tftpd, need, request, start_tftpd
 from tests.waiting import eventually
 
@@ -20,13 +21,10 @@ NODE_IP = "127.0.0.2"
 
 
 async def _seed(nats_url: str) -> None:
-    bus = await Bus.connect(nats_url, "seed")
-    try:
+    async with connected_bus(nats_url, "seed") as bus:
         nodes = await bus.bucket(names.BUCKET_NODES, Node)
         node = Node(name="n1", network_devices={"default": NetDev(ipaddr=NODE_IP)})
         await nodes.put("n1", node)
-    finally:
-        await bus.close()
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +35,9 @@ def tftpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tftpd]:
 
 
 @pytest.fixture
-async def bus(tftpd: Tftpd) -> AsyncIterator[Bus]:
-    connected = await Bus.connect(tftpd.nats_url, "test")
-    try:
-        yield connected
-    finally:
-        await connected.close()
+def nats_url(tftpd: Tftpd) -> str:
+    """The `bus` fixture connects to the NATS tftpd publishes on."""
+    return tftpd.nats_url
 
 
 @contextlib.asynccontextmanager

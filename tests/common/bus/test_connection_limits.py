@@ -8,13 +8,13 @@ import logging
 from typing import Any
 
 import msgspec
-import nats
 import pytest
 from nats.js import api
 
 from libs.common import names
 from libs.common.bus.connection import EVENTS_PER_SUBJECT, Bus, Consumer
 from libs.common.bus.server import NatsServer
+from tests.stack import connected_bus, nats_client
 
 WAIT = 5.0
 
@@ -60,33 +60,29 @@ async def test_an_older_stream_without_limits_is_trimmed_on_upgrade(
     nats_server: NatsServer,
 ) -> None:
     # What an earlier wolfpack made: the stream with no limit, and 100 events of one subject.
-    nc = await nats.connect(nats_server.url)
-    js = nc.jetstream()
-    await js.add_stream(
-        api.StreamConfig(
-            name=names.STREAM,
-            subjects=list(names.STREAM_SUBJECTS),
-            storage=api.StorageType.FILE,
+    async with nats_client(nats_server.url) as nc:
+        js = nc.jetstream()
+        await js.add_stream(
+            api.StreamConfig(
+                name=names.STREAM,
+                subjects=list(names.STREAM_SUBJECTS),
+                storage=api.StorageType.FILE,
+            )
         )
-    )
-    subject = names.node_subject("n1", "updated")
-    for n in range(100):
-        await js.publish(subject, msgspec.json.encode(Ping(n)))
-    await nc.close()
+        subject = names.node_subject("n1", "updated")
+        for n in range(100):
+            await js.publish(subject, msgspec.json.encode(Ping(n)))
 
-    bus = await Bus.connect(nats_server.url, "upgraded")
-    try:
+    async with connected_bus(nats_server.url, "upgraded") as bus:
         info = await bus.js.stream_info(names.STREAM)
         assert info.config.max_msgs_per_subject == EVENTS_PER_SUBJECT
         assert info.state.messages == EVENTS_PER_SUBJECT
         assert info.state.first_seq == 100 - EVENTS_PER_SUBJECT + 1
         assert (await newest(bus, subject)).n == 99
         # Connecting again (every service does) changes nothing.
-        again = await Bus.connect(nats_server.url, "again")
-        await again.close()
+        async with connected_bus(nats_server.url, "again"):
+            pass
         assert (await bus.js.stream_info(names.STREAM)).state.messages == EVENTS_PER_SUBJECT
-    finally:
-        await bus.close()
 
 
 async def fails_once(consumer: Consumer[Any], error: Exception) -> None:
