@@ -298,16 +298,6 @@ def start_up(data: Path, port_offset: int | None = None, *extra: str) -> Iterato
         stop_process(process, timeout=30)
 
 
-def unavailable(reason: str) -> None:
-    """A test cannot run here: skip on a developer's machine, fail under CI=true, where a
-    green run must mean the real thing (root, tun, QEMU, a tmpfs) was exercised."""
-    import pytest
-
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
-
-
 async def overlayd_settled(
     nats_url: str, status: Callable[[], Awaitable[dict[str, Any]]], within: float = 60.0
 ) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 
 import httpx
 import pytest
@@ -14,16 +13,14 @@ from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
 from tests.bootd.conftest import Bootd, boot_node, fresh_mac, script_booting
 from tests.bootd.rawhttp import get_from_port
+from tests.needs import need_root
 
 PRIVILEGED = (700, 800)
 
 
 @pytest.fixture(autouse=True)
-def need_root() -> None:
-    if os.geteuid() != 0:
-        from tests.stack import unavailable
-
-        unavailable("binding a privileged source port needs root")
+def _privileged_ports_need_root() -> None:
+    need_root("binding a privileged source port")
 
 
 async def test_privileged_port_gets_the_runtime_overlay(

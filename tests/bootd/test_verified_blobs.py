@@ -25,6 +25,7 @@ from tests.bootd.conftest import (
     public_blob,
     script_booting,
 )
+from tests.needs import need_root
 
 
 def flip_byte(path: Path, at: int) -> None:
@@ -181,10 +182,7 @@ async def test_a_blob_replaced_after_it_was_verified_is_verified_again(
 async def test_a_corrupt_runtime_overlay_is_not_pushed(
     bootd: Bootd, bus: Bus, http: httpx.AsyncClient
 ) -> None:
-    if os.geteuid() != 0:
-        from tests.stack import unavailable
-
-        unavailable("listening on a privileged port needs root")
+    need_root("listening on a privileged port")
     mac = fresh_mac()
     files = await boot_node(bus, bootd.store, "vb2", mac)
     runtime = files.manifest.runtime_digest

@@ -15,7 +15,7 @@ import pytest
 from libs.common.bus.server import free_port
 from tests.builder.helpers import Builder, Watcher, busybox_rootfs, start_builder, tarball, watching
 from tests.builder.sources.helpers import OciRegistry
-from tests.stack import unavailable
+from tests.needs import need_command, unavailable
 
 REGISTRY_BIN = "docker-registry"
 USER, PASSWORD = "wolf", "pack-secret"
@@ -48,8 +48,7 @@ def busybox_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _start(folder: Path, htpasswd: Path | None) -> OciRegistry:
-    if shutil.which(REGISTRY_BIN) is None:
-        pytest.fail("docker-registry is not installed (Debian package docker-registry)")
+    need_command(REGISTRY_BIN, "docker-registry")
     port = free_port()
     auth = (
         f"auth:\n  htpasswd:\n    realm: wolfpack-test\n    path: {htpasswd}\n" if htpasswd else ""

@@ -29,13 +29,13 @@ from libs.common.models.image import (
 )
 from libs.runtime.lab.rootfs import busybox_tree
 from tests.builder.vnfs.helpers import unpack
+from tests.needs import unavailable
 from tests.stack import (
     log_tail,
     nats_client,
     run_service,
     start_nats,
     stop_process,
-    unavailable,
     wait_healthy,
 )
 from tests.wolfctl_process import Result, run_wolfctl

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,8 @@ from tests.builder.helpers import (
 )
 from tests.builder.sources.helpers import OciRegistry, directory, file, image_layout, push
 from tests.builder.vnfs.helpers import describe
-from tests.stack import start_nats, stop_process, unavailable
+from tests.needs import tmpfs
+from tests.stack import start_nats, stop_process
 
 NAME = "victim"
 
@@ -135,26 +135,15 @@ TMPFS_SIZE = "40m"
 @pytest.fixture
 def tiny_builder(tmp_path: Path) -> Iterator[Builder]:
     """A builder whose DATA is a 40 MiB tmpfs (root needed to mount it)."""
-    if os.geteuid() != 0:
-        unavailable("mounting a tmpfs as a full disk needs root")
-    data = tmp_path / "data"
-    data.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(data)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        unavailable(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        with start_nats(tmp_path / "nats") as server:
-            builder = launch_builder(data, server.url)
-            try:
-                yield builder
-            finally:
-                stop_process(builder.process)
-    finally:
-        subprocess.run(["umount", str(data)], check=True)
+    with (
+        tmpfs(tmp_path / "data", f"size={TMPFS_SIZE}") as data,
+        start_nats(tmp_path / "nats") as server,
+    ):
+        builder = launch_builder(data, server.url)
+        try:
+            yield builder
+        finally:
+            stop_process(builder.process)
 
 
 def filled_tarball(folder: Path, megabytes: int) -> Path:

@@ -22,12 +22,12 @@ from tests.builder.helpers import (
     unpacked_image,
     wolfctl,
 )
-from tests.stack import REPO, unavailable
+from tests.needs import need_root
+from tests.stack import REPO
 
 
 def needs_root() -> None:
-    if os.geteuid() != 0:
-        unavailable("image exec/shell mount and chroot: root needed")
+    need_root("image exec/shell (mount and chroot)")
 
 
 def relative_to_repo(path: Path) -> str:

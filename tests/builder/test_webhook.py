@@ -4,7 +4,6 @@ the builder's webhook (with the API token), images pushed by skopeo, events on N
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.builder.helpers import (
     watching,
 )
 from tests.builder.sources.helpers import OciRegistry, directory, file, image_layout, push
+from tests.needs import need_command
 from tests.stack import nats_client, stop_process
 
 ENVELOPE = "application/vnd.docker.distribution.events.v1+json"
@@ -33,8 +33,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 def start_notifying_registry(folder: Path, builder: Builder) -> OciRegistry:
     """docker-registry on a loopback port, notifying the builder of every event."""
-    if shutil.which("docker-registry") is None:
-        pytest.fail("docker-registry is not installed (Debian package docker-registry)")
+    need_command("docker-registry", "docker-registry")
     port = free_port()
     config = folder / "config.yml"
     config.write_text(

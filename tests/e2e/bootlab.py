@@ -12,7 +12,7 @@ from pathlib import Path
 from libs.runtime.lab.errors import Missing
 from libs.runtime.lab.qemu import Firmware, find_qemu
 from libs.runtime.lab.session import Lab, check_host, open_lab
-from tests.stack import unavailable
+from tests.needs import unavailable
 
 
 @contextlib.contextmanager

@@ -7,8 +7,6 @@ plain port in the node's config is a closed one, so only HTTPS can work."""
 from __future__ import annotations
 
 import gzip
-import os
-import shutil
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
@@ -18,9 +16,10 @@ from typing import Final
 import httpx
 import pytest
 
+from tests.needs import need_command, need_root
 from tests.overlayd.agent_process import Agent
 from tests.overlayd.helpers import following_boot
-from tests.stack import UpStack, start_up, unavailable
+from tests.stack import UpStack, start_up
 from tests.waiting import eventually
 
 MAC: Final = "52:54:00:7e:00:01"
@@ -30,10 +29,8 @@ WAIT: Final = 60.0
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[UpStack]:
-    if os.geteuid() != 0:
-        unavailable("secure mode: the agent's curl binds a source port below 1024 (root only)")
-    if shutil.which("curl") is None:
-        unavailable("curl is not installed")
+    need_root("secure mode (the agent's curl binds a source port below 1024)")
+    need_command("curl", "curl")
     with start_up(tmp_path / "data", None, "--tls", "--ip", "127.0.0.1") as up:
         yield up
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import secrets
 from collections.abc import Iterator
 from typing import Any, Final
@@ -20,8 +19,9 @@ import pytest
 
 from tests.bootd.rawhttp import get_from_port
 from tests.e2e.secrets_probe import Places, Secrets, log_files, stream_messages, unpacked, wolfctl
+from tests.needs import need_root
 from tests.overlayd.helpers import caught_up, following_boot
-from tests.stack import UpStack, overlayd_settled, start_up, unavailable
+from tests.stack import UpStack, overlayd_settled, start_up
 
 MAC_A: Final = "52:54:00:5e:c0:01"
 MAC_B: Final = "52:54:00:5e:c0:02"
@@ -32,8 +32,7 @@ FORMATS: Final = ("table", "json", "yaml")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
-    if os.geteuid() != 0:
-        unavailable("a node's agent fetch needs a privileged source port (root)")
+    need_root("a node's agent fetch (a privileged source port)")
     data = tmp_path_factory.mktemp("secrets") / "data"
     with start_up(data, None, "--log-level", "debug") as running:
         yield running

@@ -17,8 +17,6 @@ import contextlib
 import errno
 import hashlib
 import logging
-import os
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -38,31 +36,14 @@ from libs.common.site.hostconfig import HostConfig, HostWriter
 from libs.common.store.cas import TEMP_PREFIX, is_digest
 from libs.runtime.natskeeper import keep_running
 from tests.builder.helpers import generations, read_kv, watching
+from tests.needs import tmpfs
 from tests.overlayd.helpers import NodeEvents, following_boot, node_events
-from tests.stack import UpStack, connected_bus, start_up, unavailable
+from tests.stack import UpStack, connected_bus, start_up
 
 API: Final = "/api/v1"
 FULL: Final = "no space left on the device of the store"
 RECOVER_WITHIN: Final = 30.0  # overlayd looks for freed space every 0.5 s
 JOB_WITHIN: Final = 120.0
-
-
-@contextlib.contextmanager
-def tmpfs(folder: Path, size: str) -> Iterator[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        unavailable("mounting a tmpfs as a small disk needs root")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        unavailable(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def fill(folder: Path) -> Path:
@@ -103,7 +84,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[UpStack]:
     data = tmp_path / "data"
-    with tmpfs(data / "cas", "16m"), start_up(data) as stack:
+    with tmpfs(data / "cas", "size=16m"), start_up(data) as stack:
         yield stack
 
 
@@ -217,7 +198,7 @@ async def test_a_full_store_fails_cleanly_and_recovers_once_space_is_freed(
 
 async def test_host_files_are_kept_for_when_space_is_back(tmp_path: Path) -> None:
     config = OverlaydConfig(ip="10.0.0.254", netmask="255.255.0.0")
-    with tmpfs(tmp_path / "data", "1m") as data:
+    with tmpfs(tmp_path / "data", "size=1m") as data:
         writer = HostWriter(HostConfig(data, template_settings(config, Settings()), config))
         node = Node(name="n1", network_devices={"default": NetDev(ipaddr="10.0.0.1")})
         filler = fill(data)
@@ -247,7 +228,7 @@ async def test_nats_on_a_full_disk_refuses_writes_keeps_reads_and_is_restarted_o
     is freed; `wolfpack up`'s keeper sees it in the log and restarts nats-server once there is
     room, and then writes go through again, nothing lost. The log is on the full disk too, as
     under `wolfpack up`."""
-    with tmpfs(tmp_path / "nats", "8m") as store:
+    with tmpfs(tmp_path / "nats", "size=8m") as store:
         server = NatsServer(store, port=free_port())
         await server.start()
         restarts: asyncio.Queue[int] = asyncio.Queue()

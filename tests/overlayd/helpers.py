@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import shutil
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -44,6 +43,7 @@ from services.overlayd.engine import (
 from services.overlayd.engine.keys import load_host_keys
 from services.overlayd.manifests import build_manifest
 from services.overlayd.site_overlays import OverlayStorage
+from tests.needs import need_command
 from tests.stack import (
     connected_bus,
     log_tail,
@@ -52,7 +52,6 @@ from tests.stack import (
     run_service,
     start_nats,
     stop_process,
-    unavailable,
     wait_healthy,
 )
 
@@ -111,8 +110,7 @@ class Stack:
 @contextlib.contextmanager
 def start_stack(tmp: Path, config: dict[str, Any] | None = None) -> Iterator[Stack]:
     """nats-server, the registry and overlayd on one DATA folder (overlayd.yaml: `config`)."""
-    if shutil.which("cpio") is None:
-        unavailable("GNU cpio is not installed")
+    need_command("cpio", "cpio")
     data = tmp / "data"
     data.mkdir(parents=True)
     (data / "overlayd.yaml").write_text(yaml.safe_dump(config or CONFIG))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,18 +20,11 @@ from libs.common.site.config import load_config, template_settings
 from libs.common.site.hostconfig import HostConfig
 from libs.runtime import dhcp, network
 from libs.runtime.network import ServerNetwork, server_network
-from tests.stack import REPO, unavailable
+from tests.needs import need_command
+from tests.stack import REPO
 
 LO = dict(ip="127.0.0.1", dhcp="lo")
 UP = (sys.executable, "-m", "libs.runtime.cli", "up")
-
-
-def needs(tool: str) -> str:
-    found = shutil.which(tool, path=os.environ["PATH"] + ":/usr/sbin:/sbin")
-    if found is None:
-        unavailable(f"{tool} is not installed")
-    assert found is not None
-    return found
 
 
 @pytest.mark.parametrize(
@@ -52,7 +44,7 @@ def needs(tool: str) -> str:
 def test_bad_flags_name_the_problem(
     ip: str | None, iface: str | None, dhcp_range: str | None, field: str, says: str
 ) -> None:
-    needs("ip")
+    need_command("ip", "iproute2")
     with pytest.raises(Invalid) as caught:
         server_network(ip, iface, dhcp_range)
     assert caught.value.field == field
@@ -61,7 +53,7 @@ def test_bad_flags_name_the_problem(
 
 def test_a_missing_dnsmasq_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # A PATH with `ip` and nothing else, and no sbin folders added.
-    (tmp_path / "ip").symlink_to(needs("ip"))
+    (tmp_path / "ip").symlink_to(need_command("ip", "iproute2"))
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(network, "SBIN", ())
     with pytest.raises(Invalid) as caught:
@@ -71,18 +63,18 @@ def test_a_missing_dnsmasq_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_good_flags() -> None:
-    needs("ip")
+    need_command("ip", "iproute2")
     assert server_network(None, None, None) is None  # overlayd.yaml stays as it is
     # An address of this host brings its netmask; one elsewhere (NAT, proxy) is taken as is.
     assert server_network("127.0.0.1", None, None) == ServerNetwork(
         ip="127.0.0.1", netmask="255.0.0.0"
     )
     assert server_network("203.0.113.9", None, None) == ServerNetwork(ip="203.0.113.9")
-    if os.geteuid() != 0:
+    if os.geteuid() != 0:  # what a user without root is told, instead of a skip
         with pytest.raises(Invalid, match="--dhcp needs root"):
             server_network(None, "lo", None)
         return
-    binary = needs("dnsmasq")
+    binary = need_command("dnsmasq", "dnsmasq")
     assert server_network(None, "lo", "127.0.0.10, 127.0.0.20") == ServerNetwork(
         ip="127.0.0.1",
         netmask="255.0.0.0",
@@ -96,7 +88,7 @@ def test_good_flags() -> None:
 
 
 def test_wolfpack_up_refuses_bad_flags_before_starting(tmp_path: Path) -> None:
-    needs("ip")
+    need_command("ip", "iproute2")
     data = tmp_path / "data"
     done = subprocess.run(
         [*UP, "--data", str(data), "--dhcp", "nosuch0", "--dhcp-range", "10.0.0.1,10.0.0.9"],
@@ -166,7 +158,7 @@ def test_a_broken_overlayd_yaml_is_named(tmp_path: Path) -> None:
 async def test_dnsmasq_starts_on_the_file_overlayd_writes(tmp_path: Path) -> None:
     """`up` writes dnsmasq.conf before the registry is up; overlayd, rendering with nodes,
     leaves it as it is (so dnsmasq is not signalled for nothing) and fills dhcp-hosts."""
-    binary = needs("dnsmasq")
+    binary = need_command("dnsmasq", "dnsmasq")
     data = tmp_path / "data"
     data.mkdir()
     settings = Settings(data=str(data), port_offset=3)

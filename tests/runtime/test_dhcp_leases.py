@@ -5,10 +5,8 @@ registry; nodes added or readdressed later get theirs with no restart (SIGHUP re
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -19,7 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.stack import UpStack, start_up, unavailable
+from tests.needs import need_command, need_root, unavailable
+from tests.stack import UpStack, start_up
 from tests.waiting import eventually_sync
 
 WAIT = 60.0
@@ -48,11 +47,10 @@ def run(*argv: str) -> str:
 
 
 def require_tools() -> None:
-    if os.geteuid() != 0:
-        unavailable("DHCP tests need root (network namespaces, port 67)")
-    for tool in ("ip", "dnsmasq", "busybox"):
-        if shutil.which(tool, path=os.environ["PATH"] + ":/usr/sbin:/sbin") is None:
-            unavailable(f"{tool} is not installed")
+    need_root("DHCP on network namespaces (port 67)")
+    need_command("ip", "iproute2")
+    need_command("dnsmasq", "dnsmasq")
+    need_command("busybox", "busybox-static")
     if "udhcpc" not in run("busybox", "--list").split():
         unavailable("busybox has no udhcpc (install busybox-static)")
     probe = f"wpprobe-{secrets.token_hex(3)}"

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from libs.common.store.full import free_bytes
 from libs.runtime.natsdisk import LogTail, has_room, refused_for_space
-from tests.stack import unavailable
+from tests.needs import tmpfs
 
 REFUSED = (
     b"[12504] 2026/11/26 04:26:31.684376 [ERR] JetStream failed to store a msg on stream "
@@ -84,18 +81,6 @@ def test_the_tail_can_start_where_a_restart_began(tmp_path: Path) -> None:
     with log.open("ab") as out:
         out.write(b"new server starting\n")  # before the watch began, after the restart
     assert LogTail(log, offset).new_lines() == [b"new server starting"]
-
-
-@contextlib.contextmanager
-def tmpfs(folder: Path, options: str) -> Iterator[Path]:
-    folder.mkdir()
-    if os.geteuid() != 0:
-        unavailable("mounting a tmpfs needs root")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], check=True)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_room_is_tried_not_computed(tmp_path: Path) -> None:

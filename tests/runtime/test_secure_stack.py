@@ -21,6 +21,7 @@ from libs.common.endpoints import read_endpoints
 from libs.common.models.events import ChangeEvent
 from libs.common.security.api_token import read_token
 from libs.common.security.token_rotation import read_previous
+from tests.needs import unavailable
 from tests.stack import (
     REPO,
     UpStack,
@@ -28,7 +29,6 @@ from tests.stack import (
     run_service,
     start_up,
     stop_process,
-    unavailable,
     wait_healthy,
 )
 from tests.waiting import eventually

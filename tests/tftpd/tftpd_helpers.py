@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
 import struct
 from collections.abc import Callable, Coroutine, Iterator
@@ -13,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from libs.common import names
-from tests.stack import run_service, start_nats, stop_process, unavailable, wait_healthy
+from tests.needs import need_command, unavailable
+from tests.stack import run_service, start_nats, stop_process, wait_healthy
 
 IPXE = Path("/usr/lib/ipxe")
 BINARIES = ("undionly.kpxe", "ipxe.efi", "snponly.efi")
@@ -30,8 +30,7 @@ class Tftpd:
 
 def need(*commands: str) -> None:
     for command in commands:
-        if shutil.which(command) is None:
-            unavailable(f"{command} is not installed (Debian: tftp-hpa, atftp)")
+        need_command(command, {"tftp": "tftp-hpa"}.get(command, command))
     for name in BINARIES:
         if not (IPXE / name).is_file():
             unavailable(f"{IPXE / name} is missing (Debian: ipxe)")

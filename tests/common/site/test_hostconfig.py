@@ -6,7 +6,6 @@ clear errors; and a running overlayd keeping DATA/host current."""
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from libs.common.site.hostfiles import (
     render_exports,
     render_hosts,
 )
+from tests.needs import need_command
 from tests.overlayd.helpers import CONFIG, Stack, settled, start_stack
 
 CLUSTER = OverlaydConfig(
@@ -59,10 +59,7 @@ def nodes() -> list[Node]:
 
 
 def dnsmasq_test(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
-    if shutil.which("dnsmasq") is None:
-        from tests.stack import unavailable
-
-        unavailable("dnsmasq is not installed")
+    need_command("dnsmasq", "dnsmasq")
     conf = tmp_path / "dnsmasq.conf"
     conf.write_text(text)
     (tmp_path / "dhcp-hosts").write_text(render_dhcp_hosts(nodes()))

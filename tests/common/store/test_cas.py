@@ -6,7 +6,6 @@ import asyncio
 import errno
 import hashlib
 import os
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from libs.common.errors import Invalid, NotFound
 from libs.common.store.cas import TEMP_PREFIX, ContentStore, parse_digest
-from tests.stack import unavailable
+from tests.needs import tmpfs
 
 HELLO = b"hello, node\n"
 HELLO_DIGEST = hashlib.sha256(HELLO).hexdigest()
@@ -153,19 +152,8 @@ async def test_iter_digests_skips_temporary_and_stray_files(store: ContentStore)
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs, where a bigger blob hits ENOSPC for real (needs root)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        unavailable(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "tiny", "size=1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 async def test_a_full_disk_leaves_no_partial_blob(tiny_disk: Path) -> None:

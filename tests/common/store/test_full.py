@@ -6,7 +6,6 @@ import copy
 import errno
 import os
 import pickle
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from libs.common.store.cas import ContentStore
 from libs.common.store.full import StoreFull, is_full
-from tests.stack import unavailable
+from tests.needs import tmpfs
 
 
 def test_quota_and_space_read_alike_and_name_the_store(tmp_path: Path) -> None:
@@ -48,17 +47,8 @@ def test_is_full_looks_through_wrapping_errors() -> None:
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        unavailable(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "tiny", "size=1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 async def test_every_store_write_raises_store_full(tiny: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +22,7 @@ from services.overlayd.engine import (
     ShippedOverlays,
 )
 from services.overlayd.engine.keys import HostKey, HostKeys
+from tests.needs import need_command
 
 DATA = Path(__file__).parents[1] / "data"
 KEYS = HostKeys(
@@ -110,10 +110,7 @@ def failed(result: NodeRender | RenderError) -> RenderError:
 
 def unpack(store: ContentStore, digest: str, dest: Path) -> Path:
     """The archive `digest`, gunzip'd and unpacked with GNU `cpio -idm` into `dest`."""
-    if shutil.which("cpio") is None:
-        from tests.stack import unavailable
-
-        unavailable("GNU cpio is not installed")
+    need_command("cpio", "cpio")
     dest.mkdir(parents=True, exist_ok=True)
     raw = gzip.decompress(store.path(digest).read_bytes())
     subprocess.run(

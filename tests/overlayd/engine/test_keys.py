@@ -4,7 +4,6 @@ and the server's authorized keys for the ssh.authorized_keys overlay."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -18,13 +17,12 @@ from services.overlayd.engine.keys import (
     load_host_keys,
     read_authorized_keys,
 )
-from tests.stack import unavailable
+from tests.needs import need_command
 
 
 @pytest.fixture(autouse=True)
 def _needs_ssh_keygen() -> None:
-    if shutil.which("ssh-keygen") is None:
-        unavailable("ssh-keygen is not installed")
+    need_command("ssh-keygen", "openssh-client")
 
 
 async def test_keys_are_made_once_and_kept(data_dir: Path) -> None:

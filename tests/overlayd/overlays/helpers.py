@@ -7,7 +7,6 @@ the helpers), without a store: what `wolfctl overlay show --render` shows.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from services.overlayd.engine.compiled_overlay import CompiledOverlay, render_ov
 from services.overlayd.engine.context import node_view, settings_view
 from services.overlayd.engine.helpers import HostFiles, ImageFiles
 from services.overlayd.engine.sources import ShippedOverlays
+from tests.needs import need_command
 
 BUILD_TIME = "2026-11-25T12:00:00Z"
 
@@ -197,10 +197,7 @@ def key_value(text: str) -> dict[str, str]:
 
 def shellcheck(path: Path) -> None:
     """`shellcheck -s sh` must find nothing; missing shellcheck fails under CI=true."""
-    from tests.stack import unavailable
-
-    if shutil.which("shellcheck") is None:
-        unavailable("shellcheck is not installed (Debian package shellcheck)")
+    need_command("shellcheck", "shellcheck")
     result = subprocess.run(
         ["shellcheck", "-s", "sh", str(path)], capture_output=True, text=True, check=False
     )
@@ -231,12 +228,7 @@ def script(overlay: str, path: str) -> Path:
 
 def busybox_bin(folder: Path) -> Path:
     """A folder of busybox applet links, and nothing else: PATH for a busybox-only image."""
-    from tests.stack import unavailable
-
-    busybox = shutil.which("busybox")
-    if busybox is None:
-        unavailable("busybox is not installed (Debian package busybox-static)")
-        raise AssertionError  # unreachable: unavailable() skips or fails
+    busybox = need_command("busybox", "busybox-static")
     folder.mkdir(parents=True, exist_ok=True)
     applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
     for applet in applets.stdout.split():

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from libs.common.formats.newc import Member, archive
+from tests.needs import need_root
 from tests.overlayd.agent_process import AGENT, Agent
 from tests.overlayd.overlays.helpers import Cluster, busybox_bin, plain_node, settings, shellcheck
 from tests.waiting import NeverHappened, eventually_sync
@@ -252,10 +253,7 @@ def test_hangup_fetches_at_once(tmp_path: Path, bootd: Bootd) -> None:
 
 
 def test_secure_mode_uses_a_privileged_port_and_the_asset_key(tmp_path: Path, bootd: Bootd) -> None:
-    if os.geteuid() != 0:
-        from tests.stack import unavailable
-
-        unavailable("secure mode binds a source port below 1024, which needs root")
+    need_root("secure mode (a source port below 1024)")
     bootd.archive = runtime({"etc/a": (0o644, b"a\n")})
     root = node_root(tmp_path, bootd.start(), secure=True, interval="3600", asset="tag-42")
     agent = Agent(root, ["sh"])
@@ -331,10 +329,7 @@ def test_the_asset_key_stays_out_of_the_log(tmp_path: Path, bootd: Bootd) -> Non
 def test_secure_mode_on_busybox_has_the_overlay_pushed(tmp_path: Path, bootd: Bootd) -> None:
     """No curl: the agent listens on a privileged port (busybox nc, root only) and bootd
     pushes the overlay there; the agent checks it against the digest bootd answers."""
-    if os.geteuid() != 0:
-        from tests.stack import unavailable
-
-        unavailable("listening on a port below 1024 needs root")
+    need_root("listening on a port below 1024")
     bin_dir = busybox_bin(tmp_path / "bin")
     assert not (bin_dir / "curl").exists()
     bootd.archive = runtime({"etc/pushed": (0o644, b"over a callback\n")})

@@ -5,7 +5,6 @@ under busybox's sh."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 from libs.common.models.node import NetDev, Node
 from services.overlayd.engine.errors import RenderError
+from tests.needs import need_command, need_root, unavailable
 from tests.overlayd.overlays.helpers import (
     Cluster,
     busybox_bin,
@@ -389,12 +389,9 @@ def test_root_tmpfs_copies_the_image_and_switches_root(tmp_path: Path) -> None:
 def test_init_configures_the_network_for_real(tmp_path: Path, shell: str) -> None:
     """/init for real in its own network, UTS and mount namespaces: two veth devices stand in
     for the NICs (named ens3 and ens4 by the kernel, with the node's MACs)."""
-    from tests.stack import unavailable
-
-    ip = shutil.which("ip")
-    if os.geteuid() != 0 or shutil.which("unshare") is None or ip is None:
-        unavailable("a real /init run needs root, unshare and ip (iproute2)")
-        return
+    need_root("a real /init run in namespaces")
+    need_command("unshare", "util-linux")
+    ip = need_command("ip", "iproute2")
     probe = subprocess.run(
         ["unshare", "--net", "--uts", "--mount", ip, "link", "add", "t0", "type", "veth"],
         capture_output=True,
