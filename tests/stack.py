@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import ssl
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +20,8 @@ from nats.js import JetStreamContext
 from libs.common import names
 from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer, free_port
+from tests.cli import start_cli
 from tests.waiting import NeverHappened, eventually, eventually_sync
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -113,36 +110,21 @@ def start_nats(store: Path) -> Iterator[NatsServer]:
 
 
 def run_service(
-    service: str, data: Path, nats_url: str, *extra: str
+    service: str, data: Path, nats_url: str, *extra: str, env: Mapping[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """`wolfpack run SERVICE` on a free port (with WOLFPACK_ variables `env`): the process,
+    its port and its log."""
     port = free_port()
     offset = port - names.PORTS[service]
-    cmd = [
-        sys.executable,
-        "-m",
-        "libs.runtime.cli",
-        "run",
-        service,
-        "--data",
-        str(data),
-        "--nats",
-        nats_url,
-        "--bind",
-        "127.0.0.1",
-        "--port-offset",
-        str(offset),
-        *extra,
-    ]
     data.mkdir(parents=True, exist_ok=True)
     log = data.parent / f"{service}.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    process = start_cli(
+        "wolfpack",
+        *("run", service, "--data", str(data), "--nats", nats_url),
+        *("--bind", "127.0.0.1", "--port-offset", str(offset), *extra),
+        log=log,
+        env=env,
+    )
     return process, port, log
 
 
@@ -262,29 +244,14 @@ def free_port_offset() -> int:
 @contextlib.contextmanager
 def start_up(data: Path, port_offset: int | None = None, *extra: str) -> Iterator[UpStack]:
     offset = free_port_offset() if port_offset is None else port_offset
-    cmd = [
-        sys.executable,
-        "-m",
-        "libs.runtime.cli",
-        "up",
-        "--data",
-        str(data),
-        "--bind",
-        "127.0.0.1",
-        "--port-offset",
-        str(offset),
-        *extra,
-    ]
     data.mkdir(parents=True, exist_ok=True)
     log = data.parent / "up.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    process = start_cli(
+        "wolfpack",
+        *("up", "--data", str(data), "--bind", "127.0.0.1", "--port-offset", str(offset)),
+        *extra,
+        log=log,
+    )
     try:
         stack = UpStack(
             data=data, port_offset=offset, token="", process=process, log=log, tls="--tls" in extra

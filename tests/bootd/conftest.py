@@ -58,10 +58,7 @@ def start_bootd(
             token_file=str(data / names.TOKEN_FILE),
         ),
     )
-    with pytest.MonkeyPatch.context() as patched:
-        for key, value in (env or {}).items():
-            patched.setenv(key, value)
-        process, port, log = run_service("bootd", data, registry_process.nats_url, *flags)
+    process, port, log = run_service("bootd", data, registry_process.nats_url, *flags, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process, log)

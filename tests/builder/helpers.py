@@ -29,6 +29,7 @@ from libs.common.models.image import (
 )
 from libs.runtime.lab.rootfs import busybox_tree
 from tests.builder.vnfs.helpers import unpack
+from tests.cli import run_cli_async
 from tests.needs import unavailable
 from tests.stack import (
     log_tail,
@@ -38,7 +39,6 @@ from tests.stack import (
     stop_process,
     wait_healthy,
 )
-from tests.wolfctl_process import Result, run_wolfctl
 
 API = "/api/v1"
 BUSYBOX = Path("/bin/busybox")
@@ -275,7 +275,9 @@ def tarball(root: Path, dest: Path) -> Path:
 # -- wolfctl ------------------------------------------------------------------------------
 
 
-async def wolfctl(builder: Builder, *args: str, stdin: bytes = b"", within: float = 300) -> Result:
+async def wolfctl(
+    builder: Builder, *args: str, stdin: str = "", within: float = 300
+) -> subprocess.CompletedProcess[str]:
     """`wolfctl ARGS` in a fresh process that finds the builder and NATS in the environment."""
     env = {
         "WOLFPACK_BUILDER_URL": builder.url,
@@ -283,7 +285,7 @@ async def wolfctl(builder: Builder, *args: str, stdin: bytes = b"", within: floa
         "WOLFPACK_TOKEN": builder.token,
         "COLUMNS": "120",
     }
-    return await run_wolfctl(list(args), env, stdin=stdin, within=within)
+    return await run_cli_async("wolfctl", *args, env=env, stdin=stdin, within=within)
 
 
 def generations(folder: Path, count: int) -> list[Path]:

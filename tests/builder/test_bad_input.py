@@ -59,10 +59,10 @@ async def refused(
 ) -> str:
     """Import `source` over the good image with wolfctl; check all stayed; the failure."""
     done = await wolfctl(builder, "image", "import", source, NAME, *flags)
-    assert done.code == 1, done
-    last = done.err.splitlines()[-1]
+    assert done.returncode == 1, done
+    last = done.stderr.splitlines()[-1]
     assert last.startswith(f"wolfctl: error: image {NAME}: ") and words in last, last
-    assert "Traceback" not in done.err
+    assert "Traceback" not in done.stderr
     _, failed = await events.wait(NAME, ("failed",))
     assert words in failed.reason and last.endswith(failed.reason)
     assert await read_kv(builder.nats_url, NAME) == good.meta
@@ -177,4 +177,4 @@ async def test_a_full_disk_while_unpacking_and_while_building(
         # With room again, the builder carries on.
         events.events.clear()
         done = await wolfctl(builder, "image", "import", str(busybox_tarball), "after")
-        assert done.code == 0, done.err
+        assert done.returncode == 0, done.stderr

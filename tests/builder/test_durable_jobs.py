@@ -140,8 +140,8 @@ async def test_a_builder_killed_mid_import_runs_the_job_again_to_its_end(
             built = await events.end_of(NAME, job)
             assert type(built).__name__ == "ImageBuilt", built
             done = await follower  # wolfctl followed the job across the restart
-            assert done.code == 0, done
-            assert f"image {NAME} built" in done.out
+            assert done.returncode == 0, done
+            assert f"image {NAME} built" in done.stdout
 
             async with builder.client() as api:
                 current = (await api.get(f"/images/{NAME}/job")).json()

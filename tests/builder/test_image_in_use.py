@@ -88,10 +88,10 @@ async def test_wolfctl_image_delete_says_who_uses_it_and_forces_on_request(
     await nodes.put("u1", Node(name="u1", image="used"))
 
     refused = await wolfctl(builder, "image", "delete", "-y", "used")
-    assert refused.code != 0
-    assert "in use by 1 node (u1)" in refused.err
+    assert refused.returncode != 0
+    assert "in use by 1 node (u1)" in refused.stderr
     assert await read_kv(builder.nats_url, "used") is not None
 
     forced = await wolfctl(builder, "image", "delete", "-y", "--force", "used")
-    assert forced.code == 0, forced.err
+    assert forced.returncode == 0, forced.stderr
     assert await read_kv(builder.nats_url, "used") is None

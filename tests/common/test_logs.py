@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.stack import REPO
+from tests.cli import REPO
 
 KEY = "s3cr3t-asset-key"
 

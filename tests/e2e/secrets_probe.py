@@ -4,17 +4,15 @@ stream), and a search that names each leak."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nats.js.api import DeliverPolicy
 
 from libs.common import names
-from tests.stack import REPO, UpStack, nats_client
+from tests.cli import run_cli_async
+from tests.stack import UpStack, nats_client
 
 
 @dataclass
@@ -59,21 +57,9 @@ class Places:
 
 async def wolfctl(stack: UpStack, *args: str) -> tuple[int, str, str]:
     """`wolfctl ARGS` as the administrator on the server runs it (DATA names the token)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
-    env |= {"WOLFPACK_DATA": str(stack.data), "COLUMNS": "250"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "libs.wolfctl.main",
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    env = {"WOLFPACK_DATA": str(stack.data), "COLUMNS": "250"}
+    done = await run_cli_async("wolfctl", *args, env=env, within=120)
+    return done.returncode, done.stdout, done.stderr
 
 
 async def stream_messages(nats_url: str) -> list[bytes]:

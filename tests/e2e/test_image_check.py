@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import sys
+import subprocess
 import tarfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -37,7 +36,8 @@ from tests.builder.helpers import (
     watching,
 )
 from tests.builder.vnfs.helpers import describe
-from tests.stack import REPO, UpStack, start_up
+from tests.cli import run_cli_async
+from tests.stack import UpStack, start_up
 
 NAME = "bb-debian"
 IMPORT_PHASES = {"extract", "swap", "kernel", "scan", "compress", "assemble"}
@@ -53,30 +53,9 @@ class Imported:
     phases: set[str]
 
 
-@dataclass
-class Done:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def wolfctl(stack: UpStack, *args: str) -> Done:
+async def wolfctl(stack: UpStack, *args: str) -> subprocess.CompletedProcess[str]:
     """wolfctl as a user runs it: it finds the builder and NATS from DATA/endpoints.json."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
-    env["WOLFPACK_DATA"] = str(stack.data)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "libs.wolfctl.main",
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(600):
-        out, err = await process.communicate()
-    return Done(process.returncode or 0, out.decode(), err.decode())
+    return await run_cli_async("wolfctl", *args, env={"WOLFPACK_DATA": str(stack.data)}, within=600)
 
 
 @pytest.fixture(scope="module")

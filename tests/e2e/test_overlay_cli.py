@@ -5,16 +5,14 @@ chmod, import a tree and a file, delete, build; errors are one line and exit sta
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cli import run_cli
 from tests.overlayd.helpers import Stack, following_boot, start_stack
-from tests.stack import REPO
 
 
 @pytest.fixture(scope="module")
@@ -26,23 +24,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def wolfctl(
     stack: Stack, *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
-    base |= {
+    base = {
         "WOLFPACK_URL": stack.registry_url,
         "WOLFPACK_OVERLAYD_URL": stack.overlayd_url,
         "WOLFPACK_TOKEN": stack.token,
-        "WOLFPACK_DATA": str(REPO / "var" / "no-such-data-dir"),
         "COLUMNS": "200",
     }
-    return subprocess.run(
-        [sys.executable, "-m", "libs.wolfctl.main", *args],
-        cwd=REPO,
-        env=base | (env or {}),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli("wolfctl", *args, env=base | (env or {}), stdin=stdin, within=120)
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:

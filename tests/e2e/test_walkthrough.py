@@ -4,33 +4,22 @@ the merged view, a stale write, bad input, no token, and a full restart that kee
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.stack import REPO, UpStack, nats_client, start_up
+from tests.cli import run_cli
+from tests.stack import UpStack, nats_client, start_up
 
 API = "/api/v1"
 
 
 def wolfctl(stack: UpStack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WOLFPACK_DATA": str(stack.data)}
-    env.pop("WOLFPACK_URL", None)
-    env.pop("WOLFPACK_TOKEN", None)
-    return subprocess.run(
-        [sys.executable, "-m", "libs.wolfctl.main", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli("wolfctl", *args, env={"WOLFPACK_DATA": str(stack.data)}, within=60)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,11 +18,10 @@ from libs.common.site.config import load_config, template_settings
 from libs.common.site.hostconfig import HostConfig
 from libs.runtime import dhcp, network
 from libs.runtime.network import ServerNetwork, server_network
+from tests.cli import run_cli
 from tests.needs import need_command
-from tests.stack import REPO
 
 LO = dict(ip="127.0.0.1", dhcp="lo")
-UP = (sys.executable, "-m", "libs.runtime.cli", "up")
 
 
 @pytest.mark.parametrize(
@@ -90,12 +87,10 @@ def test_good_flags() -> None:
 def test_wolfpack_up_refuses_bad_flags_before_starting(tmp_path: Path) -> None:
     need_command("ip", "iproute2")
     data = tmp_path / "data"
-    done = subprocess.run(
-        [*UP, "--data", str(data), "--dhcp", "nosuch0", "--dhcp-range", "10.0.0.1,10.0.0.9"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = run_cli(
+        *("wolfpack", "up", "--data", str(data)),
+        *("--dhcp", "nosuch0", "--dhcp-range", "10.0.0.1,10.0.0.9"),
+        within=60,
     )
     assert done.returncode == 2
     assert "Error: --dhcp nosuch0: no network interface of that name" in done.stderr
@@ -186,13 +181,7 @@ def test_wolfpack_up_names_a_broken_overlayd_yaml(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     (data / "overlayd.yaml").write_text("dhcp_range: [10.0.0.9, 10.0.0.1]\n")
-    done = subprocess.run(
-        [*UP, "--data", str(data), "--ip", "127.0.0.1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli("wolfpack", "up", "--data", str(data), "--ip", "127.0.0.1", within=60)
     assert done.returncode == 1
     assert "overlayd.yaml: dhcp_range starts after it ends" in done.stdout + done.stderr
     assert not (data / "nats").exists()  # stopped before anything started

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,19 +16,12 @@ from libs.common.bus.connection import Bus, NatsRefused
 from libs.common.bus.server import NatsServer, free_port
 from libs.common.endpoints import Endpoints, read_endpoints, write_endpoints
 from libs.common.security.api_token import read_token
+from tests.cli import run_cli
 from tests.stack import connected_bus
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def nats_auth(data: Path, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "libs.runtime.cli", "nats-auth", "--data", str(data), "--url", url],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_cli("wolfpack", "nats-auth", "--data", str(data), "--url", url)
 
 
 async def test_the_config_it_writes_locks_a_real_nats_server_and_services_get_in(

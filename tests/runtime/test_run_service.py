@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
 from libs.common import names
 from libs.runtime.services import SERVICES
-from tests.stack import REPO, log_tail, run_service, start_nats, stop_process, wait_healthy
-
-CLI = [sys.executable, "-m", "libs.runtime.cli"]
+from tests.cli import run_cli, start_cli
+from tests.stack import log_tail, run_service, start_nats, stop_process, wait_healthy
 
 
 def test_run_builder_answers_healthz_and_stops_cleanly(tmp_path: Path) -> None:
@@ -43,17 +39,14 @@ def test_settings_come_from_the_environment(tmp_path: Path) -> None:
         port = probe.getsockname()[1]
     data = tmp_path / "envdata"
     with start_nats(tmp_path / "nats") as nats:
-        env = os.environ | {
+        env = {
             "WOLFPACK_DATA": str(data),
             "WOLFPACK_NATS": nats.url,
             "WOLFPACK_BIND": "127.0.0.1",
             "WOLFPACK_PORT_OFFSET": str(port - names.PORTS["tftpd"]),
         }
         log = tmp_path / "tftpd.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [*CLI, "run", "tftpd"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
+        process = start_cli("wolfpack", "run", "tftpd", log=log, env=env)
         try:
             wait_healthy(f"http://127.0.0.1:{port}", process, log)
             assert (data / names.TOKEN_FILE).exists()
@@ -67,10 +60,9 @@ def test_port_in_use_fails_with_one_clear_line(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         offset = port - names.PORTS["bootd"]
-        done = subprocess.run(
-            [*CLI, "run", "bootd", "--data", str(tmp_path / "data"), "--nats", nats.url,
-             "--bind", "127.0.0.1", "--port-offset", str(offset)],
-            cwd=REPO, capture_output=True, text=True, timeout=60,
+        done = run_cli(
+            "wolfpack", "run", "bootd", "--data", str(tmp_path / "data"), "--nats", nats.url,
+            "--bind", "127.0.0.1", "--port-offset", str(offset), within=60,
         )  # fmt: skip
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
@@ -79,9 +71,7 @@ def test_port_in_use_fails_with_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_unknown_service_is_refused_listing_the_valid_names() -> None:
-    done = subprocess.run(
-        [*CLI, "run", "dhcpd"], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+    done = run_cli("wolfpack", "run", "dhcpd", within=60)
     assert done.returncode == 2
     assert "'dhcpd' is not one of" in done.stderr
     assert all(f"'{name}'" in done.stderr for name in SERVICES)

@@ -4,11 +4,10 @@ a restart."""
 
 from __future__ import annotations
 
-import os
+import asyncio
 import ssl
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -21,9 +20,9 @@ from libs.common.endpoints import read_endpoints
 from libs.common.models.events import ChangeEvent
 from libs.common.security.api_token import read_token
 from libs.common.security.token_rotation import read_previous
+from tests.cli import run_cli, run_cli_async
 from tests.needs import unavailable
 from tests.stack import (
-    REPO,
     UpStack,
     nats_client,
     run_service,
@@ -54,14 +53,9 @@ def client(stack: UpStack, service: str, token: str | None = None) -> httpx.Clie
 
 
 def wolfpack(stack: UpStack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "libs.runtime.cli", *args, "--data", str(stack.data)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    done = run_cli("wolfpack", *args, "--data", str(stack.data), within=60)
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def current_token(stack: UpStack) -> str:
@@ -102,15 +96,8 @@ def test_keys_are_private_and_endpoints_name_https_and_the_ca(stack: UpStack) ->
 def test_wolfctl_works_over_https(stack: UpStack) -> None:
     with client(stack, "registry", stack.token) as api:
         assert api.put("/api/v1/nodes/tls-n1", json={}).status_code == 201
-    env = {**os.environ, "WOLFPACK_DATA": str(stack.data)}
-    env.pop("WOLFPACK_CA", None)
-    listed = subprocess.run(
-        [sys.executable, "-m", "libs.wolfctl.main", "node", "list", "-o", "json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    listed = run_cli(
+        "wolfctl", "node", "list", "-o", "json", env={"WOLFPACK_DATA": str(stack.data)}, within=60
     )
     assert listed.returncode == 0, listed.stderr
     assert '"tls-n1"' in listed.stdout
@@ -226,14 +213,11 @@ async def test_grace_zero_revokes_at_once_and_bootd_discovers_with_the_new_token
     assert node.get("discoverable") is None
 
 
-def test_rotations_at_once_leave_one_valid_token(stack: UpStack) -> None:
+async def test_rotations_at_once_leave_one_valid_token(stack: UpStack) -> None:
     before = current_token(stack)
-    argv = [sys.executable, "-m", "libs.runtime.cli", "token", "rotate", "--grace", "60"]
-    racing = [
-        subprocess.Popen([*argv, "--data", str(stack.data)], cwd=REPO, stdout=subprocess.DEVNULL)
-        for _ in range(4)
-    ]
-    assert [p.wait(60) for p in racing] == [0, 0, 0, 0]
+    rotate = ("token", "rotate", "--grace", "60", "--data", str(stack.data))
+    racing = [run_cli_async("wolfpack", *rotate, within=60) for _ in range(4)]
+    assert [done.returncode for done in await asyncio.gather(*racing)] == [0, 0, 0, 0]
     token_file = (stack.data / names.TOKEN_FILE).read_text()
     assert len(token_file.splitlines()) == 1
     current = current_token(stack)

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,10 +25,11 @@ from libs.common.store.cas import ContentStore
 from libs.common.store.files import iter_blobs, quarantine_dir
 from libs.runtime.store_refs import read_references
 from tests.builder.helpers import busybox_rootfs, tarball, watching
+from tests.cli import run_cli
 
 # Helpers of the builder and overlayd tests (those folders are not packages).
 from tests.overlayd.helpers import Boot, following_boot
-from tests.stack import REPO, UpStack, nats_client, start_up
+from tests.stack import UpStack, nats_client, start_up
 
 API = names.API_PREFIX
 IMAGE = "bb"
@@ -114,15 +114,7 @@ async def boot(cluster: Cluster) -> AsyncIterator[Boot]:
 
 def wolfpack(stack: UpStack, *args: str) -> subprocess.CompletedProcess[str]:
     """`wolfpack ARGS --data DATA` in a fresh process, as an administrator types it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
-    return subprocess.run(
-        [sys.executable, "-m", "libs.runtime.cli", *args, "--data", str(stack.data)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_cli("wolfpack", *args, "--data", str(stack.data), within=600)
 
 
 def age_everything(store: ContentStore, seconds: float = 2 * HOUR) -> None:

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer
 from libs.common.store.cas import ContentStore
 from libs.runtime.store_refs import ReferencesUnavailable, read_references
-from tests.stack import REPO
+from tests.cli import run_cli
 
 HOUR = 3600.0
 
@@ -83,12 +82,4 @@ async def test_chunk_indexes_of_images_and_of_jobs_under_way_are_references(
 
 
 def run_gc(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
-    return subprocess.run(
-        [sys.executable, "-m", "libs.runtime.cli", "gc", "--data", str(data), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli("wolfpack", "gc", "--data", str(data), *args, within=120)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,8 @@ import pytest
 from libs.common import names
 from libs.common.endpoints import FILE as ENDPOINTS_FILE
 from libs.common.endpoints import Endpoints, read_endpoints
-from tests.stack import REPO, UpStack, log_tail, nats_client, start_up
+from tests.cli import cli_running, run_cli
+from tests.stack import UpStack, log_tail, nats_client, start_up
 from tests.waiting import eventually_sync
 
 
@@ -84,13 +83,7 @@ def test_a_second_up_on_the_same_data_is_refused(stack: UpStack) -> None:
     """Two ups would run two nats-servers on one JetStream store, which nats-server allows."""
     before = pid_of(stack, "nats-server")
     second = ["up", "--data", str(stack.data), "--port-offset", str(stack.port_offset + 1)]
-    done = subprocess.run(
-        [sys.executable, "-m", "libs.runtime.cli", *second],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli("wolfpack", *second, within=60)
     assert done.returncode != 0
     assert f"another wolfpack up (pid {stack.process.pid}) already runs on" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -121,26 +114,17 @@ def test_the_nats_token_is_private_and_on_no_command_line(stack: UpStack) -> Non
         assert stack.nats_token not in Path(f"/proc/{pid}/cmdline").read_text(), name
 
 
-def test_wolfctl_follows_events_with_the_token_from_the_data_folder(stack: UpStack) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
-    watch = subprocess.Popen(
-        [sys.executable, "-m", "libs.wolfctl.main", "node", "status", "-w", "-o", "json"],
-        cwd=REPO,
-        env={**env, "WOLFPACK_DATA": str(stack.data)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    timer = threading.Timer(60, watch.kill)  # a wolfctl stuck connecting fails the test
-    timer.start()
-    try:
+async def test_wolfctl_follows_events_with_the_token_from_the_data_folder(
+    stack: UpStack,
+) -> None:
+    env = {"WOLFPACK_DATA": str(stack.data)}
+    async with cli_running("wolfctl", "node", "status", "-w", "-o", "json", env=env) as watch:
         assert watch.stdout is not None and watch.stderr is not None
-        first = watch.stdout.readline()  # the snapshot: NATS was reached, then the API
-        assert first.startswith("["), first + (watch.stderr.read() if watch.poll() else "")
-    finally:
-        timer.cancel()
-        watch.terminate()
-        watch.wait(timeout=30)
+        async with asyncio.timeout(60):  # a wolfctl stuck connecting fails the test
+            # The snapshot: NATS was reached, then the API.
+            first = (await watch.stdout.readline()).decode()
+            ended = "" if first else (await watch.stderr.read()).decode()
+        assert first.startswith("["), first + ended
 
 
 def test_wolfctl_without_the_nats_token_says_so_at_once(stack: UpStack, tmp_path: Path) -> None:
@@ -149,14 +133,8 @@ def test_wolfctl_without_the_nats_token_says_so_at_once(stack: UpStack, tmp_path
     elsewhere.mkdir()
     for name in (ENDPOINTS_FILE, names.TOKEN_FILE):
         (elsewhere / name).write_bytes((stack.data / name).read_bytes())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "libs.wolfctl.main", "node", "status", "-w"],
-        cwd=REPO,
-        env={**env, "WOLFPACK_DATA": str(elsewhere)},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = run_cli(
+        "wolfctl", "node", "status", "-w", env={"WOLFPACK_DATA": str(elsewhere)}, within=60
     )
     assert done.returncode == 1
     assert "Authorization Violation" in done.stderr and "nats.token" in done.stderr

@@ -19,10 +19,9 @@ DATA, ERROR = 3, 5
 
 
 @pytest.fixture
-def capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tftpd]:
+def capped(tmp_path: Path) -> Iterator[Tftpd]:
     need()
-    monkeypatch.setenv(slots.PER_CLIENT_ENV, str(CAP))
-    with start_tftpd(tmp_path) as server:
+    with start_tftpd(tmp_path, env={slots.PER_CLIENT_ENV: str(CAP)}) as server:
         yield server
 
 

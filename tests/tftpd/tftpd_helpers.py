@@ -41,9 +41,10 @@ def start_tftpd(
     tmp: Path,
     prepare: dict[str, Path] | None = None,
     seed: Callable[[str], Coroutine[Any, Any, None]] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Tftpd]:
-    """NATS plus `wolfpack run tftpd`; `prepare` puts symlinks (name → target) in the root,
-    `seed` gets the NATS URL before tftpd starts."""
+    """NATS plus `wolfpack run tftpd` (with WOLFPACK_ variables `env`); `prepare` puts
+    symlinks (name → target) in the root, `seed` gets the NATS URL before tftpd starts."""
     data = tmp / "data"
     root = data / "tftp"
     root.mkdir(parents=True, exist_ok=True)
@@ -53,7 +54,7 @@ def start_tftpd(
     with start_nats(tmp / "nats") as nats:
         if seed is not None:
             asyncio.run(seed(nats.url))
-        process, http_port, log = run_service("tftpd", data, nats.url)
+        process, http_port, log = run_service("tftpd", data, nats.url, env=env)
         offset = http_port - names.PORTS["tftpd"]
         try:
             wait_healthy(f"http://127.0.0.1:{http_port}", process, log)

@@ -1,13 +1,14 @@
 """wolfctl against a real registry, run as a user runs it: a process, its output, its exit code.
 
 The `registry` fixture (tests/conftest.py) yields an object with `.url` and `.token` of a
-running, empty registry. Each call here starts `python -m libs.wolfctl.main` afresh.
+running, empty registry. Each call here starts wolfctl afresh (tests/cli.py).
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,26 +18,26 @@ import yaml
 
 from libs.common.models.api import MergedNode
 from libs.common.models.node import Node, Profile
-from tests.wolfctl_process import Result, run_wolfctl
+from tests.cli import run_cli_async
 
 
 async def wolfctl(
     registry: Any, cmd: str, *extra: str, stdin: str = "", token: str | None = None
-) -> Result:
+) -> subprocess.CompletedProcess[str]:
     """Run `wolfctl CMD EXTRA...` (CMD split as a shell would) in a fresh process, finding the
     registry through the environment."""
     env = {
         "WOLFPACK_URL": registry.url,
         "WOLFPACK_TOKEN": registry.token if token is None else token,
     }
-    return await run_wolfctl([*shlex.split(cmd), *extra], env, stdin=stdin.encode())
+    return await run_cli_async("wolfctl", *shlex.split(cmd), *extra, env=env, stdin=stdin)
 
 
 async def ok(registry: Any, cmd: str, *extra: str, stdin: str = "") -> str:
     result = await wolfctl(registry, cmd, *extra, stdin=stdin)
-    assert result.code == 0, f"wolfctl {cmd} {' '.join(extra)}: {result.err}"
-    assert "Traceback" not in result.err
-    return result.out
+    assert result.returncode == 0, f"wolfctl {cmd} {' '.join(extra)}: {result.stderr}"
+    assert "Traceback" not in result.stderr
+    return result.stdout
 
 
 async def nodes(registry: Any, *ranges: str) -> dict[str, Node]:
@@ -55,11 +56,11 @@ def rows(table: str) -> list[list[str]]:
     return [re.split(r" {2,}", line) for line in table.splitlines()[2:]]
 
 
-def one_error_line(result: Result) -> str:
-    assert result.code == 1, result
-    assert "Traceback" not in result.err
-    lines = result.err.splitlines()
-    assert len(lines) == 1, result.err
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
     assert lines[0].startswith("wolfctl: error: ")
     return lines[0]
 
@@ -117,8 +118,8 @@ async def test_set_changes_only_the_flags_given(registry: Any) -> None:
 async def test_set_on_a_range_reports_each_failed_node(registry: Any) -> None:
     await ok(registry, "node add n[01-03]")
     result = await wolfctl(registry, "node set n[01-05] --comment racked")
-    assert result.code == 1
-    failed = result.err.splitlines()
+    assert result.returncode == 1
+    failed = result.stderr.splitlines()
     assert [line.split(":")[2].strip() for line in failed] == ["n04", "n05"]
     assert all(line.startswith("wolfctl: error: n0") for line in failed)
     assert {n.comment for n in (await nodes(registry)).values()} == {"racked"}
@@ -134,9 +135,9 @@ async def test_bad_value_is_one_line_naming_node_and_field(registry: Any) -> Non
 
 async def test_usage_errors_exit_2(registry: Any) -> None:
     result = await wolfctl(registry, "node set n1 --mtu big")
-    assert result.code == 2 and "Traceback" not in result.err
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     result = await wolfctl(registry, "node set n1")
-    assert result.code == 2 and "nothing to set" in result.err
+    assert result.returncode == 2 and "nothing to set" in result.stderr
 
 
 async def test_unset_goes_back_to_the_inherited_value(registry: Any) -> None:
@@ -179,7 +180,7 @@ async def test_secrets_are_masked_unless_asked_for(registry: Any) -> None:
     )
     # Without the token, no secret: the registry refuses rather than masks.
     refused = await wolfctl(registry, "node list --secrets", token="wrong")
-    assert refused.code != 0 and "hunter2" not in refused.out
+    assert refused.returncode != 0 and "hunter2" not in refused.stdout
 
 
 async def test_a_secret_flag_of_dash_reads_the_value_from_stdin(registry: Any) -> None:
@@ -195,9 +196,9 @@ async def test_a_secret_flag_of_dash_reads_the_value_from_stdin(registry: Any) -
     assert '"pw-2"' in profile
     # No line to read: refused, naming the flag, and nothing changed.
     refused = await wolfctl(registry, "node set n1 --ipmipass -", stdin="")
-    assert refused.code == 2 and "--ipmipass" in refused.err, refused.err
+    assert refused.returncode == 2 and "--ipmipass" in refused.stderr, refused.stderr
     empty = await wolfctl(registry, "node set n1 --ipmipass -", stdin="\n")
-    assert empty.code == 2 and "empty line" in empty.err, empty.err
+    assert empty.returncode == 2 and "empty line" in empty.stderr, empty.stderr
     again = msgspec.json.decode(
         await ok(registry, "-o json node list --secrets n1"), type=list[Node]
     )
@@ -207,8 +208,8 @@ async def test_a_secret_flag_of_dash_reads_the_value_from_stdin(registry: Any) -
 async def test_delete_asks_first_unless_yes(registry: Any) -> None:
     await ok(registry, "node add n[1-3]")
     refused = await wolfctl(registry, "node delete n[1-2]", stdin="n\n")
-    assert refused.code == 1
-    assert "Delete 2 nodes (n[1-2])?" in refused.err
+    assert refused.returncode == 1
+    assert "Delete 2 nodes (n[1-2])?" in refused.stderr
     assert set(await nodes(registry)) == {"n1", "n2", "n3"}
 
     await ok(registry, "node delete n[1-2]", stdin="y\n")
