@@ -11,14 +11,13 @@ its supervisor starts it again. Afterwards the stack must have converged:
 - an event handled twice changes nothing.
 
 The figures (kills, events replayed, writes accepted vs present) are printed for the docs.
-RANDOM_SEED=n replays one run's schedule of kills and edits.
+WOLFPACK_TEST_SEED=n replays one run's schedule of kills and edits (tests/seeds.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import random
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -44,6 +43,7 @@ from tests.faults.chaos import (
     stack_processes,
 )
 from tests.faults.storm import IMAGES, Storm, mac
+from tests.seeds import seeded_random
 from tests.stack import UpStack, connected_bus, overlayd_settled, start_up
 
 KILLS_EACH: Final = 2
@@ -90,9 +90,7 @@ async def chaos(killer: Killer, rng: random.Random, storm: Storm) -> None:
 async def test_the_stack_converges_after_every_process_is_killed_mid_storm(
     up: UpStack, client: httpx.AsyncClient, sources: list[Path], tmp_path: Path
 ) -> None:
-    seed = int(os.environ.get("RANDOM_SEED", random.randrange(1 << 30)))
-    print(f"RANDOM_SEED={seed}")
-    rng = random.Random(seed)
+    rng = seeded_random()
     async with following_jobs(up.nats_url) as jobs:
         storm = Storm(up, client, jobs, rng)
         await storm.populate(sources)

@@ -5,7 +5,7 @@ one that already holds nodes. up must come up by itself, and the stack must be w
 `boot` is a fresh render of the registry, and a new node goes through overlayd to KV and is
 known to bootd.
 
-RANDOM_SEED=n replays one run's moments.
+WOLFPACK_TEST_SEED=n replays one run's moments (tests/seeds.py).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from tests.faults.chaos import Killer, Ledger, Retrying, converged, served_script, stack_processes
+from tests.seeds import seeded_random
 from tests.stack import UpStack, start_up
 
 NODES: Final = 30
@@ -116,9 +117,7 @@ async def http(up: UpStack) -> AsyncIterator[httpx.AsyncClient]:
 async def test_up_comes_up_whole_when_every_process_dies_while_starting(
     folder: str, tmp_path: Path
 ) -> None:
-    seed = int(os.environ.get("RANDOM_SEED", random.randrange(1 << 30)))
-    print(f"RANDOM_SEED={seed}")
-    rng = random.Random(seed)
+    rng = seeded_random()
     data = tmp_path / "data"
     names = {f"s{n:02d}" for n in range(NODES)} if folder == "with nodes" else set()
     if names:

@@ -5,15 +5,13 @@ while they do. Then every write it accepted before or after is there, every imag
 accepted ran (jobs are on the stream, so the new builder runs those the old one had not
 finished), and KV `boot` is a fresh render of the final state.
 
-RANDOM_SEED=n replays one run's moment and edits.
+WOLFPACK_TEST_SEED=n replays one run's moment and edits (tests/seeds.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import random
 from pathlib import Path
 from typing import Final
 
@@ -23,6 +21,7 @@ import pytest
 from tests.builder.helpers import generations
 from tests.faults.chaos import converged, following_jobs
 from tests.faults.storm import Storm
+from tests.seeds import seeded_random
 from tests.stack import start_up
 
 BACK_WITHIN: Final = 120.0
@@ -36,9 +35,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 async def test_a_stack_killed_whole_mid_storm_comes_back_with_every_accepted_change(
     sources: list[Path], tmp_path: Path
 ) -> None:
-    seed = int(os.environ.get("RANDOM_SEED", random.randrange(1 << 30)))
-    print(f"RANDOM_SEED={seed}")
-    rng = random.Random(seed)
+    rng = seeded_random()
     data = tmp_path / "data"
     with contextlib.ExitStack() as stacks:
         first = stacks.enter_context(start_up(data))
