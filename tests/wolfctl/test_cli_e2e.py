@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -278,15 +277,10 @@ async def test_wrong_token_is_one_clear_line(registry: Any) -> None:
     assert await nodes(registry) == {}
 
 
-async def test_ten_thousand_nodes_listed_in_a_few_seconds(registry: Any) -> None:
+async def test_ten_thousand_nodes_are_listed(registry: Any) -> None:
+    # How fast: bench/registry.py times this listing (a whole wolfctl run) against its goal.
     await ok(registry, "profile add default")
     await ok(registry, "node add n[00001-10000] -P default -I 10.0.0.1")
-    start = time.perf_counter()
-    table = await ok(registry, "node list")
-    # A whole `wolfctl` run, Python's start included: a loose bound for a loaded CI machine.
-    elapsed = time.perf_counter() - start
-    print(f"\nwolfctl node list of 10,000 nodes: {elapsed:.2f} s")
-    lines = table.splitlines()
+    lines = (await ok(registry, "node list")).splitlines()
     assert len(lines) == 10_002
     assert lines[-1].split() == ["n10000", "default", "10.0.39.16"]
-    assert elapsed < 10.0, f"node list of 10,000 nodes took {elapsed:.2f} s"

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import time
 
 import msgspec
 import pytest
@@ -120,22 +119,25 @@ async def test_keys_and_items_leave_out_deleted_keys(nodes: Bucket[Node]) -> Non
     }
 
 
-async def test_items_of_ten_thousand_keys_is_fast(bus: Bus) -> None:
+async def test_items_of_ten_thousand_keys_reads_each_once_in_a_few_requests(bus: Bus) -> None:
     bucket = await bus.bucket(names.BUCKET_NODES, Node)
     kv = await bus.js.key_value(names.BUCKET_NODES)
     payload = msgspec.json.encode(Node(comment="compute", profiles=["default"]))
     for start in range(0, 10_000, 1_000):
         await asyncio.gather(*(kv.put(f"n{i:05}", payload) for i in range(start, start + 1_000)))
 
-    began = time.perf_counter()
+    before = dict(bus.nc.stats)
     items = await bucket.items()
-    took = time.perf_counter() - began
-    print(f"\nitems() of 10,000 keys: {took:.2f} s")
+    sent = bus.nc.stats["out_msgs"] - before["out_msgs"]
+    received = bus.nc.stats["in_msgs"] - before["in_msgs"]
 
     assert len(items) == 10_000
     assert items["n09999"].profiles == ["default"]
     assert len({node.revision for node in items.values()}) == 10_000
-    assert took < 5.0, f"items() took {took:.2f}s for 10,000 keys"  # ~0.4 s idle: CI margin
+    # One watcher (a handful of requests), not a get per key: 10,000 round trips would be what
+    # makes a listing slow. How fast a listing is, is measured by bench/registry.py.
+    assert sent < 100, f"{sent} requests for 10,000 keys"
+    assert received < 10_000 + 100, f"{received} messages for 10,000 keys"
 
 
 async def test_watch_gives_current_values_then_changes(nodes: Bucket[Node]) -> None:

@@ -171,7 +171,7 @@ async def test_a_failing_or_hanging_reload_is_logged(caplog: pytest.LogCaptureFi
     assert "exited with 3: nope" in caplog.text
     started = time.monotonic()
     assert await run_reload("sleep 30", 0.3, "hosts") is False
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 5  # killed at its limit, not waited out: a hang bound
     assert "took over 0.3s; killed" in caplog.text
     assert await run_reload("true", 5, "exports") is True
 
