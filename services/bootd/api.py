@@ -15,7 +15,9 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from libs.common import names
 from libs.common.errors import Invalid, Unauthorized, WolfpackError
 from libs.common.formats.decoding import decode_json
-from libs.common.http.app import BINARY, TEXT, TokenAuth, body_schema, encode, error_response
+from libs.common.http.auth import TokenAuth
+from libs.common.http.bodies import BINARY, TEXT, encode, error_response
+from libs.common.http.openapi import body_schema
 from libs.common.models.boot_stage import UNKNOWN_NODE, Stage
 from libs.common.models.boot_status import NodeBootStatus
 from libs.common.nodes.macs import normalize_mac

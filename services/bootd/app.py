@@ -14,7 +14,8 @@ from starlette.types import ASGIApp
 from libs.common import endpoints, names
 from libs.common.bus.connection import Bus
 from libs.common.errors import Invalid
-from libs.common.http.app import TokenAuth, create_app
+from libs.common.http.app import create_app
+from libs.common.http.auth import TokenAuth
 from libs.common.http.listeners import api_url
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from libs.common.errors import NotFound
-from libs.common.http.app import error_response
+from libs.common.http.bodies import error_response
 from libs.common.store.cas import ContentStore, parse_digest
 from libs.common.store.verified import BlobCorrupt, Verifier, VerifyCounts
 from services.bootd.admission import Admission, AdmissionCounts

@@ -6,7 +6,9 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI, Response
 
 from libs.common import names
-from libs.common.http.app import TokenAuth, body_schema, encode
+from libs.common.http.auth import TokenAuth
+from libs.common.http.bodies import encode
+from libs.common.http.openapi import body_schema
 from libs.common.store.verified import BlobCorrupt
 from services.bootd.guard import BlobGuard, ServingCounts, corrupt_answer
 

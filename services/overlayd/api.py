@@ -7,7 +7,9 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 
 from libs.common import names
 from libs.common.errors import Invalid, NotFound
-from libs.common.http.app import Credentials, TokenAuth, body_schema, decode_body, encode
+from libs.common.http.auth import Credentials, TokenAuth
+from libs.common.http.bodies import decode_body, encode
+from libs.common.http.openapi import body_schema
 from libs.common.models.overlay import BootManifest, OverlayMeta
 from libs.common.models.overlay_api import (
     ChmodRequest,

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from libs.common import names
 from libs.common.bus.connection import Bus, Consumer
-from libs.common.http.app import MiB, TokenAuth, create_app
+from libs.common.http.app import create_app
+from libs.common.http.auth import TokenAuth
+from libs.common.http.bodies import MiB
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
 from libs.common.models.overlay import BootManifest, OverlayMeta
