@@ -25,11 +25,12 @@ from libs.common.security.tls import client_context, tls_files
 from libs.common.settings import Settings
 from libs.common.store.cas import ContentStore
 from libs.common.store.verified import Verifier
-from services.bootd import api, serving_api
+from services.bootd import api
 from services.bootd.admission import Admission
 from services.bootd.blobs import ZeroCopy
 from services.bootd.boot import BootServer
 from services.bootd.discovery import Discovery
+from services.bootd.front import BootFront
 from services.bootd.guard import BlobGuard, ServingStore
 from services.bootd.history import TftpStages, replay
 from services.bootd.index import IndexFeeder, ManifestIndex
@@ -144,6 +145,5 @@ async def build(settings: Settings, bus: Bus) -> BootdService:
     )
     app = create_app("bootd", title="wolfpack bootd", version="1")
     auth = TokenAuth(tokens, public_read=settings.public_read)
-    api.mount(app, boot, book, auth)
-    serving_api.mount(app, guard, auth)
+    api.mount(app, BootFront(boot, book, guard), auth)
     return BootdService(ZeroCopy(app, stall), feeder, discovery, bus, book, verifier)
