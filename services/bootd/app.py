@@ -53,6 +53,9 @@ class BootdService:
     # when a blob's last byte is handed to the kernel: a node still draining megabytes from the
     # socket buffers, then asking for its next file, must find its connection open.
     keep_alive: Final = 75
+    # ZeroCopy sends whole blobs with sendfile(2) on uvicorn's h11 protocol only (it stands on
+    # its request cycle): named, so installing httptools cannot turn it off unseen.
+    http: Final = "h11"
 
     def __init__(
         self,
