@@ -14,7 +14,8 @@ from starlette.types import ASGIApp
 from libs.common import endpoints, names
 from libs.common.bus.connection import Bus
 from libs.common.errors import Invalid
-from libs.common.http.app import TokenAuth, create_app
+from libs.common.http.app import create_app
+from libs.common.http.auth import TokenAuth
 from libs.common.http.listeners import api_url
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
@@ -24,11 +25,12 @@ from libs.common.security.tls import client_context, tls_files
 from libs.common.settings import Settings
 from libs.common.store.cas import ContentStore
 from libs.common.store.verified import Verifier
-from services.bootd import api, serving_api
+from services.bootd import api
 from services.bootd.admission import Admission
 from services.bootd.blobs import ZeroCopy
 from services.bootd.boot import BootServer
 from services.bootd.discovery import Discovery
+from services.bootd.front import BootFront
 from services.bootd.guard import BlobGuard, ServingStore
 from services.bootd.history import TftpStages, replay
 from services.bootd.index import IndexFeeder, ManifestIndex
@@ -51,6 +53,9 @@ class BootdService:
     # when a blob's last byte is handed to the kernel: a node still draining megabytes from the
     # socket buffers, then asking for its next file, must find its connection open.
     keep_alive: Final = 75
+    # ZeroCopy sends whole blobs with sendfile(2) on uvicorn's h11 protocol only (it stands on
+    # its request cycle): named, so installing httptools cannot turn it off unseen.
+    http: Final = "h11"
 
     def __init__(
         self,
@@ -143,6 +148,5 @@ async def build(settings: Settings, bus: Bus) -> BootdService:
     )
     app = create_app("bootd", title="wolfpack bootd", version="1")
     auth = TokenAuth(tokens, public_read=settings.public_read)
-    api.mount(app, boot, book, auth)
-    serving_api.mount(app, guard, auth)
+    api.mount(app, BootFront(boot, book, guard), auth)
     return BootdService(ZeroCopy(app, stall), feeder, discovery, bus, book, verifier)

@@ -20,7 +20,7 @@ import msgspec
 import nats.errors
 
 from libs.common.errors import Conflict, NotFound
-from libs.common.http.app import BUS_UNAVAILABLE
+from libs.common.http.errors import BUS_UNAVAILABLE
 from libs.common.models.image import (
     ImageBuilt,
     ImageFailed,

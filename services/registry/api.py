@@ -12,7 +12,9 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 
 from libs.common import names
 from libs.common.errors import Invalid
-from libs.common.http.app import Credentials, TokenAuth, body_schema, decode_body, encode
+from libs.common.http.auth import Credentials, TokenAuth
+from libs.common.http.bodies import decode_body, encode
+from libs.common.http.openapi import body_schema
 from libs.common.models.api import BulkAdd, BulkResult, ImportResult, MergedNode, MergedProfile
 from libs.common.models.node import Node, Profile
 from libs.common.nodes import ranges
