@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 
+from libs.common import subjects
 from libs.common.errors import Invalid, NotFound
 from libs.common.models.image import (
     ImageDeleted,
@@ -19,7 +20,6 @@ from libs.common.models.image import (
     ImageRequested,
     ImageUnchanged,
     ImportRequest,
-    image_subject,
     validate_image_name,
 )
 from libs.common.store.cas import ContentStore
@@ -124,7 +124,7 @@ class Images:
             self.jobs.release(job)
             self.jobs.forget(name)
         await self._parts.publisher.publish(
-            image_subject(name, "deleted"), ImageDeleted(name=name, revision=meta.revision)
+            subjects.image(name, "deleted"), ImageDeleted(name=name, revision=meta.revision)
         )
 
     def _remove_folder(self, name: str, job_id: str) -> None:

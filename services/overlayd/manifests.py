@@ -12,7 +12,7 @@ from typing import Final, Protocol
 
 import msgspec
 
-from libs.common import names
+from libs.common import subjects
 from libs.common.errors import NotFound
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
@@ -127,7 +127,7 @@ class Manifests:
                     system_digests=manifest.system_digests,
                     runtime_digest=manifest.runtime_digest,
                 )
-                await self._publisher.publish(names.node_subject(manifest.node, "rendered"), event)
+                await self._publisher.publish(subjects.node(manifest.node, "rendered"), event)
 
         await asyncio.gather(*(one(m, r) for m, r in changed))
         return len(changed) - len(left), left

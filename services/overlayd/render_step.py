@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
-from libs.common import names
+from libs.common import subjects
 from libs.common.models.node import Node
 from libs.common.models.overlay import RenderFailedEvent
 from libs.common.models.overlay_api import WaveReport
@@ -120,6 +120,6 @@ class Rendering:
 
         async def announce(event: RenderFailedEvent) -> None:
             async with gate:
-                await self.publisher.publish(names.node_subject(event.node, "render_failed"), event)
+                await self.publisher.publish(subjects.node(event.node, "render_failed"), event)
 
         await asyncio.gather(*(announce(event) for event in failed))

@@ -12,7 +12,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 import msgspec
 
-from libs.common import names
+from libs.common import subjects
 from libs.common.errors import Conflict, NotFound
 from libs.common.models.events import ChangeEvent
 
@@ -148,7 +148,7 @@ class Collection(Generic[T]):
         event = ChangeEvent(
             kind=self.kind, name=name, action=action, revision=revision, fields=fields
         )
-        await self._publisher.publish(names.subject(self.kind, name, action), event)
+        await self._publisher.publish(subjects.subject(self.kind, name, action), event)
 
 
 def _rev(obj: msgspec.Struct) -> int:

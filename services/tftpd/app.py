@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.connection import Bus
 from libs.common.http.app import create_app
 from libs.common.models.boot_stage import BootStage
@@ -74,7 +74,7 @@ class TftpdService:
             error=outcome.error,
         )
         try:
-            await self._bus.publish(names.node_subject(node, "boot"), event)
+            await self._bus.publish(subjects.node(node, "boot"), event)
         except Exception as exc:
             log.warning("could not publish the boot stage of %s: %s", node, exc)
 
