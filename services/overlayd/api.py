@@ -6,8 +6,9 @@ import msgspec
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 
 from libs.common import names
-from libs.common.errors import Invalid, NotFound
+from libs.common.errors import NotFound
 from libs.common.http.app import Credentials, TokenAuth, body_schema, decode_body, encode
+from libs.common.http.revisions import etag, if_match_revision
 from libs.common.models.overlay import BootManifest, OverlayMeta
 from libs.common.models.overlay_api import (
     ChmodRequest,
@@ -30,17 +31,8 @@ FILE = "/overlays/{name}/files/{path:path}"
 MANIFEST = "/nodes/{name}/manifest"
 
 
-def _revision(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise Invalid(f"If-Match must be a revision number, got {if_match!r}", field="If-Match")
-    return int(value)
-
-
 def _changed(meta: OverlayMeta, status: int = 200) -> Response:
-    return encode(summary_of(meta), status=status, headers={"ETag": f'"{meta.revision}"'})
+    return encode(summary_of(meta), status=status, headers={"ETag": etag(meta.revision)})
 
 
 def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter:
@@ -91,7 +83,7 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
 
     @r.delete(ONE, dependencies=write, status_code=204)
     async def delete_overlay(name: str, if_match: str | None = Header(None)) -> Response:
-        await catalog.storage.delete(name, revision=_revision(if_match))
+        await catalog.storage.delete(name, revision=if_match_revision(if_match))
         return Response(status_code=204)
 
     @r.get(FILE, dependencies=contents, openapi_extra=body_schema(response_raw=(BINARY,)))
@@ -100,7 +92,7 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
             found = await catalog.rendered_file(name, render, path)
             return Response(found.data or b"", media_type=BINARY)
         data, revision = await catalog.read(name, path)
-        headers = {"ETag": f'"{revision}"'} if revision is not None else None
+        headers = {"ETag": etag(revision)} if revision is not None else None
         return Response(data, media_type=BINARY, headers=headers)
 
     @r.put(
@@ -124,7 +116,7 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
             mode=mode,
             uid=uid,
             gid=gid,
-            revision=_revision(if_match),
+            revision=if_match_revision(if_match),
         )
         return _changed(meta)
 
@@ -133,7 +125,7 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
         name: str, path: str, recursive: bool = False, if_match: str | None = Header(None)
     ) -> Response:
         meta = await catalog.delete_files(
-            name, [path], recursive=recursive, revision=_revision(if_match)
+            name, [path], recursive=recursive, revision=if_match_revision(if_match)
         )
         return _changed(meta)
 
@@ -150,7 +142,7 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
             mode=body.mode,
             uid=body.uid,
             gid=body.gid,
-            revision=_revision(if_match),
+            revision=if_match_revision(if_match),
         )
         return _changed(meta)
 
@@ -161,7 +153,9 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
     )
     async def chmod(name: str, request: Request, if_match: str | None = Header(None)) -> Response:
         body = await decode_body(request, ChmodRequest)
-        meta = await catalog.storage.chmod(name, body.path, body.mode, revision=_revision(if_match))
+        meta = await catalog.storage.chmod(
+            name, body.path, body.mode, revision=if_match_revision(if_match)
+        )
         return _changed(meta)
 
     @r.post(
@@ -177,7 +171,7 @@ def overlay_routes(catalog: Catalog, waves: Waves, auth: TokenAuth) -> APIRouter
     ) -> Response:
         """The body is a tar archive (any compression) of the tree to import."""
         meta = await catalog.import_archive(
-            name, await request.body(), dest=dest, revision=_revision(if_match)
+            name, await request.body(), dest=dest, revision=if_match_revision(if_match)
         )
         return _changed(meta)
 
@@ -197,7 +191,7 @@ def node_routes(manifests: Manifests, waves: Waves, auth: TokenAuth) -> APIRoute
         found = manifests.get(name)
         if found.asset_key is not None:  # bootd alone compares it; nobody reads it here
             found = msgspec.structs.replace(found, asset_key=MASK)
-        return encode(found, headers={"ETag": f'"{found.revision}"'})
+        return encode(found, headers={"ETag": etag(found.revision)})
 
     @r.get("/status", dependencies=read, openapi_extra=body_schema(response=OverlaydStatus))
     async def status() -> Response:
