@@ -10,6 +10,7 @@ import logging
 import os
 
 from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import Invalid, NotFound
 from libs.common.models.image import (
     ImageDeleted,
@@ -29,7 +30,7 @@ from services.builder.layout import Layout, remove_tree
 from services.builder.options import check_source, fetch_options
 from services.builder.parts import BuilderParts
 from services.builder.pipeline import Staging
-from services.builder.protocols import ImageBucket, Publisher, RequestLedger
+from services.builder.protocols import ImageBucket, RequestLedger
 from services.builder.pushes import follows, registry_source
 from services.builder.records import again_record
 from services.builder.requested import RequestedJobs

@@ -20,6 +20,7 @@ import msgspec
 import nats.errors
 
 from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import Conflict, NotFound
 from libs.common.http.app import BUS_UNAVAILABLE
 from libs.common.models.image import (
@@ -34,7 +35,7 @@ from services.builder.failures import failure_reason
 from services.builder.jobs import JobTable, ProgressFeed, finish
 from services.builder.layout import Layout
 from services.builder.pipeline import Built, Installed, Staging
-from services.builder.protocols import ImageBucket, Publisher
+from services.builder.protocols import ImageBucket
 from services.builder.records import changed_fields
 
 log = logging.getLogger("wolfpack.builder")

@@ -9,8 +9,8 @@ import logging
 from typing import Protocol
 
 from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.models.image import ImageMeta, ImagePushed, WebhookAnswer
-from services.builder.protocols import Publisher
 from services.builder.pushes import decode_envelope, follows, manifest_pushes
 
 log = logging.getLogger("wolfpack.builder")

@@ -13,6 +13,7 @@ from typing import Final, Protocol
 import msgspec
 
 from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import NotFound
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
@@ -34,10 +35,6 @@ class BootBucket(Protocol):
     async def put(self, key: str, value: BootManifest) -> int: ...
     async def delete(self, key: str, revision: int | None = None) -> None: ...
     async def items(self) -> dict[str, BootManifest]: ...
-
-
-class Publisher(Protocol):
-    async def publish(self, subject: str, event: msgspec.Struct) -> int: ...
 
 
 def build_manifest(node: Node, render: NodeRender, image: ImageMeta | None) -> BootManifest:

@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 import msgspec
 
 from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.models.overlay import OverlayEvent, OverlayFile, OverlayMeta
 from libs.common.store.cas import ContentStore
@@ -51,10 +52,6 @@ class OverlayBucket(Protocol):
     async def update(self, key: str, value: OverlayMeta, revision: int) -> int: ...
     async def delete(self, key: str, revision: int | None = None) -> None: ...
     async def items(self) -> dict[str, OverlayMeta]: ...
-
-
-class Publisher(Protocol):
-    async def publish(self, subject: str, event: msgspec.Struct) -> int: ...
 
 
 class OverlayStorage:

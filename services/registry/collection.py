@@ -13,6 +13,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 import msgspec
 
 from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import Conflict, NotFound
 from libs.common.models.events import ChangeEvent
 
@@ -35,10 +36,6 @@ class ObjectBucket(Protocol[T]):
     async def delete(self, key: str, revision: int | None = None) -> None: ...
     async def items(self) -> dict[str, T]: ...
     def watch(self) -> AsyncIterator[tuple[str, T | None, int]]: ...
-
-
-class Publisher(Protocol):
-    async def publish(self, subject: str, event: msgspec.Struct) -> int: ...
 
 
 Kind = Literal["node", "profile"]
