@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-SERVICES: Final = ("registry", "builder", "overlayd", "bootd", "tftpd")
-
+# Every service by name, with its port: the one list of services (in start order).
 PORTS: Final[dict[str, int]] = {
     "registry": 9870,
     "builder": 9871,
@@ -14,6 +13,7 @@ PORTS: Final[dict[str, int]] = {
     # tftpd serves TFTP on 69/udp; this is its HTTP health port.
     "tftpd": 9874,
 }
+SERVICES: Final = tuple(PORTS)
 # bootd's HTTPS port under `--tls`: its own port stays plain HTTP, as iPXE cannot trust our CA.
 BOOTD_TLS_PORT: Final = 9875
 TFTP_PORT: Final = 69

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from libs.common import names
-from libs.runtime.services import SERVICES
+from libs.runtime.services import SERVICES, load
 from tests.stack import REPO, log_tail, run_service, start_nats, stop_process, wait_healthy
 
 CLI = [sys.executable, "-m", "libs.runtime.cli"]
@@ -87,5 +87,7 @@ def test_unknown_service_is_refused_listing_the_valid_names() -> None:
     assert all(f"'{name}'" in done.stderr for name in SERVICES)
 
 
-def test_the_table_names_every_service() -> None:
-    assert set(SERVICES) == set(names.SERVICES)
+def test_every_service_has_a_port_a_folder_and_code_to_run() -> None:
+    assert list(SERVICES) == list(names.SERVICES) == list(names.PORTS)
+    assert {app.parent.name for app in (REPO / "services").glob("*/app.py")} == set(SERVICES)
+    assert all(callable(load(name)) for name in SERVICES)
