@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from libs.common import names
 from libs.runtime.services import SERVICES, load
@@ -59,6 +60,34 @@ def test_settings_come_from_the_environment(tmp_path: Path) -> None:
             assert (data / names.TOKEN_FILE).exists()
         finally:
             stop_process(process)
+
+
+@pytest.mark.parametrize("given", ["flag", "variable"])
+def test_a_service_reads_its_setting_from_the_flag_or_the_variable(
+    tmp_path: Path, given: str
+) -> None:
+    """bootd's stall limit, as `GET /api/v1/serving` reports the one it runs with."""
+    data = tmp_path / "data"
+    flags = ["--bootd-stall-seconds", "7.5"] if given == "flag" else []
+    variable = {"WOLFPACK_BOOTD_STALL_SECONDS": "7.5"} if given == "variable" else {}
+    with start_nats(tmp_path / "nats") as nats, pytest.MonkeyPatch.context() as patched:
+        patched.delenv("WOLFPACK_BOOTD_STALL_SECONDS", raising=False)
+        for key, value in variable.items():
+            patched.setenv(key, value)
+        process, port, log = run_service("bootd", data, nats.url, *flags)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, process, log)
+            token = (data / names.TOKEN_FILE).read_text().strip()
+            answer = httpx.get(
+                f"{url}{names.API_PREFIX}/serving",
+                headers={"Authorization": f"Bearer {token}"},
+                trust_env=False,
+            )
+        finally:
+            stop_process(process)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["stalls"]["limit_seconds"] == 7.5
 
 
 def test_port_in_use_fails_with_one_clear_line(tmp_path: Path) -> None:
