@@ -4,8 +4,6 @@ blobs sent by sendfile(2) (services.bootd.blobs.ZeroCopy)."""
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
 from typing import Final
 
 import nats.errors
@@ -13,7 +11,6 @@ from starlette.types import ASGIApp
 
 from libs.common import endpoints, names
 from libs.common.bus.connection import Bus
-from libs.common.errors import Invalid
 from libs.common.http.app import create_app
 from libs.common.http.auth import TokenAuth
 from libs.common.http.listeners import api_url
@@ -35,17 +32,9 @@ from services.bootd.guard import BlobGuard, ServingStore
 from services.bootd.history import TftpStages, replay
 from services.bootd.index import IndexFeeder, ManifestIndex
 from services.bootd.script import ScriptRenderer
-from services.bootd.stalls import STALL
 from services.bootd.status import StagePublisher, StatusBook
 
 log = logging.getLogger("wolfpack.bootd")
-
-# Secure mode (runtime overlays only to privileged source ports) is on unless this says no.
-ENV_SECURE: Final = "WOLFPACK_BOOTD_SECURE"
-ENV_REGISTRY: Final = "WOLFPACK_REGISTRY_URL"
-# Seconds a node may take to accept each piece of a blob (services.bootd.stalls).
-ENV_STALL: Final = "WOLFPACK_BOOTD_STALL_SECONDS"
-FALSE: Final = ("0", "false", "no", "off")
 
 
 class BootdService:
@@ -96,30 +85,16 @@ class BootdService:
         self._verifier.close()
 
 
-def registry_url(settings: Settings, env: Mapping[str, str]) -> str:
-    """Where discovery writes: $WOLFPACK_REGISTRY_URL, DATA/endpoints.json, else this host."""
-    if env.get(ENV_REGISTRY):
-        return env[ENV_REGISTRY]
+def registry_url(settings: Settings) -> str:
+    """Where discovery writes: --registry-url, DATA/endpoints.json's, else this host's."""
+    if settings.registry_url:
+        return settings.registry_url
     try:
         found = endpoints.read_endpoints(settings.data_dir).services.get("registry")
     except (OSError, ValueError):
         found = None
     host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::", "") else settings.bind
     return found or api_url(settings, "registry", host)
-
-
-def stall_seconds(env: Mapping[str, str]) -> float:
-    """The stall limit: $WOLFPACK_BOOTD_STALL_SECONDS, else STALL."""
-    text = env.get(ENV_STALL, "").strip()
-    if not text:
-        return STALL
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < float("inf"):
-        raise Invalid(f"${ENV_STALL} must be seconds above 0, not {text!r}", field=ENV_STALL)
-    return seconds
 
 
 async def build(settings: Settings, bus: Bus) -> BootdService:
@@ -134,9 +109,9 @@ async def build(settings: Settings, bus: Bus) -> BootdService:
     book = StatusBook()
     # Under --tls the registry's certificate is ours: trust our CA for it.
     verify = client_context(tls_files(settings.data_dir).ca) if settings.tls else True
-    discovery = Discovery(registry_url(settings, os.environ), tokens, verify)
+    discovery = Discovery(registry_url(settings), tokens, verify)
     verifier = Verifier(ContentStore(settings.cas_dir))
-    stall = stall_seconds(os.environ)
+    stall = settings.bootd_stall_seconds
     guard = BlobGuard(verifier, Admission(settings.max_transfers), stall=stall)
     boot = BootServer(
         index,
@@ -144,7 +119,7 @@ async def build(settings: Settings, bus: Bus) -> BootdService:
         ScriptRenderer(),
         discovery,
         StagePublisher(bus, book),
-        secure=os.environ.get(ENV_SECURE, "true").lower() not in FALSE,
+        secure=settings.bootd_secure,
     )
     app = create_app("bootd", title="wolfpack bootd", version="1")
     auth = TokenAuth(tokens, public_read=settings.public_read)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 
 from libs.common import names
-from libs.common.errors import Invalid
 from libs.common.http.auth import Credentials, TokenAuth
 from libs.common.http.bodies import BINARY, decode_body, encode
 from libs.common.http.openapi import body_schema
+from libs.common.http.revisions import etag, if_match_revision
 from libs.common.models.overlay import BootManifest
 from libs.common.models.overlay_api import (
     ChmodRequest,
@@ -27,17 +27,10 @@ FILE = "/overlays/{name}/files/{path:path}"
 MANIFEST = "/nodes/{name}/manifest"
 
 
-def _revision(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise Invalid(f"If-Match must be a revision number, got {if_match!r}", field="If-Match")
-    return int(value)
-
-
 def _changed(summary: OverlaySummary, status: int = 200) -> Response:
-    return encode(summary, status=status, headers={"ETag": f'"{summary.revision}"'})
+    # A summary answering a write always has the revision it was written at.
+    headers = {"ETag": etag(summary.revision)} if summary.revision is not None else None
+    return encode(summary, status=status, headers=headers)
 
 
 def routes(front: OverlaydFront, auth: TokenAuth) -> list[APIRouter]:
@@ -90,7 +83,7 @@ def routes(front: OverlaydFront, auth: TokenAuth) -> list[APIRouter]:
 
     @overlays_api.delete(ONE, dependencies=write, status_code=204)
     async def delete_overlay(name: str, if_match: str | None = Header(None)) -> Response:
-        await front.delete(name, revision=_revision(if_match))
+        await front.delete(name, revision=if_match_revision(if_match))
         return Response(status_code=204)
 
     @overlays_api.get(
@@ -100,7 +93,7 @@ def routes(front: OverlaydFront, auth: TokenAuth) -> list[APIRouter]:
     )
     async def get_file(name: str, path: str, render: str | None = None) -> Response:
         data, revision = await front.file(name, path, render)
-        headers = {"ETag": f'"{revision}"'} if revision is not None else None
+        headers = {"ETag": etag(revision)} if revision is not None else None
         return Response(data, media_type=BINARY, headers=headers)
 
     @overlays_api.put(
@@ -120,7 +113,7 @@ def routes(front: OverlaydFront, auth: TokenAuth) -> list[APIRouter]:
         data = await request.body()
         return _changed(
             await front.put_file(
-                name, path, data, mode=mode, uid=uid, gid=gid, revision=_revision(if_match)
+                name, path, data, mode=mode, uid=uid, gid=gid, revision=if_match_revision(if_match)
             )
         )
 
@@ -132,7 +125,7 @@ def routes(front: OverlaydFront, auth: TokenAuth) -> list[APIRouter]:
     async def delete_file(
         name: str, path: str, recursive: bool = False, if_match: str | None = Header(None)
     ) -> Response:
-        revision = _revision(if_match)
+        revision = if_match_revision(if_match)
         return _changed(await front.delete_file(name, path, recursive=recursive, revision=revision))
 
     @overlays_api.post(
@@ -142,7 +135,7 @@ def routes(front: OverlaydFront, auth: TokenAuth) -> list[APIRouter]:
     )
     async def mkdir(name: str, request: Request, if_match: str | None = Header(None)) -> Response:
         body = await decode_body(request, MkdirRequest)
-        return _changed(await front.mkdir(name, body, revision=_revision(if_match)))
+        return _changed(await front.mkdir(name, body, revision=if_match_revision(if_match)))
 
     @overlays_api.post(
         f"{ONE}/chmod",
@@ -151,7 +144,7 @@ def routes(front: OverlaydFront, auth: TokenAuth) -> list[APIRouter]:
     )
     async def chmod(name: str, request: Request, if_match: str | None = Header(None)) -> Response:
         body = await decode_body(request, ChmodRequest)
-        return _changed(await front.chmod(name, body, revision=_revision(if_match)))
+        return _changed(await front.chmod(name, body, revision=if_match_revision(if_match)))
 
     @overlays_api.post(
         f"{ONE}/import",
@@ -167,13 +160,13 @@ def routes(front: OverlaydFront, auth: TokenAuth) -> list[APIRouter]:
         """The body is a tar archive (any compression) of the tree to import."""
         archive = await request.body()
         return _changed(
-            await front.import_tree(name, archive, dest=dest, revision=_revision(if_match))
+            await front.import_tree(name, archive, dest=dest, revision=if_match_revision(if_match))
         )
 
     @nodes_api.get(MANIFEST, dependencies=read, openapi_extra=body_schema(response=BootManifest))
     async def manifest(name: str) -> Response:
         found = front.manifest(name)
-        return encode(found, headers={"ETag": f'"{found.revision}"'})
+        return encode(found, headers={"ETag": etag(found.revision)})
 
     @nodes_api.get("/status", dependencies=read, openapi_extra=body_schema(response=OverlaydStatus))
     async def status() -> Response:

@@ -12,7 +12,8 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 import msgspec
 
-from libs.common import names
+from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import Conflict, NotFound
 from libs.common.models.events import ChangeEvent
 
@@ -35,10 +36,6 @@ class ObjectBucket(Protocol[T]):
     async def delete(self, key: str, revision: int | None = None) -> None: ...
     async def items(self) -> dict[str, T]: ...
     def watch(self) -> AsyncIterator[tuple[str, T | None, int]]: ...
-
-
-class Publisher(Protocol):
-    async def publish(self, subject: str, event: msgspec.Struct) -> int: ...
 
 
 Kind = Literal["node", "profile"]
@@ -148,7 +145,7 @@ class Collection(Generic[T]):
         event = ChangeEvent(
             kind=self.kind, name=name, action=action, revision=revision, fields=fields
         )
-        await self._publisher.publish(names.subject(self.kind, name, action), event)
+        await self._publisher.publish(subjects.subject(self.kind, name, action), event)
 
 
 def _rev(obj: msgspec.Struct) -> int:

@@ -18,7 +18,7 @@ import msgspec
 import nats
 from nats.aio.msg import Msg
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.models.image import (
     ImageBuilt,
     ImageFailed,
@@ -104,8 +104,7 @@ class Watcher:
 
     async def _on(self, msg: Msg) -> None:
         self.raw.append(msg.subject)
-        parts = msg.subject.split(".")
-        name, verb = parts[2].replace("%2E", "."), parts[3]
+        _, name, verb = subjects.parse(msg.subject)
         model = EVENT_TYPES.get(verb)
         payload = (
             msgspec.json.decode(msg.data, type=model) if model else msgspec.json.decode(msg.data)
@@ -152,7 +151,7 @@ class Watcher:
 async def watching(nats_url: str) -> AsyncIterator[Watcher]:
     nc = await nats.connect(nats_url)
     watcher = Watcher(nc)
-    await nc.subscribe("wolfpack.image.>", cb=watcher._on)
+    await nc.subscribe(subjects.every("image"), cb=watcher._on)
     await nc.flush()
     try:
         yield watcher

@@ -16,8 +16,9 @@ import msgspec
 import nats
 import pytest
 
+from libs.common import subjects
 from libs.common.bus.server import NatsServer, free_port
-from libs.common.models.image import ImagePushed, image_subject
+from libs.common.models.image import ImagePushed
 from tests.builder.helpers import (
     Builder,
     Watcher,
@@ -219,7 +220,7 @@ async def test_a_push_published_while_the_builder_is_down_is_handled_after_resta
             event = ImagePushed(name="restart", repository="site/restart", tag="latest",
                                 digest="sha256:" + "0" * 64)  # fmt: skip
             await nc.jetstream().publish(
-                image_subject("restart", "pushed"), msgspec.json.encode(event)
+                subjects.image("restart", "pushed"), msgspec.json.encode(event)
             )
             await nc.close()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import nats
 from nats.js.api import DeliverPolicy
 
-from libs.common import names
+from libs.common import names, subjects
 from tests.stack import REPO, UpStack
 
 
@@ -88,7 +88,7 @@ async def stream_messages(nats_url: str) -> list[bytes]:
         if last == 0:
             return found
         sub = await js.subscribe(
-            "wolfpack.>", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+            subjects.ALL, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
         )
         try:
             while True:

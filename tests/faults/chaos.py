@@ -20,7 +20,7 @@ import nats
 import nats.errors
 import pytest
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.connection import Bus
 from libs.common.models.overlay import BootManifest
 from libs.common.nodes.mergepatch import apply_merge_patch
@@ -281,11 +281,11 @@ async def following_jobs(nats_url: str) -> AsyncIterator[JobEnds]:
     jobs = JobEnds()
 
     async def on_end(subject: str, event: ImageEnd) -> None:
-        jobs.ends[event.job] = subject.rsplit(".", 1)[1]
+        jobs.ends[event.job] = subjects.parse(subject).verb
         jobs.arrived.set()
 
-    subjects = [f"wolfpack.image.*.{verb}" for verb in ("built", "failed", "unchanged")]
-    await bus.consume(subjects, "test-faults-jobs", ImageEnd, on_end)
+    ends = [subjects.every("image", verb) for verb in ("built", "failed", "unchanged")]
+    await bus.consume(ends, "test-faults-jobs", ImageEnd, on_end)
     try:
         yield jobs
     finally:

@@ -22,7 +22,7 @@ import nats
 import yaml
 from nats.aio.msg import Msg
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.connection import Bus
 from libs.common.bus.follow import following
 from libs.common.models.image import ImageMeta
@@ -208,7 +208,7 @@ class NodeEvents:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _on(self, msg: Msg) -> None:
-        verb = msg.subject.rsplit(".", 1)[1]
+        verb = subjects.parse(msg.subject).verb
         if verb == "rendered":
             self.rendered.append(msgspec.json.decode(msg.data, type=RenderedEvent))
         elif verb == "render_failed":
@@ -229,8 +229,8 @@ class NodeEvents:
 async def node_events(nats_url: str) -> AsyncIterator[NodeEvents]:
     nc = await nats.connect(nats_url)
     events = NodeEvents()
-    await nc.subscribe("wolfpack.node.*.rendered", cb=events._on)
-    await nc.subscribe("wolfpack.node.*.render_failed", cb=events._on)
+    await nc.subscribe(subjects.every("node", "rendered"), cb=events._on)
+    await nc.subscribe(subjects.every("node", "render_failed"), cb=events._on)
     await nc.flush()
     try:
         yield events

@@ -14,6 +14,7 @@ import msgspec
 import nats
 import pytest
 
+from libs.common import subjects
 from libs.common.models.overlay import OverlayEvent
 from libs.common.nodes.defaults import default_profile
 from tests.overlayd.helpers import API, Stack, following_boot, settled, start_stack
@@ -62,7 +63,7 @@ async def test_a_site_overlay_is_created_edited_and_deleted(
     stack: Stack, api: httpx.AsyncClient
 ) -> None:
     nc = await nats.connect(stack.nats_url)
-    events = await nc.subscribe("wolfpack.overlay.*.updated")
+    events = await nc.subscribe(subjects.every("overlay", "updated"))
     await nc.flush()  # the server has the subscription before the first event can go out
     try:
         r = await api.post("/overlays", json={"name": "site", "empty": True})

@@ -19,7 +19,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext, api
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.auth import refused, shown_url
 from libs.common.bus.kv import Bucket
 from libs.common.bus.watch import Reconnects
@@ -121,7 +121,7 @@ class Bus:
     async def _ensure_stream(self) -> None:
         config = api.StreamConfig(
             name=names.STREAM,
-            subjects=list(names.STREAM_SUBJECTS),
+            subjects=[subjects.ALL],
             storage=api.StorageType.FILE,
             max_msgs_per_subject=EVENTS_PER_SUBJECT,
         )

@@ -12,7 +12,7 @@ import nats
 import pytest
 from nats.js import api
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.connection import EVENTS_PER_SUBJECT, Bus, Consumer
 from libs.common.bus.server import NatsServer
 
@@ -29,11 +29,11 @@ async def newest(bus: Bus, subject: str) -> Ping:
 
 
 async def test_the_stream_keeps_the_newest_events_of_each_subject(bus: Bus) -> None:
-    busy, quiet = names.node_subject("n1", "boot"), names.image_subject("rocky", "pushed")
+    busy, quiet = subjects.node("n1", "boot"), subjects.image("rocky", "pushed")
     await bus.publish(quiet, Ping(-1))
     for n in range(EVENTS_PER_SUBJECT + 36):
         await bus.publish(busy, Ping(n))
-    info = await bus.js.stream_info(names.STREAM, subjects_filter="wolfpack.>")
+    info = await bus.js.stream_info(names.STREAM, subjects_filter=subjects.ALL)
     assert info.config.max_msgs_per_subject == EVENTS_PER_SUBJECT
     assert info.config.max_age in (None, 0)  # no age limit: see docs/reliability.md
     assert info.state.subjects == {busy: EVENTS_PER_SUBJECT, quiet: 1}
@@ -50,7 +50,7 @@ async def test_the_stream_keeps_the_newest_events_of_each_subject(bus: Bus) -> N
         if len(seen) == EVENTS_PER_SUBJECT + 1:
             done.set()
 
-    consumer = await bus.consume("wolfpack.>", "late", Ping, handler)
+    consumer = await bus.consume(subjects.ALL, "late", Ping, handler)
     await asyncio.wait_for(done.wait(), WAIT)
     await consumer.stop()
     assert seen == [-1, *range(36, EVENTS_PER_SUBJECT + 36)]
@@ -65,11 +65,11 @@ async def test_an_older_stream_without_limits_is_trimmed_on_upgrade(
     await js.add_stream(
         api.StreamConfig(
             name=names.STREAM,
-            subjects=list(names.STREAM_SUBJECTS),
+            subjects=[subjects.ALL],
             storage=api.StorageType.FILE,
         )
     )
-    subject = names.node_subject("n1", "updated")
+    subject = subjects.node("n1", "updated")
     for n in range(100):
         await js.publish(subject, msgspec.json.encode(Ping(n)))
     await nc.close()
@@ -108,10 +108,10 @@ async def deliver_after(bus: Bus, error: Exception, caplog: pytest.LogCaptureFix
     async def handler(subject: str, event: Ping) -> None:
         await got.put(event.n)
 
-    consumer = await bus.consume("wolfpack.node.>", "faulty", Ping, handler)
+    consumer = await bus.consume(subjects.every("node"), "faulty", Ping, handler)
     caplog.clear()
     await fails_once(consumer, error)
-    await bus.publish(names.node_subject("n1", "updated"), Ping(7))
+    await bus.publish(subjects.node("n1", "updated"), Ping(7))
     # The consumer carries on: the event arrives.
     assert await asyncio.wait_for(got.get(), WAIT + 2) == 7
     await consumer.stop()
