@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -257,3 +258,20 @@ async def test_caught_up_reads_the_key_when_the_watch_is_behind(
     assert heard.calls == [("a", None, "1"), ("a", "1", None)]
     behind_lines = [r for r in caplog.records if "watch of KV nodes is behind" in r.getMessage()]
     assert [r.levelno for r in behind_lines] == [logging.WARNING] * 2
+
+
+async def test_stop_leaves_no_task_behind(nodes: Bucket[Node]) -> None:
+    await nodes.put("a", Node(comment="1"))
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    try:
+        async with mirrored(nodes) as (_, heard):
+            await nodes.put("z", Node(comment="last"))
+            await heard.until("z")
+        await asyncio.sleep(0)  # let the cancelled tasks finish
+        gc.collect()  # a task that ended with an error nobody retrieved complains here
+    finally:
+        loop.set_exception_handler(None)
+    left = [t for t in asyncio.all_tasks() if t.get_name().startswith("mirror of KV")]
+    assert (left, errors) == ([], [])
