@@ -183,7 +183,7 @@ class Boot:
         self.manifests: dict[str, BootManifest] = {}
         self.changed = asyncio.Event()
 
-    def seen(self, key: str, value: BootManifest | None, revision: int) -> None:
+    def seen(self, key: str, old: BootManifest | None, value: BootManifest | None) -> None:
         if value is None:
             self.manifests.pop(key, None)
         else:

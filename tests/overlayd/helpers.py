@@ -145,12 +145,12 @@ class Boot:
     # (node, revision, arrival time) of every put, in order.
     log: list[tuple[str, int, float]] = field(default_factory=list)
 
-    def seen(self, key: str, value: BootManifest | None, revision: int) -> None:
+    def seen(self, key: str, old: BootManifest | None, value: BootManifest | None) -> None:
         if value is None:
             self.manifests.pop(key, None)
         else:
-            self.manifests[key] = msgspec.structs.replace(value, revision=revision)
-            self.log.append((key, revision, asyncio.get_running_loop().time()))
+            self.manifests[key] = value
+            self.log.append((key, value.revision, asyncio.get_running_loop().time()))
         self.changed.set()
 
     async def until(
