@@ -16,6 +16,10 @@ from urllib.parse import unquote
 PREFIX: Final = "wolfpack"
 # The stream captures all of it.
 ALL: Final = f"{PREFIX}.>"
+# Request-reply subjects lie outside ALL: the stream would capture a request there and answer
+# it with its own publish ack. `wolfpack-rpc.<service>.<...>` (DESIGN.md, powerd).
+# bootd asks the registry to give an unknown MAC to a discoverable node here.
+DISCOVERY: Final = "wolfpack-rpc.registry.discovery.claim"
 
 Kind = Literal["node", "profile", "image", "overlay"]
 Verb = Literal[

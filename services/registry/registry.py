@@ -69,6 +69,10 @@ class Registry:
     def list_profiles(self, names: Iterable[str] | None = None) -> list[Profile]:
         return self.profiles.listing(names)
 
+    def mac_owner(self, mac: str) -> str | None:
+        """The node that has hardware address `mac`, or None."""
+        return self._addresses.mac_owner(mac)
+
     def merged_node(self, name: str) -> MergedNode:
         return merge.merge_node(self.nodes.get(name), self.profiles.items)
 
