@@ -29,8 +29,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     tls: bool = False
     # More names (DNS or IP) the server certificate must cover.
     tls_names: tuple[str, ...] = ()
-    # bootd: the registry discovery adds nodes to (None: DATA/endpoints.json's, else this host's).
-    registry_url: str | None = None
     # bootd: runtime overlays only to privileged source ports (docs/boot.md).
     bootd_secure: bool = True
     # bootd: seconds a node may take to accept each piece of a blob (services.bootd.stalls).

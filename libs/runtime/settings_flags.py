@@ -123,14 +123,6 @@ _OPTIONS = (
         help="bootd: send a runtime overlay only to a privileged source port (docs/boot.md).",
     ),
     click.option(
-        "--registry-url",
-        envvar="WOLFPACK_REGISTRY_URL",
-        default=None,
-        metavar="URL",
-        help="bootd: the registry discovery adds nodes to [default: DATA/endpoints.json's, "
-        "else this host's].",
-    ),
-    click.option(
         "--tftp-per-client",
         envvar="WOLFPACK_TFTP_PER_CLIENT",
         type=click.IntRange(1, TFTP_TRANSFERS),
@@ -202,7 +194,6 @@ def to_settings(
     tls_names: tuple[str, ...] = (),
     bootd_stall_seconds: float = _DEFAULTS.bootd_stall_seconds,
     bootd_secure: bool = _DEFAULTS.bootd_secure,
-    registry_url: str | None = None,
     tftp_per_client: int = _DEFAULTS.tftp_per_client,
     tftp_root: str | None = None,
 ) -> Settings:
@@ -218,7 +209,6 @@ def to_settings(
         tls_names=tls_names,
         bootd_stall_seconds=bootd_stall_seconds,
         bootd_secure=bootd_secure,
-        registry_url=registry_url,
         tftp_per_client=tftp_per_client,
         tftp_root=tftp_root,
     )

@@ -9,16 +9,14 @@ from typing import Final
 import nats.errors
 from starlette.types import ASGIApp
 
-from libs.common import endpoints, names
+from libs.common import names
 from libs.common.bus.connection import Bus
 from libs.common.http.app import create_app
 from libs.common.http.auth import TokenAuth
-from libs.common.http.listeners import api_url
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
 from libs.common.models.overlay import BootManifest
 from libs.common.security.accepted_tokens import TokenFile
-from libs.common.security.tls import client_context, tls_files
 from libs.common.settings import Settings
 from libs.common.store.cas import ContentStore
 from libs.common.store.verified import Verifier
@@ -50,14 +48,12 @@ class BootdService:
         self,
         app: ASGIApp,
         feeder: IndexFeeder,
-        discovery: Discovery,
         bus: Bus,
         book: StatusBook,
         verifier: Verifier,
     ) -> None:
         self.app = app
         self.feeder = feeder
-        self.discovery = discovery
         self._bus = bus
         self._book = book
         self._tftp = TftpStages(bus, book)
@@ -81,20 +77,7 @@ class BootdService:
     async def stop(self) -> None:
         await self._tftp.stop()
         await self.feeder.stop()
-        await self.discovery.close()
         self._verifier.close()
-
-
-def registry_url(settings: Settings) -> str:
-    """Where discovery writes: --registry-url, DATA/endpoints.json's, else this host's."""
-    if settings.registry_url:
-        return settings.registry_url
-    try:
-        found = endpoints.read_endpoints(settings.data_dir).services.get("registry")
-    except (OSError, ValueError):
-        found = None
-    host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::", "") else settings.bind
-    return found or api_url(settings, "registry", host)
 
 
 async def build(settings: Settings, bus: Bus) -> BootdService:
@@ -107,9 +90,6 @@ async def build(settings: Settings, bus: Bus) -> BootdService:
         await bus.bucket(names.BUCKET_IMAGES, ImageMeta),
     )
     book = StatusBook()
-    # Under --tls the registry's certificate is ours: trust our CA for it.
-    verify = client_context(tls_files(settings.data_dir).ca) if settings.tls else True
-    discovery = Discovery(registry_url(settings), tokens, verify)
     verifier = Verifier(ContentStore(settings.cas_dir))
     stall = settings.bootd_stall_seconds
     guard = BlobGuard(verifier, Admission(settings.max_transfers), stall=stall)
@@ -117,11 +97,11 @@ async def build(settings: Settings, bus: Bus) -> BootdService:
         index,
         ServingStore(settings.cas_dir, guard),
         ScriptRenderer(),
-        discovery,
+        Discovery(bus, index),
         StagePublisher(bus, book),
         secure=settings.bootd_secure,
     )
     app = create_app("bootd", title="wolfpack bootd", version="1")
     auth = TokenAuth(tokens, public_read=settings.public_read)
     api.mount(app, BootFront(boot, book, guard), auth)
-    return BootdService(ZeroCopy(app, stall), feeder, discovery, bus, book, verifier)
+    return BootdService(ZeroCopy(app, stall), feeder, bus, book, verifier)

@@ -72,13 +72,9 @@ class BootServer:
                     manifest.node
                 )
             return self.renderer.render(context, manifest.ipxe_template), manifest.node
-        claimed = self.discovery.claimed.get(mac)
-        if claimed is not None:
-            return script.discovered_script(claimed, mac, base), claimed
-        node = self.index.first_discoverable()
-        if node is not None and await self.discovery.claim(node, mac):
-            self.index.set_node(node.name, None)  # taken: the registry's event follows
-            return script.discovered_script(node.name, mac, base), node.name
+        node = await self.discovery.discover(mac)
+        if node is not None:
+            return script.discovered_script(node, mac, base), node
         return script.unconfigured_script(mac, base), UNKNOWN_NODE
 
     def stage_digests(self, manifest: BootManifest, stage: str) -> list[str]:

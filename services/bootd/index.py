@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from libs.common.bus.mirror import Mirror, WatchedBucket, start_all
 from libs.common.models.image import ImageMeta
@@ -25,7 +25,7 @@ class ManifestIndex:
     def __init__(self) -> None:
         self.by_node: dict[str, BootManifest] = {}
         self.by_mac: dict[str, str] = {}
-        # Discoverable nodes (their own flag set) with the revision to PATCH against.
+        # Discoverable nodes (their own flag set) with the revision a claim is made at.
         self.discoverable: dict[str, Node] = {}
         # How many manifests and images name each digest as a kernel or image (anyone may
         # fetch those), and each asset key (by its sha256: a key of another node asks for
@@ -83,10 +83,10 @@ class ManifestIndex:
         else:
             self.discoverable.pop(name, None)
 
-    def first_discoverable(self) -> Node | None:
-        if not self.discoverable:
-            return None
-        return self.discoverable[min(self.discoverable)]
+    def first_discoverable(self, skip: Container[str] = ()) -> Node | None:
+        """The discoverable node first by name, but those in `skip` (claims already refused)."""
+        left = [name for name in self.discoverable if name not in skip]
+        return self.discoverable[min(left)] if left else None
 
 
 def bare(digest: str) -> str:

@@ -25,13 +25,6 @@ SERVICE_SETTINGS = [
         7.5,
     ),
     ("bootd_secure", ["--no-bootd-secure"], "WOLFPACK_BOOTD_SECURE", "false", False),
-    (
-        "registry_url",
-        ["--registry-url", "http://reg:1"],
-        "WOLFPACK_REGISTRY_URL",
-        "http://reg:1",
-        "http://reg:1",
-    ),
     ("tftp_per_client", ["--tftp-per-client", "3"], "WOLFPACK_TFTP_PER_CLIENT", "3", 3),
     ("tftp_root", ["--tftp-root", "/srv/tftp"], "WOLFPACK_TFTP_ROOT", "/srv/tftp", "/srv/tftp"),
 ]
