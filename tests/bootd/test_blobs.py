@@ -203,4 +203,3 @@ async def test_pathsend_offered_and_sent_as_bootd_is_served(tmp_path: Path) -> N
     # httptools ZeroCopy steps aside (tried by hand: [False, False], the file read by
     # Starlette). httptools is not a dependency, so a test of it could only ever skip here.
     assert await _served_by_zero_copy(tmp_path, BootdService) == ("h11", [True, True])
-
