@@ -41,7 +41,7 @@ import nats
 import yaml
 from nats.aio.msg import Msg
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.follow import following
 from libs.common.bus.server import NatsServer, free_port
 from libs.common.models.node import NetDev, Node
@@ -183,7 +183,7 @@ class Boot:
         self.manifests: dict[str, BootManifest] = {}
         self.changed = asyncio.Event()
 
-    def seen(self, key: str, value: BootManifest | None, revision: int) -> None:
+    def seen(self, key: str, old: BootManifest | None, value: BootManifest | None) -> None:
         if value is None:
             self.manifests.pop(key, None)
         else:
@@ -322,11 +322,11 @@ async def single_edits(
     event = asyncio.Event()
 
     async def on_event(msg: Msg) -> None:
-        arrived[msg.subject.split(".")[2]] = time.perf_counter()
+        arrived[subjects.parse(msg.subject).name] = time.perf_counter()
         event.set()
 
     nc = await nats.connect(nats_url)
-    await nc.subscribe(names.node_subject("*", "updated"), cb=on_event)
+    await nc.subscribe(subjects.every("node", "updated"), cb=on_event)
     await nc.flush()
     manifest_ms, event_ms = [], []
     step = max(1, count // edits)

@@ -33,7 +33,7 @@ import msgspec
 import nats
 from nats.aio.msg import Msg
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.endpoints import FILE as ENDPOINTS_FILE
 from libs.common.endpoints import Endpoints, read_endpoints
 from libs.common.models.api import BulkAdd, BulkResult
@@ -267,7 +267,7 @@ async def bench_events(
 
     nc = await nats.connect(nats_url)
     try:
-        await nc.subscribe(names.node_subject("*", "updated"), cb=on_event)
+        await nc.subscribe(subjects.every("node", "updated"), cb=on_event)
         await nc.flush()
         samples: list[tuple[float, ChangeEvent]] = []
         for index, name in enumerate(nodes):

@@ -91,11 +91,10 @@ def rule_broken(importer: str, imported: str) -> str | None:
         for upper in ("libs.runtime", "libs.wolfctl"):
             if _within(imported, upper):
                 return f"a service imports only libs/common, not {upper.replace('.', '/')}"
-    if _within(importer, "services.overlayd.engine"):
-        if _within(imported, "services.overlayd") and not _within(
-            imported, "services.overlayd.engine"
-        ):
-            return "services/overlayd/engine imports nothing else from overlayd"
+    engine = "services.overlayd.engine"
+    outside_engine = _within(imported, "services.overlayd") and not _within(imported, engine)
+    if _within(importer, engine) and outside_engine:
+        return "services/overlayd/engine imports nothing else from overlayd"
     return None
 
 

@@ -1,11 +1,10 @@
-"""Every name the services agree on, defined once: ports, stream, buckets, subjects."""
+"""Every name the services agree on, defined once: ports, stream, buckets. Subjects: subjects.py."""
 
 from __future__ import annotations
 
 from typing import Final
 
-SERVICES: Final = ("registry", "builder", "overlayd", "bootd", "tftpd")
-
+# Every service by name, with its port: the one list of services (in start order).
 PORTS: Final[dict[str, int]] = {
     "registry": 9870,
     "builder": 9871,
@@ -14,13 +13,13 @@ PORTS: Final[dict[str, int]] = {
     # tftpd serves TFTP on 69/udp; this is its HTTP health port.
     "tftpd": 9874,
 }
+SERVICES: Final = tuple(PORTS)
 # bootd's HTTPS port under `--tls`: its own port stays plain HTTP, as iPXE cannot trust our CA.
 BOOTD_TLS_PORT: Final = 9875
 TFTP_PORT: Final = 69
 NATS_PORT: Final = 4222
 
 STREAM: Final = "WOLFPACK"
-STREAM_SUBJECTS: Final = ("wolfpack.>",)
 
 BUCKET_NODES: Final = "nodes"
 BUCKET_PROFILES: Final = "profiles"
@@ -34,24 +33,3 @@ TOKEN_FILE: Final = "api.token"
 # The embedded nats-server's client token (`wolfpack up`): no local user reaches KV without it.
 NATS_TOKEN_FILE: Final = "nats.token"
 DEFAULT_DATA: Final = "./var/wolfpack"
-
-
-def subject(kind: str, name: str, verb: str) -> str:
-    """`wolfpack.<kind>.<name>.<verb>`; names are hostname labels, safe as tokens."""
-    return f"wolfpack.{kind}.{name}.{verb}"
-
-
-def node_subject(name: str, verb: str) -> str:
-    return subject("node", name, verb)
-
-
-def profile_subject(name: str, verb: str) -> str:
-    return subject("profile", name, verb)
-
-
-def image_subject(name: str, verb: str) -> str:
-    return subject("image", name, verb)
-
-
-def overlay_subject(name: str, verb: str) -> str:
-    return subject("overlay", name, verb)

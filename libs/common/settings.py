@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
 from libs.common import names
+
+# tftpd's transfers at once, for the whole server: the most one client may be let hold.
+TFTP_TRANSFERS: Final = 512
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -25,6 +29,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     tls: bool = False
     # More names (DNS or IP) the server certificate must cover.
     tls_names: tuple[str, ...] = ()
+    # bootd: runtime overlays only to privileged source ports (docs/boot.md).
+    bootd_secure: bool = True
+    # bootd: seconds a node may take to accept each piece of a blob (services.bootd.stalls).
+    bootd_stall_seconds: float = 60.0
+    # tftpd: transfers one client address may hold at once, 1 to TFTP_TRANSFERS.
+    tftp_per_client: int = 16
+    # tftpd: the folder to serve (None: DATA/tftp, filled from the ipxe package).
+    tftp_root: str | None = None
 
     @property
     def data_dir(self) -> Path:

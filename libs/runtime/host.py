@@ -41,6 +41,9 @@ GRACEFUL_SHUTDOWN: Final = 5
 # Seconds an idle kept-alive connection stays open (uvicorn's default); a service may set its
 # own with a `keep_alive` attribute.
 KEEP_ALIVE: Final = 5
+# uvicorn's HTTP implementation, by its name (h11, httptools): uvicorn's pick unless a
+# service names the one it needs with an `http` attribute.
+HTTP: Final = "auto"
 
 
 class StartupFailed(Exception):
@@ -128,24 +131,26 @@ def _given(
     return lambda _config, _default: context
 
 
+def server_config(app: ASGIApp, tls: ssl.SSLContext | None, service: object) -> uvicorn.Config:
+    """How uvicorn serves `app` for `service`, with the `keep_alive` and `http` it asks for."""
+    return uvicorn.Config(
+        app,
+        http=getattr(service, "http", HTTP),
+        log_config=None,
+        lifespan="off",
+        timeout_keep_alive=getattr(service, "keep_alive", KEEP_ALIVE),
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        # The context is made (and checked) before serving: see _tls_context.
+        ssl_context_factory=None if tls is None else _given(tls),
+    )
+
+
 async def _serve_http(
-    served: Sequence[Served],
-    stop: asyncio.Event,
-    log: logging.Logger,
-    keep_alive: int = KEEP_ALIVE,
+    served: Sequence[Served], stop: asyncio.Event, log: logging.Logger, service: object
 ) -> None:
     servers = []
     for app, sock, tls in served:
-        config = uvicorn.Config(
-            app,
-            log_config=None,
-            lifespan="off",
-            timeout_keep_alive=keep_alive,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-            # The context is made (and checked) before serving: see _tls_context.
-            ssl_context_factory=None if tls is None else _given(tls),
-        )
-        servers.append(uvicorn.Server(config))
+        servers.append(uvicorn.Server(server_config(app, tls, service)))
         host, port = sock.getsockname()[:2]
         log.info("listening on %s://%s:%d", "http" if tls is None else "https", host, port)
     # uvicorn handles SIGINT/SIGTERM itself while it serves and re-raises them afterwards;
@@ -182,12 +187,11 @@ async def serve(name: str, build: Builder, settings: Settings) -> None:
             service = await _unless_stopped(stop, _start(name, build, settings, bus, log))
             stack.push_async_callback(_bounded(f"stopping {name}", service.stop, log))
             if service.app is not None:
-                keep_alive = getattr(service, "keep_alive", KEEP_ALIVE)
                 served = [
                     (app_for(service.app, each, plan), sock, tls if each.tls else None)
                     for each, sock in zip(plan, socks, strict=True)
                 ]
-                await _serve_http(served, stop, log, keep_alive)
+                await _serve_http(served, stop, log, service)
             else:
                 await stop.wait()
             log.info("stopping")

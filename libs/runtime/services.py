@@ -5,17 +5,13 @@ from __future__ import annotations
 import importlib
 from typing import Final, cast
 
+from libs.common import names
 from libs.common.service import Builder
 from libs.runtime.host import StartupFailed
 
-# Service name → "module:function" of its `async def build(settings, bus) -> Service`.
-SERVICES: Final[dict[str, str]] = {
-    "registry": "services.registry.app:build",
-    "builder": "services.builder.app:build",
-    "overlayd": "services.overlayd.app:build",
-    "bootd": "services.bootd.app:build",
-    "tftpd": "services.tftpd.app:build",
-}
+# Service name → "module:function" of its `async def build(settings, bus) -> Service`: every
+# service of libs.common.names, each in its folder's app.py.
+SERVICES: Final[dict[str, str]] = {name: f"services.{name}.app:build" for name in names.SERVICES}
 
 
 def load(name: str) -> Builder:

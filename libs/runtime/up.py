@@ -57,6 +57,10 @@ def run_argv(settings: Settings, service: str) -> list[str]:
     argv += ["--max-transfers", str(settings.max_transfers)]
     argv += ["--tls"] if settings.tls else []
     argv += [arg for name in settings.tls_names for arg in ("--tls-name", name)]
+    argv += ["--bootd-stall-seconds", repr(settings.bootd_stall_seconds)]
+    argv += ["--bootd-secure" if settings.bootd_secure else "--no-bootd-secure"]
+    argv += ["--tftp-per-client", str(settings.tftp_per_client)]
+    argv += ["--tftp-root", settings.tftp_root] if settings.tftp_root else []
     return argv + (["--public-read"] if settings.public_read else [])
 
 

@@ -4,46 +4,35 @@ blobs sent by sendfile(2) (services.bootd.blobs.ZeroCopy)."""
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
 from typing import Final
 
 import nats.errors
 from starlette.types import ASGIApp
 
-from libs.common import endpoints, names
+from libs.common import names
 from libs.common.bus.connection import Bus
-from libs.common.errors import Invalid
-from libs.common.http.app import TokenAuth, create_app
-from libs.common.http.listeners import api_url
+from libs.common.http.app import create_app
+from libs.common.http.auth import TokenAuth
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
 from libs.common.models.overlay import BootManifest
 from libs.common.security.accepted_tokens import TokenFile
-from libs.common.security.tls import client_context, tls_files
 from libs.common.settings import Settings
 from libs.common.store.cas import ContentStore
 from libs.common.store.verified import Verifier
-from services.bootd import api, serving_api
+from services.bootd import api
 from services.bootd.admission import Admission
 from services.bootd.blobs import ZeroCopy
 from services.bootd.boot import BootServer
 from services.bootd.discovery import Discovery
+from services.bootd.front import BootFront
 from services.bootd.guard import BlobGuard, ServingStore
 from services.bootd.history import TftpStages, replay
 from services.bootd.index import IndexFeeder, ManifestIndex
 from services.bootd.script import ScriptRenderer
-from services.bootd.stalls import STALL
 from services.bootd.status import StagePublisher, StatusBook
 
 log = logging.getLogger("wolfpack.bootd")
-
-# Secure mode (runtime overlays only to privileged source ports) is on unless this says no.
-ENV_SECURE: Final = "WOLFPACK_BOOTD_SECURE"
-ENV_REGISTRY: Final = "WOLFPACK_REGISTRY_URL"
-# Seconds a node may take to accept each piece of a blob (services.bootd.stalls).
-ENV_STALL: Final = "WOLFPACK_BOOTD_STALL_SECONDS"
-FALSE: Final = ("0", "false", "no", "off")
 
 
 class BootdService:
@@ -51,19 +40,20 @@ class BootdService:
     # when a blob's last byte is handed to the kernel: a node still draining megabytes from the
     # socket buffers, then asking for its next file, must find its connection open.
     keep_alive: Final = 75
+    # ZeroCopy sends whole blobs with sendfile(2) on uvicorn's h11 protocol only (it stands on
+    # its request cycle): named, so installing httptools cannot turn it off unseen.
+    http: Final = "h11"
 
     def __init__(
         self,
         app: ASGIApp,
         feeder: IndexFeeder,
-        discovery: Discovery,
         bus: Bus,
         book: StatusBook,
         verifier: Verifier,
     ) -> None:
         self.app = app
         self.feeder = feeder
-        self.discovery = discovery
         self._bus = bus
         self._book = book
         self._tftp = TftpStages(bus, book)
@@ -87,34 +77,7 @@ class BootdService:
     async def stop(self) -> None:
         await self._tftp.stop()
         await self.feeder.stop()
-        await self.discovery.close()
         self._verifier.close()
-
-
-def registry_url(settings: Settings, env: Mapping[str, str]) -> str:
-    """Where discovery writes: $WOLFPACK_REGISTRY_URL, DATA/endpoints.json, else this host."""
-    if env.get(ENV_REGISTRY):
-        return env[ENV_REGISTRY]
-    try:
-        found = endpoints.read_endpoints(settings.data_dir).services.get("registry")
-    except (OSError, ValueError):
-        found = None
-    host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::", "") else settings.bind
-    return found or api_url(settings, "registry", host)
-
-
-def stall_seconds(env: Mapping[str, str]) -> float:
-    """The stall limit: $WOLFPACK_BOOTD_STALL_SECONDS, else STALL."""
-    text = env.get(ENV_STALL, "").strip()
-    if not text:
-        return STALL
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < float("inf"):
-        raise Invalid(f"${ENV_STALL} must be seconds above 0, not {text!r}", field=ENV_STALL)
-    return seconds
 
 
 async def build(settings: Settings, bus: Bus) -> BootdService:
@@ -127,22 +90,18 @@ async def build(settings: Settings, bus: Bus) -> BootdService:
         await bus.bucket(names.BUCKET_IMAGES, ImageMeta),
     )
     book = StatusBook()
-    # Under --tls the registry's certificate is ours: trust our CA for it.
-    verify = client_context(tls_files(settings.data_dir).ca) if settings.tls else True
-    discovery = Discovery(registry_url(settings, os.environ), tokens, verify)
     verifier = Verifier(ContentStore(settings.cas_dir))
-    stall = stall_seconds(os.environ)
+    stall = settings.bootd_stall_seconds
     guard = BlobGuard(verifier, Admission(settings.max_transfers), stall=stall)
     boot = BootServer(
         index,
         ServingStore(settings.cas_dir, guard),
         ScriptRenderer(),
-        discovery,
+        Discovery(bus, index),
         StagePublisher(bus, book),
-        secure=os.environ.get(ENV_SECURE, "true").lower() not in FALSE,
+        secure=settings.bootd_secure,
     )
     app = create_app("bootd", title="wolfpack bootd", version="1")
     auth = TokenAuth(tokens, public_read=settings.public_read)
-    api.mount(app, boot, book, auth)
-    serving_api.mount(app, guard, auth)
-    return BootdService(ZeroCopy(app, stall), feeder, discovery, bus, book, verifier)
+    api.mount(app, BootFront(boot, book, guard), auth)
+    return BootdService(ZeroCopy(app, stall), feeder, bus, book, verifier)

@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+from collections.abc import AsyncIterator
 from typing import BinaryIO, Final, cast
 
 import h11
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import RequestResponseCycle
 
 from libs.common.errors import NotFound
-from libs.common.store.cas import ContentStore, parse_digest
+from libs.common.store.cas import CHUNK, ContentStore, parse_digest
 from services.bootd.guard import GuardedBlob, guard_of
 from services.bootd.stalls import ABORT, PATHSEND, STALL, Stalled
 
@@ -55,6 +56,23 @@ def blob_response(store: ContentStore, digest: str, if_none_match: str | None) -
     response = FileResponse(path, headers=headers, media_type=MEDIA_TYPE, stat_result=found)
     guard = guard_of(store)
     return response if guard is None else GuardedBlob(response, guard, [(hexdigits, found)])
+
+
+def concatenated(store: ContentStore, digests: list[str], head: bool) -> Response:
+    """Several blobs end to end, as `/system` sends a node's overlay archives (the kernel
+    unpacks them in turn)."""
+    sizes = [store.size(d) for d in digests]  # NotFound before anything is sent
+
+    async def chunks() -> AsyncIterator[bytes]:
+        if head:
+            return
+        for digest in digests:
+            with store.open(digest) as blob:
+                while chunk := await asyncio.to_thread(blob.read, CHUNK):
+                    yield chunk
+
+    headers = {"content-length": str(sum(sizes)), "cache-control": CACHE_CONTROL}
+    return StreamingResponse(chunks(), headers=headers, media_type=MEDIA_TYPE)
 
 
 class _FileBody:

@@ -12,7 +12,7 @@ from libs.common.models.overlay import BootManifest
 from libs.common.nodes.macs import normalize_mac
 from libs.common.store.cas import ContentStore, parse_digest
 from services.bootd import script
-from services.bootd.access import check_asset_key, check_own_archive
+from services.bootd.access import check_asset_key, check_own_archive, check_runtime
 from services.bootd.discovery import Discovery
 from services.bootd.index import ManifestIndex, bare
 from services.bootd.status import StagePublisher
@@ -48,6 +48,17 @@ class BootServer:
         check_asset_key(manifest, assetkey, self.index.known_key)
         return manifest
 
+    def owner(self, mac: str) -> str:
+        """The node that owns `mac`, else UNKNOWN_NODE: whose stage a refusal is."""
+        manifest = self.index.manifest_for_mac(mac)
+        return manifest.node if manifest is not None else UNKNOWN_NODE
+
+    def runtime_manifest(self, mac: str, assetkey: str | None, port: int | None) -> BootManifest:
+        """The manifest whose runtime overlay `mac` may fetch, asking from (or listening on)
+        `port`, or the refusal (services.bootd.access.check_runtime)."""
+        manifest = self.index.manifest_for_mac(mac)
+        return check_runtime(manifest, mac, assetkey, port, self.secure, self.index.known_key)
+
     async def script(self, mac: str, base: str, assetkey: str | None) -> tuple[str, str]:
         """(iPXE script, node name) for `mac`; an unknown MAC is discovered or told to wait."""
         manifest = self.index.manifest_for_mac(mac)
@@ -61,13 +72,9 @@ class BootServer:
                     manifest.node
                 )
             return self.renderer.render(context, manifest.ipxe_template), manifest.node
-        claimed = self.discovery.claimed.get(mac)
-        if claimed is not None:
-            return script.discovered_script(claimed, mac, base), claimed
-        node = self.index.first_discoverable()
-        if node is not None and await self.discovery.claim(node, mac):
-            self.index.set_node(node.name, None)  # taken: the registry's event follows
-            return script.discovered_script(node.name, mac, base), node.name
+        node = await self.discovery.discover(mac)
+        if node is not None:
+            return script.discovered_script(node, mac, base), node
         return script.unconfigured_script(mac, base), UNKNOWN_NODE
 
     def stage_digests(self, manifest: BootManifest, stage: str) -> list[str]:

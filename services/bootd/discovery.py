@@ -1,71 +1,66 @@
-"""Discovery: an unknown MAC is given to the first discoverable node, through the registry's
-HTTP API (so its rules and its event apply), with If-Match so two claims cannot both win."""
+"""Discovery: an unknown MAC is given to the first discoverable node (by name), as Warewulf
+does. bootd asks the registry over NATS (subjects.DISCOVERY) to give it the node as bootd
+saw it; the registry writes it only at that revision, so two claims cannot both win, and a
+node changed or taken meanwhile is refused: bootd then asks for the next one."""
 
 from __future__ import annotations
 
 import logging
-import ssl
 from typing import Final
 
-import httpx
-
-from libs.common.models.node import Node
-from libs.common.security.accepted_tokens import TokenFile
+from libs.common import subjects
+from libs.common.bus import rpc
+from libs.common.bus.connection import Bus
+from libs.common.models.discovery import DiscoveryAnswer, DiscoveryClaim
+from services.bootd.index import ManifestIndex
 
 log = logging.getLogger("wolfpack.bootd.discovery")
 
-DEFAULT_DEVICE: Final = "default"
-
-
-def claim_patch(node: Node, mac: str) -> dict[str, object]:
-    """The merge patch that gives `node` the MAC and clears its discoverable flag."""
-    device = node.primary_network or DEFAULT_DEVICE
-    return {"network_devices": {device: {"hwaddr": mac}}, "discoverable": None}
+# Seconds to wait for the registry's answer; the node waits as long for its script.
+ASK_TIMEOUT: Final = 5.0
 
 
 class Discovery:
-    """Claims nodes for unknown MACs through the registry at `url`, with the current token
-    (read again after `wolfpack token rotate`); `verify` trusts the registry's certificate."""
+    """Claims nodes for unknown MACs from the discoverable nodes of `index`."""
 
-    def __init__(self, url: str, tokens: TokenFile, verify: ssl.SSLContext | bool = True) -> None:
-        self._url = url.rstrip("/")
-        self._tokens = tokens
-        self._verify = verify
-        self._client: httpx.AsyncClient | None = None
+    def __init__(self, bus: Bus, index: ManifestIndex, timeout: float = ASK_TIMEOUT) -> None:
+        self._bus = bus
+        self._index = index
+        self._timeout = timeout
         # MACs claimed by this process, so a node retrying its script does not claim twice
         # before the manifest arrives.
         self.claimed: dict[str, str] = {}
 
-    async def claim(self, node: Node, mac: str) -> bool:
-        """True if `node` now has `mac`; False if someone changed it first (or it failed)."""
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=10, verify=self._verify)
-        try:
-            answer = await self._client.patch(
-                f"{self._url}/api/v1/nodes/{node.name}",
-                json=claim_patch(node, mac),
-                headers={
-                    "Authorization": f"Bearer {self._tokens.current()}",
-                    "If-Match": str(node.revision),
-                    "Content-Type": "application/merge-patch+json",
-                },
-            )
-        except httpx.HTTPError as err:
-            log.warning("discovery: cannot reach the registry at %s: %s", self._url, err)
-            return False
-        if answer.status_code >= 400:
-            log.warning(
-                "discovery: registry refused %s for %s: %d %s",
-                mac,
-                node.name,
-                answer.status_code,
-                answer.text[:200],
-            )
-            return False
-        self.claimed[mac] = node.name
-        log.info("discovery: MAC %s given to node %s", mac, node.name)
-        return True
+    async def discover(self, mac: str) -> str | None:
+        """The node that has `mac` now: claimed earlier, or the first discoverable node the
+        registry gives it to. None if no node is left, the registry refuses the MAC, or it
+        does not answer (the node's script retries)."""
+        known = self.claimed.get(mac)
+        if known is not None:
+            return known
+        tried: set[str] = set()
+        while (node := self._index.first_discoverable(skip=tried)) is not None:
+            tried.add(node.name)
+            claim = DiscoveryClaim(node=node.name, revision=node.revision, mac=mac)
+            answer = await self._ask(claim)
+            if answer is None:
+                return None
+            if answer.node is not None:
+                self.claimed[mac] = answer.node
+                self._index.set_node(answer.node, None)  # taken: the registry's event follows
+                log.info("discovery: MAC %s given to node %s", mac, answer.node)
+                return answer.node
+            if answer.refused != "node":
+                log.warning("discovery: the registry refused MAC %s: %s", mac, answer.error)
+                return None
+            log.info("discovery: %s; trying the next discoverable node", answer.error)
+        return None
 
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+    async def _ask(self, claim: DiscoveryClaim) -> DiscoveryAnswer | None:
+        try:
+            return await rpc.request(
+                self._bus, subjects.DISCOVERY, claim, DiscoveryAnswer, within=self._timeout
+            )
+        except rpc.NoAnswer as err:
+            log.warning("discovery: no answer from the registry for MAC %s: %s", claim.mac, err)
+            return None

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Final
 
 import msgspec
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from libs.common.errors import NotFound
-from libs.common.http.app import error_response
+from libs.common.http.bodies import error_response
+from libs.common.http.errors import error_answer
 from libs.common.store.cas import ContentStore, parse_digest
 from libs.common.store.verified import BlobCorrupt, Verifier, VerifyCounts
 from services.bootd.admission import Admission, AdmissionCounts
@@ -104,8 +104,8 @@ class GuardedBlob(Response):
             try:
                 for digest, found in self.blobs:
                     await self.guard.verifier.check(digest, found)
-            except BlobCorrupt as err:
-                await error_response(500, err.message, err.field)(scope, receive, send)
+            except BlobCorrupt as err:  # raised after the route returned: answered here
+                await error_answer(err)(scope, receive, send)
                 return
             await self.inner(scope, receive, paced(scope, send, self.guard.stall))
         except Stalled as err:
@@ -157,9 +157,3 @@ def _stat(store: ContentStore, digest: str) -> os.stat_result:
         return store.path(digest).stat()
     except FileNotFoundError:
         raise NotFound(f"blob {parse_digest(digest)} not in the store", field="digest") from None
-
-
-async def corrupt_answer(request: Request, exc: Exception) -> Response:
-    """BlobCorrupt raised in a route: the server's store is at fault (500), not the request."""
-    assert isinstance(exc, BlobCorrupt)
-    return error_response(500, exc.message, exc.field)

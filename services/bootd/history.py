@@ -13,14 +13,14 @@ import msgspec
 import nats.errors
 from nats.js import api
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.connection import Bus, Subscription
 from libs.common.models.boot_stage import BootStage
 from services.bootd.status import StatusBook
 
 log = logging.getLogger("wolfpack.bootd.history")
 
-BOOT_EVENTS: Final = names.node_subject("*", "boot")
+BOOT_EVENTS: Final = subjects.every("node", "boot")
 # How far back, and how long start-up may spend reading it.
 REPLAY_HOURS: Final = 24
 REPLAY_BUDGET: Final = 5.0

@@ -5,13 +5,12 @@ and `images`, so a request never waits on NATS."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
-from libs.common.bus.kv import Bucket
+from libs.common.bus.mirror import Mirror, WatchedBucket, start_all
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
 from libs.common.models.overlay import BootManifest
@@ -26,7 +25,7 @@ class ManifestIndex:
     def __init__(self) -> None:
         self.by_node: dict[str, BootManifest] = {}
         self.by_mac: dict[str, str] = {}
-        # Discoverable nodes (their own flag set) with the revision to PATCH against.
+        # Discoverable nodes (their own flag set) with the revision a claim is made at.
         self.discoverable: dict[str, Node] = {}
         # How many manifests and images name each digest as a kernel or image (anyone may
         # fetch those), and each asset key (by its sha256: a key of another node asks for
@@ -84,10 +83,10 @@ class ManifestIndex:
         else:
             self.discoverable.pop(name, None)
 
-    def first_discoverable(self) -> Node | None:
-        if not self.discoverable:
-            return None
-        return self.discoverable[min(self.discoverable)]
+    def first_discoverable(self, skip: Container[str] = ()) -> Node | None:
+        """The discoverable node first by name, but those in `skip` (claims already refused)."""
+        left = [name for name in self.discoverable if name not in skip]
+        return self.discoverable[min(left)] if left else None
 
 
 def bare(digest: str) -> str:
@@ -111,51 +110,31 @@ def _add(counter: Counter[str], keys: Iterable[str], step: int) -> None:
 
 
 class IndexFeeder:
-    """Three watcher tasks keeping a ManifestIndex current; `start` returns once all have
-    loaded what the buckets held."""
+    """Mirrors of KV `boot`, `nodes` and `images` keeping a ManifestIndex current; `start`
+    returns once all three have loaded what the buckets held."""
 
     def __init__(
         self,
         index: ManifestIndex,
-        boot: Bucket[BootManifest],
-        nodes: Bucket[Node],
-        images: Bucket[ImageMeta],
+        boot: WatchedBucket[BootManifest],
+        nodes: WatchedBucket[Node],
+        images: WatchedBucket[ImageMeta],
     ) -> None:
         self.index = index
-        self._boot = boot
-        self._nodes = nodes
-        self._images = images
-        self._tasks: list[asyncio.Task[None]] = []
+        self._mirrors = (
+            Mirror(boot, self._manifest_changed),
+            Mirror(nodes, lambda name, old, node: index.set_node(name, node)),
+            Mirror(images, lambda name, old, image: index.set_image(name, image)),
+        )
 
     async def start(self) -> None:
-        ready = [asyncio.Event() for _ in range(3)]
-        self._tasks = [
-            asyncio.create_task(self._watch_boot(ready[0]), name="bootd watch boot"),
-            asyncio.create_task(self._watch_nodes(ready[1]), name="bootd watch nodes"),
-            asyncio.create_task(self._watch_images(ready[2]), name="bootd watch images"),
-        ]
-        await asyncio.gather(*(each.wait() for each in ready))
+        await start_all(*self._mirrors)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await asyncio.gather(*(mirror.stop() for mirror in self._mirrors))
 
-    async def _watch_boot(self, ready: asyncio.Event) -> None:
-        async with contextlib.aclosing(self._boot.watch(ready)) as changes:
-            async for name, manifest, _ in changes:
-                self.index.set_manifest(name, manifest)
-                log.debug("manifest of %s %s", name, "deleted" if manifest is None else "loaded")
-
-    async def _watch_nodes(self, ready: asyncio.Event) -> None:
-        async with contextlib.aclosing(self._nodes.watch(ready)) as changes:
-            async for name, node, _ in changes:
-                self.index.set_node(name, node)
-
-    async def _watch_images(self, ready: asyncio.Event) -> None:
-        async with contextlib.aclosing(self._images.watch(ready)) as changes:
-            async for name, image, _ in changes:
-                self.index.set_image(name, image)
+    def _manifest_changed(
+        self, name: str, old: BootManifest | None, manifest: BootManifest | None
+    ) -> None:
+        self.index.set_manifest(name, manifest)
+        log.debug("manifest of %s %s", name, "deleted" if manifest is None else "loaded")

@@ -15,7 +15,9 @@ from typing import Final
 import msgspec
 from starlette.types import Message, Scope, Send
 
-STALL: Final = 60.0
+from libs.common.settings import Settings
+
+STALL: Final = Settings().bootd_stall_seconds
 PATHSEND: Final = "http.response.pathsend"
 # ZeroCopy puts the connection's abort here (scope["extensions"]): ASGI itself has no way to
 # drop a connection, and closing it politely would wait for buffers the node never reads.

@@ -10,7 +10,7 @@ from typing import Final
 import msgspec
 import nats.errors
 
-from libs.common import names
+from libs.common import subjects
 from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.boot_status import NodeBootStatus
@@ -65,7 +65,7 @@ class StagePublisher:
         self._book.record(stage)
         try:
             await self._bus.nc.publish(
-                names.node_subject(stage.node, "boot"), self._encoder.encode(stage)
+                subjects.node(stage.node, "boot"), self._encoder.encode(stage)
             )
         except nats.errors.Error as err:
             log.warning("boot stage of %s not published: %s", stage.node, err)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from libs.common import names
-from libs.common.http.app import TokenAuth, body_schema, decode_body, encode
+from libs.common.http.auth import TokenAuth
+from libs.common.http.bodies import decode_body, encode
+from libs.common.http.openapi import body_schema
 from libs.common.models.image import (
     ImageDetails,
     ImageJob,

@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from libs.common import names
 from libs.common.bus.connection import Bus
-from libs.common.http.app import TokenAuth, create_app
+from libs.common.http.app import create_app
+from libs.common.http.auth import TokenAuth
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
 from libs.common.security.accepted_tokens import TokenFile

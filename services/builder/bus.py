@@ -8,16 +8,17 @@ from typing import Final, Protocol
 
 import msgspec
 
+from libs.common import subjects
 from libs.common.bus.connection import Bus, Subscription
 from libs.common.models.image import ImageJob, ImagePushed, ImageRequested, JobKind, JobState
 from services.builder.images import Images
 
-PUSHED: Final = "wolfpack.image.*.pushed"
+PUSHED: Final = subjects.every("image", "pushed")
 # Durable: a push published while the builder was down is handled when it is back.
 PUSHED_DURABLE: Final = "builder-pushed"
 # Durable too: an import or build the API accepted runs even if the builder dies meanwhile.
 # Builders sharing this consumer share the work (each request runs on one of them).
-REQUESTED: Final = "wolfpack.image.*.requested"
+REQUESTED: Final = subjects.every("image", "requested")
 REQUESTED_DURABLE: Final = "builder-requested"
 # Jobs of different images at once on one builder (one per image: jobs.py); more requests
 # wait on the stream, queued.
@@ -26,7 +27,7 @@ JOB_SLOTS: Final = 4
 # after its last keep-alive (sent every third of it); 30 s, the bus default, is a long wait.
 REQUEST_ACK_WAIT: Final = 10.0
 # Any builder's job endings: a request accepted here may have run on another builder.
-ENDED: Final = ("wolfpack.image.*.built", "wolfpack.image.*.failed")
+ENDED: Final = (subjects.every("image", "built"), subjects.every("image", "failed"))
 
 
 class Stoppable(Protocol):
@@ -52,7 +53,7 @@ class EndWatch:
 
     async def _follow(self, images: Images, sub: Subscription[JobEnded]) -> None:
         async for subject, ended in sub:
-            state: JobState = "built" if subject.endswith(".built") else "failed"
+            state: JobState = "built" if subjects.parse(subject).verb == "built" else "failed"
             job = ImageJob(id=ended.job, name=ended.name, kind=ended.kind, source="",
                            state=state, reason=ended.reason, finished_at=ended.at)  # fmt: skip
             images.jobs.settle(job)

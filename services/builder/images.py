@@ -9,6 +9,8 @@ import asyncio
 import logging
 import os
 
+from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import Invalid, NotFound
 from libs.common.models.image import (
     ImageDeleted,
@@ -19,7 +21,6 @@ from libs.common.models.image import (
     ImageRequested,
     ImageUnchanged,
     ImportRequest,
-    image_subject,
     validate_image_name,
 )
 from libs.common.store.cas import ContentStore
@@ -29,7 +30,7 @@ from services.builder.layout import Layout, remove_tree
 from services.builder.options import check_source, fetch_options
 from services.builder.parts import BuilderParts
 from services.builder.pipeline import Staging
-from services.builder.protocols import ImageBucket, Publisher, RequestLedger
+from services.builder.protocols import ImageBucket, RequestLedger
 from services.builder.pushes import follows, registry_source
 from services.builder.records import again_record
 from services.builder.requested import RequestedJobs
@@ -124,7 +125,7 @@ class Images:
             self.jobs.release(job)
             self.jobs.forget(name)
         await self._parts.publisher.publish(
-            image_subject(name, "deleted"), ImageDeleted(name=name, revision=meta.revision)
+            subjects.image(name, "deleted"), ImageDeleted(name=name, revision=meta.revision)
         )
 
     def _remove_folder(self, name: str, job_id: str) -> None:

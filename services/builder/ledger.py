@@ -15,7 +15,7 @@ import msgspec
 import nats.errors
 import nats.js.errors
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.connection import Bus
 from libs.common.models.image import (
     ImageBuilt,
@@ -23,13 +23,10 @@ from libs.common.models.image import (
     ImageJob,
     ImageRequested,
     JobState,
-    image_subject,
 )
 from services.builder.requested import Unconfirmed
 
 T = TypeVar("T", bound=msgspec.Struct)
-
-REQUESTED = "requested"
 
 
 class StreamLedger:
@@ -37,7 +34,7 @@ class StreamLedger:
         self._bus = bus
 
     async def record(self, request: ImageRequested) -> None:
-        subject = image_subject(request.name, REQUESTED)
+        subject = subjects.image(request.name, "requested")
         try:
             await self._bus.publish(subject, request, msg_id=request.job)
         except nats.errors.TimeoutError as err:
@@ -45,7 +42,7 @@ class StreamLedger:
             raise Unconfirmed(str(err) or "no answer in time") from err
 
     async def last_request(self, name: str) -> ImageRequested | None:
-        return await self._last(name, REQUESTED, ImageRequested)
+        return await self._last(name, "requested", ImageRequested)
 
     async def ending(self, request: ImageRequested) -> ImageJob | None:
         """How job `request.job` ended, if the stream says it did (the image's last `built` or
@@ -58,9 +55,9 @@ class StreamLedger:
             return _ended(request, "failed", failed.reason, failed.at)
         return None
 
-    async def _last(self, name: str, verb: str, model: type[T]) -> T | None:
+    async def _last(self, name: str, verb: subjects.Verb, model: type[T]) -> T | None:
         try:
-            found = await self._bus.js.get_last_msg(names.STREAM, image_subject(name, verb))
+            found = await self._bus.js.get_last_msg(names.STREAM, subjects.image(name, verb))
         except nats.js.errors.NotFoundError:
             return None
         try:

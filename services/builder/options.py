@@ -4,18 +4,10 @@
 from __future__ import annotations
 
 import os
-import platform
 
 from libs.common.errors import Invalid
 from services.builder.sources import FetchOptions, Source, parse_source
-from services.builder.sources.platform import parse_platform
-
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le"}
-
-
-def host_platform() -> str:
-    machine = platform.machine()
-    return f"linux/{_ARCH.get(machine, machine)}"
+from services.builder.sources.platform import host_platform, parse_platform
 
 
 def check_source(text: str) -> Source:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs.common.bus.publisher import Publisher
 from libs.common.store.cas import ContentStore
 from services.builder.jobs import JobTable
 from services.builder.layout import Layout
-from services.builder.protocols import ImageBucket, Publisher
+from services.builder.protocols import ImageBucket
 from services.builder.runner import JobRunner
 
 

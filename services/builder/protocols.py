@@ -1,11 +1,9 @@
-"""The narrow interfaces the builder's domain needs from NATS: KV `images`, a publisher and
-the ledger of accepted requests (the stream)."""
+"""The narrow interfaces the builder's domain needs from NATS: KV `images` and the ledger of
+accepted requests (the stream). Its publisher is libs.common.bus.publisher.Publisher."""
 
 from __future__ import annotations
 
 from typing import Protocol
-
-import msgspec
 
 from libs.common.models.image import ImageJob, ImageMeta, ImageRequested
 
@@ -18,12 +16,6 @@ class ImageBucket(Protocol):
     async def update(self, key: str, value: ImageMeta, revision: int) -> int: ...
     async def delete(self, key: str, revision: int | None = None) -> None: ...
     async def items(self) -> dict[str, ImageMeta]: ...
-
-
-class Publisher(Protocol):
-    async def publish(
-        self, subject: str, event: msgspec.Struct, *, msg_id: str | None = None
-    ) -> int: ...
 
 
 class RequestLedger(Protocol):

@@ -25,13 +25,13 @@ import logging
 
 import msgspec
 
+from libs.common import subjects
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.models.image import (
     ImageFailed,
     ImageJob,
     ImageRequested,
     ImportRequest,
-    image_subject,
 )
 from services.builder import pipeline
 from services.builder.jobs import ProgressFeed, finish, snapshot
@@ -151,7 +151,7 @@ class RequestedJobs:
         failed = ImageFailed(
             name=request.name, job=request.job, kind=request.kind, phase=None, reason=reason
         )
-        await self._parts.publisher.publish(image_subject(request.name, "failed"), failed)
+        await self._parts.publisher.publish(subjects.image(request.name, "failed"), failed)
         await asyncio.to_thread(self._parts.layout.forget_request_creds, request.job)
 
     def _work(self, request: ImageRequested) -> Work:

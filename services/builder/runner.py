@@ -19,22 +19,23 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import nats.errors
 
+from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import Conflict, NotFound
-from libs.common.http.app import BUS_UNAVAILABLE
+from libs.common.http.errors import BUS_UNAVAILABLE
 from libs.common.models.image import (
     ImageBuilt,
     ImageFailed,
     ImageJob,
     ImageMeta,
     ImageProgress,
-    image_subject,
 )
 from services.builder import pipeline
 from services.builder.failures import failure_reason
 from services.builder.jobs import JobTable, ProgressFeed, finish
 from services.builder.layout import Layout
 from services.builder.pipeline import Built, Installed, Staging
-from services.builder.protocols import ImageBucket, Publisher
+from services.builder.protocols import ImageBucket
 from services.builder.records import changed_fields
 
 log = logging.getLogger("wolfpack.builder")
@@ -60,7 +61,7 @@ class Ending(msgspec.Struct):
     """How a job ended: its state and the event that says so."""
 
     state: str
-    verb: str
+    verb: subjects.Verb
     event: msgspec.Struct
 
 
@@ -128,7 +129,7 @@ class JobRunner:
         finish(job, ending.state, getattr(ending.event, "reason", None))
         self._jobs.release(job)
         try:
-            await self._publisher.publish(image_subject(job.name, ending.verb), ending.event)
+            await self._publisher.publish(subjects.image(job.name, ending.verb), ending.event)
         except Exception as err:
             log.error("could not publish %s of image %s: %s", ending.verb, job.name, err)
 
@@ -141,7 +142,7 @@ class JobRunner:
         )
         with contextlib.suppress(Exception):
             async with asyncio.timeout(STOP_NOTICE):
-                await self._publisher.publish(image_subject(job.name, "failed"), failed)
+                await self._publisher.publish(subjects.image(job.name, "failed"), failed)
 
     async def _attempt(self, job: ImageJob, work: Work, feed: ProgressFeed) -> Ending:
         """`work` in a fresh staging folder, removed before the job ends whatever happens."""
@@ -221,7 +222,7 @@ class JobRunner:
             ) from None
 
     async def _publish_progress(self, progress: ImageProgress) -> None:
-        await self._publisher.publish(image_subject(progress.name, "progress"), progress)
+        await self._publisher.publish(subjects.image(progress.name, "progress"), progress)
 
 
 def bus_outage(exc: BaseException) -> str | None:

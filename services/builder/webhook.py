@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from libs.common.models.image import ImageMeta, ImagePushed, WebhookAnswer, image_subject
-from services.builder.protocols import Publisher
+from libs.common import subjects
+from libs.common.bus.publisher import Publisher
+from libs.common.models.image import ImageMeta, ImagePushed, WebhookAnswer
 from services.builder.pushes import decode_envelope, follows, manifest_pushes
 
 log = logging.getLogger("wolfpack.builder")
@@ -51,7 +52,7 @@ class RegistryWebhook:
                 # a second copy of the same event for the same image.
                 msg_id = f"{push.id}/{meta.name}" if push.id else None
                 await self._publisher.publish(
-                    image_subject(meta.name, "pushed"), event, msg_id=msg_id
+                    subjects.image(meta.name, "pushed"), event, msg_id=msg_id
                 )
                 answer.pushed.append(meta.name)
                 log.info("push of %s:%s (%s) → image %s", target.repository, tag,

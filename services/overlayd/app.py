@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from libs.common import names
 from libs.common.bus.connection import Bus, Consumer
-from libs.common.http.app import MiB, TokenAuth, create_app
+from libs.common.http.app import create_app
+from libs.common.http.auth import TokenAuth
+from libs.common.http.bodies import MiB
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
 from libs.common.models.overlay import BootManifest, OverlayMeta
@@ -25,6 +27,7 @@ from services.overlayd.catalog import Catalog
 from services.overlayd.cluster import ClusterView
 from services.overlayd.engine import OverlayRenderer, OverlaySources, ShippedOverlays
 from services.overlayd.engine.keys import load_host_keys
+from services.overlayd.front import OverlaydFront
 from services.overlayd.incremental import Waves
 from services.overlayd.manifests import Manifests
 from services.overlayd.render_step import Rendering
@@ -104,5 +107,6 @@ async def build(settings: Settings, bus: Bus) -> OverlaydService:
     waves = Waves(view, Rendering(view, renderer, manifests, bus), hosts)
     auth = TokenAuth(TokenFile.ensure(settings.data_dir), public_read=settings.public_read)
     app = create_app("overlayd", title="wolfpack overlayd", version="1", body_limit=BODY_LIMIT)
-    api.mount(app, Catalog(storage, renderer, view, settings.data_dir), waves, manifests, auth)
+    catalog = Catalog(storage, renderer, view, settings.data_dir)
+    api.mount(app, OverlaydFront(catalog, view, waves, manifests), auth)
     return OverlaydService(app, view, manifests, waves, bus)

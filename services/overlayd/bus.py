@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from libs.common import subjects
 from libs.common.bus.connection import Bus, Consumer
 from libs.common.models.events import ChangeEvent
 from libs.common.models.image import ImageBuilt, ImageDeleted
@@ -19,15 +20,12 @@ from services.overlayd.cluster import ClusterView
 from services.overlayd.engine import Change
 from services.overlayd.incremental import Waves
 
-REGISTRY: Final = (
-    "wolfpack.node.*.updated",
-    "wolfpack.node.*.deleted",
-    "wolfpack.profile.*.updated",
-    "wolfpack.profile.*.deleted",
+REGISTRY: Final = tuple(
+    subjects.every(kind, verb) for kind in ("node", "profile") for verb in ("updated", "deleted")
 )
-IMAGE_BUILT: Final = "wolfpack.image.*.built"
-IMAGE_DELETED: Final = "wolfpack.image.*.deleted"
-OVERLAYS: Final = ("wolfpack.overlay.*.updated", "wolfpack.overlay.*.deleted")
+IMAGE_BUILT: Final = subjects.every("image", "built")
+IMAGE_DELETED: Final = subjects.every("image", "deleted")
+OVERLAYS: Final = (subjects.every("overlay", "updated"), subjects.every("overlay", "deleted"))
 
 # Durable: what was published while overlayd was down is handled when it is back.
 DURABLES: Final = {

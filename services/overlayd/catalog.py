@@ -18,7 +18,12 @@ from typing import Final
 from libs.common.errors import Invalid, NotFound
 from libs.common.formats.newc import Member
 from libs.common.models.overlay import OverlayMeta
-from libs.common.models.overlay_api import OverlaySummary, RenderedFile
+from libs.common.models.overlay_api import (
+    ChmodRequest,
+    MkdirRequest,
+    OverlaySummary,
+    RenderedFile,
+)
 from services.overlayd.cluster import ClusterView
 from services.overlayd.engine import OverlayRenderer, RenderError
 from services.overlayd.engine.paths import output_path, overlay_path
@@ -101,6 +106,36 @@ class Catalog:
 
     async def create(self, name: str, *, empty: bool) -> OverlayMeta:
         return await self.storage.create(name, clone=False if empty else None)
+
+    async def delete(self, name: str, *, revision: int | None = None) -> None:
+        await self.storage.delete(name, revision=revision)
+
+    async def put_file(
+        self,
+        name: str,
+        path: str,
+        data: bytes,
+        *,
+        mode: str | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        revision: int | None = None,
+    ) -> OverlayMeta:
+        return await self.storage.put_file(
+            name, path, data, mode=mode, uid=uid, gid=gid, revision=revision
+        )
+
+    async def mkdir(
+        self, name: str, wanted: MkdirRequest, *, revision: int | None = None
+    ) -> OverlayMeta:
+        return await self.storage.mkdir(
+            name, wanted.path, mode=wanted.mode, uid=wanted.uid, gid=wanted.gid, revision=revision
+        )
+
+    async def chmod(
+        self, name: str, wanted: ChmodRequest, *, revision: int | None = None
+    ) -> OverlayMeta:
+        return await self.storage.chmod(name, wanted.path, wanted.mode, revision=revision)
 
     async def import_archive(
         self, name: str, archive: bytes, *, dest: str = "", revision: int | None = None

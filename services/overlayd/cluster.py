@@ -8,11 +8,11 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 
+from libs.common.bus.mirror import Mirror, WatchedBucket, start_all
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
 from libs.common.nodes.merge import merge_node
 from services.overlayd.engine.plan import Change, nodes_with_profile
-from services.overlayd.mirror import Mirror, WatchedBucket
 
 
 class ClusterView:
@@ -22,9 +22,9 @@ class ClusterView:
         profiles: WatchedBucket[Profile],
         images: WatchedBucket[ImageMeta],
     ) -> None:
-        self.nodes = Mirror(nodes)
-        self.profiles = Mirror(profiles)
-        self.images = Mirror(images)
+        self.nodes = Mirror(nodes, self._node_changed)
+        self.profiles = Mirror(profiles, self._profile_changed)
+        self.images = Mirror(images, self._image_changed)
         self._merged: dict[str, Node] = {}
         # Overlay → how many merged nodes use it.
         self._users: Counter[str] = Counter()
@@ -36,27 +36,24 @@ class ClusterView:
         # Told of every change the watches see. The watch, not the event, is what a render must
         # follow: a writer killed between its KV write and its event publishes nothing.
         self.on_change: Callable[[Change], None] | None = None
-        self.nodes.on_change = self._node_changed
-        self.profiles.on_change = self._profile_changed
-        self.images.on_change = self._image_changed
 
     async def start(self) -> None:
-        await asyncio.gather(self.profiles.start(), self.nodes.start(), self.images.start())
+        await start_all(self.profiles, self.nodes, self.images)
 
     async def stop(self) -> None:
         await asyncio.gather(self.nodes.stop(), self.profiles.stop(), self.images.stop())
 
-    def _node_changed(self, name: str) -> None:
+    def _node_changed(self, name: str, old: Node | None, new: Node | None) -> None:
         self._stale_nodes.add(name)
         self.generation += 1
         self._tell(Change(kind="node", name=name))
 
-    def _profile_changed(self, name: str) -> None:
+    def _profile_changed(self, name: str, old: Profile | None, new: Profile | None) -> None:
         self._stale_profiles.add(name)
         self.generation += 1
         self._tell(Change(kind="profile", name=name))
 
-    def _image_changed(self, name: str) -> None:
+    def _image_changed(self, name: str, old: ImageMeta | None, new: ImageMeta | None) -> None:
         self._tell(Change(kind="image", name=name))
 
     def _tell(self, change: Change) -> None:

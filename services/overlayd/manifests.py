@@ -12,7 +12,8 @@ from typing import Final, Protocol
 
 import msgspec
 
-from libs.common import names
+from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import NotFound
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
@@ -34,10 +35,6 @@ class BootBucket(Protocol):
     async def put(self, key: str, value: BootManifest) -> int: ...
     async def delete(self, key: str, revision: int | None = None) -> None: ...
     async def items(self) -> dict[str, BootManifest]: ...
-
-
-class Publisher(Protocol):
-    async def publish(self, subject: str, event: msgspec.Struct) -> int: ...
 
 
 def build_manifest(node: Node, render: NodeRender, image: ImageMeta | None) -> BootManifest:
@@ -127,7 +124,7 @@ class Manifests:
                     system_digests=manifest.system_digests,
                     runtime_digest=manifest.runtime_digest,
                 )
-                await self._publisher.publish(names.node_subject(manifest.node, "rendered"), event)
+                await self._publisher.publish(subjects.node(manifest.node, "rendered"), event)
 
         await asyncio.gather(*(one(m, r) for m, r in changed))
         return len(changed) - len(left), left

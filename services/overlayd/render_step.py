@@ -9,14 +9,15 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
-from libs.common import names
+from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.models.node import Node
 from libs.common.models.overlay import RenderFailedEvent
 from libs.common.models.overlay_api import WaveReport
 from libs.common.store.full import StoreFull
 from services.overlayd.cluster import ClusterView
 from services.overlayd.engine import NodeRender, OverlayRenderer, RenderError
-from services.overlayd.manifests import WRITE_WINDOW, Manifests, Publisher, build_manifest
+from services.overlayd.manifests import WRITE_WINDOW, Manifests, build_manifest
 
 CHUNK: Final = 1000  # nodes per render call; their manifests land chunk by chunk
 FAILURES_KEPT: Final = 100
@@ -120,6 +121,6 @@ class Rendering:
 
         async def announce(event: RenderFailedEvent) -> None:
             async with gate:
-                await self.publisher.publish(names.node_subject(event.node, "render_failed"), event)
+                await self.publisher.publish(subjects.node(event.node, "render_failed"), event)
 
         await asyncio.gather(*(announce(event) for event in failed))

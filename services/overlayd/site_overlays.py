@@ -16,8 +16,10 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from libs.common import subjects
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import Conflict, Invalid, NotFound
-from libs.common.models.overlay import OverlayEvent, OverlayFile, OverlayMeta, overlay_subject
+from libs.common.models.overlay import OverlayEvent, OverlayFile, OverlayMeta
 from libs.common.store.cas import ContentStore
 from services.overlayd.engine.paths import check_overlay_name, overlay_path, parse_mode
 from services.overlayd.engine.sources import OverlayTree, ShippedOverlays
@@ -50,10 +52,6 @@ class OverlayBucket(Protocol):
     async def update(self, key: str, value: OverlayMeta, revision: int) -> int: ...
     async def delete(self, key: str, revision: int | None = None) -> None: ...
     async def items(self) -> dict[str, OverlayMeta]: ...
-
-
-class Publisher(Protocol):
-    async def publish(self, subject: str, event: msgspec.Struct) -> int: ...
 
 
 class OverlayStorage:
@@ -274,7 +272,7 @@ class OverlayStorage:
         await self._bucket.delete(name, current.revision if revision is None else revision)
         if self._publisher is not None:
             event = OverlayEvent(name=name, action="deleted", revision=current.revision)
-            await self._publisher.publish(overlay_subject(name, "deleted"), event)
+            await self._publisher.publish(subjects.overlay(name, "deleted"), event)
 
     async def import_tree(
         self, name: str, source: Path, *, dest: str = "", revision: int | None = None
@@ -341,7 +339,7 @@ class OverlayStorage:
             event = OverlayEvent(
                 name=meta.name, action="updated", revision=meta.revision, paths=paths
             )
-            await self._publisher.publish(overlay_subject(meta.name, "updated"), event)
+            await self._publisher.publish(subjects.overlay(meta.name, "updated"), event)
         return meta
 
     async def _copy(self, tree: OverlayTree) -> Files:

@@ -12,7 +12,10 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 
 from libs.common import names
 from libs.common.errors import Invalid
-from libs.common.http.app import Credentials, TokenAuth, body_schema, decode_body, encode
+from libs.common.http.auth import Credentials, TokenAuth
+from libs.common.http.bodies import decode_body, encode
+from libs.common.http.openapi import body_schema
+from libs.common.http.revisions import etag, if_match_revision
 from libs.common.models.api import BulkAdd, BulkResult, ImportResult, MergedNode, MergedProfile
 from libs.common.models.node import Node, Profile
 from libs.common.nodes import ranges
@@ -21,15 +24,6 @@ from services.registry.registry import Registry
 
 YAML = "application/yaml"
 T = TypeVar("T", Node, Profile)
-
-
-def _revision(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise Invalid(f"If-Match must be a revision number, got {if_match!r}", field="If-Match")
-    return int(value)
 
 
 def _create_only(if_none_match: str | None) -> bool:
@@ -41,7 +35,7 @@ def _create_only(if_none_match: str | None) -> bool:
 
 
 def _stored(obj: Node | Profile, status: int = 200) -> Response:
-    return encode(obj, status=status, headers={"ETag": f'"{obj.revision}"'})
+    return encode(obj, status=status, headers={"ETag": etag(obj.revision)})
 
 
 SECRETS_HELP = "show secrets (IPMI password, asset key) instead of a mask; needs the token"
@@ -152,7 +146,7 @@ def object_routes(kind: Kind[Any], auth: TokenAuth) -> APIRouter:
         obj = await decode_body(request, kind.model)
         existed = name in kind.existing
         stored = await kind.put(
-            name, obj, if_match=_revision(if_match), create_only=_create_only(if_none_match)
+            name, obj, if_match=if_match_revision(if_match), create_only=_create_only(if_none_match)
         )
         return _stored(shown(stored), 200 if existed else 201)
 
@@ -165,11 +159,11 @@ def object_routes(kind: Kind[Any], auth: TokenAuth) -> APIRouter:
         name: str, request: Request, if_match: str | None = Header(None)
     ) -> Response:
         patch = _patch_body(await request.body())
-        return _stored(shown(await kind.patch(name, patch, if_match=_revision(if_match))))
+        return _stored(shown(await kind.patch(name, patch, if_match=if_match_revision(if_match))))
 
     @r.delete(one, dependencies=write, status_code=204)
     async def delete_object(name: str, if_match: str | None = Header(None)) -> Response:
-        await kind.delete(name, if_match=_revision(if_match))
+        await kind.delete(name, if_match=if_match_revision(if_match))
         return Response(status_code=204)
 
     return r

@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI
 
 from libs.common import names
 from libs.common.bus.connection import Bus
-from libs.common.http.app import TokenAuth, create_app
+from libs.common.bus.rpc import Responder
+from libs.common.http.app import create_app
+from libs.common.http.auth import TokenAuth
 from libs.common.models.node import Node, Profile
 from libs.common.security.accepted_tokens import TokenFile
 from libs.common.settings import Settings
 from services.registry import api
+from services.registry import bus as registry_bus
 from services.registry.registry import Registry
 
 log = logging.getLogger("wolfpack.registry")
 
 
 class RegistryService:
-    def __init__(self, app: FastAPI, registry: Registry) -> None:
+    def __init__(self, app: FastAPI, registry: Registry, bus: Bus) -> None:
         self.app = app
         self.registry = registry
+        self._bus = bus
+        self._responders: list[Responder[Any, Any]] = []
 
     async def start(self) -> None:
         await self.registry.start()
+        # Answered only once the registry has loaded what it would check a request against.
+        self._responders = await registry_bus.serve(self._bus, self.registry)
         log.info(
             "registry ready: %d profiles, %d nodes",
             len(self.registry.profiles.items),
@@ -32,6 +40,8 @@ class RegistryService:
         )
 
     async def stop(self) -> None:
+        for responder in self._responders:
+            await responder.stop()
         await self.registry.stop()
 
 
@@ -44,4 +54,4 @@ async def build(settings: Settings, bus: Bus) -> RegistryService:
     auth = TokenAuth(TokenFile.ensure(settings.data_dir), public_read=settings.public_read)
     app = create_app("registry", title="wolfpack registry", version="1")
     api.mount(app, registry, auth)
-    return RegistryService(app, registry)
+    return RegistryService(app, registry, bus)

@@ -1,22 +1,19 @@
 """One kind of stored object (nodes or profiles): an in-memory view of its KV bucket, kept
-current by a watch, with compare-and-set writes that publish an event after the state is stored.
+current by a mirror, with compare-and-set writes that publish an event after the state is stored.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, Literal, Protocol, TypeVar
 
 import msgspec
 
-from libs.common import names
+from libs.common import subjects
+from libs.common.bus.mirror import Mirror, WatchedBucket
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import Conflict, NotFound
 from libs.common.models.events import ChangeEvent
-
-log = logging.getLogger("wolfpack.registry")
 
 
 class Stored(Protocol):
@@ -27,18 +24,12 @@ class Stored(Protocol):
 T = TypeVar("T", bound=msgspec.Struct)
 
 
-class ObjectBucket(Protocol[T]):
+class ObjectBucket(WatchedBucket[T], Protocol[T]):
     """The narrow part of libs.common.bus.kv.Bucket a collection needs."""
 
     async def create(self, key: str, value: T) -> int: ...
     async def update(self, key: str, value: T, revision: int) -> int: ...
     async def delete(self, key: str, revision: int | None = None) -> None: ...
-    async def items(self) -> dict[str, T]: ...
-    def watch(self) -> AsyncIterator[tuple[str, T | None, int]]: ...
-
-
-class Publisher(Protocol):
-    async def publish(self, subject: str, event: msgspec.Struct) -> int: ...
 
 
 Kind = Literal["node", "profile"]
@@ -57,49 +48,22 @@ class Collection(Generic[T]):
         self.kind: Kind = kind
         self._bucket = bucket
         self._publisher = publisher
-        self.items: dict[str, T] = {}
-        self._watch_task: asyncio.Task[None] | None = None
+        # The watch keeps the view current when another registry replica writes the bucket;
+        # our own writes are taken in at once.
+        self._mirror: Mirror[T] = Mirror(bucket, self._changed, keyed=_named)
+        self.items = self._mirror.items
         # Called with (name, old, new) whenever the view changes (own write or watched one).
         self.on_change: Callable[[str, T | None, T | None], None] | None = None
 
     async def load(self) -> None:
-        for name, value in (await self._bucket.items()).items():
-            self._apply(name, value)
-        self._watch_task = asyncio.create_task(self._watch(), name=f"watch-{self.kind}s")
+        await self._mirror.start()
 
     async def close(self) -> None:
-        if self._watch_task:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch_task
+        await self._mirror.stop()
 
-    async def _watch(self) -> None:
-        # Keeps the view current when another registry replica writes the bucket.
-        while True:
-            try:
-                async for name, value, revision in self._bucket.watch():
-                    current = self.items.get(name)
-                    if current is not None and _rev(current) >= revision:
-                        continue
-                    if value is None:
-                        if current is not None:
-                            self._apply(name, None)
-                    else:
-                        self._apply(name, value)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s watch failed; restarting it", self.kind)
-                await asyncio.sleep(1)
-
-    def _apply(self, name: str, value: T | None) -> None:
-        old = self.items.get(name)
-        if value is None:
-            self.items.pop(name, None)
-        else:
-            self.items[name] = msgspec.structs.replace(value, name=name)
+    def _changed(self, name: str, old: T | None, new: T | None) -> None:
         if self.on_change:
-            self.on_change(name, old, self.items.get(name))
+            self.on_change(name, old, new)
 
     def listing(self, names: Iterable[str] | None = None) -> list[T]:
         """All objects sorted by name, or those of `names` that exist, in that order."""
@@ -133,13 +97,13 @@ class Collection(Generic[T]):
         else:
             revision = await self._bucket.update(name, body, _rev(previous))
         stored = msgspec.structs.replace(body, revision=revision)
-        self._apply(name, stored)
+        self._mirror.apply(name, stored, revision)
         await self._publish(name, "updated", revision, changed_fields(previous, stored))
         return stored
 
     async def remove(self, name: str, *, previous: T) -> None:
         await self._bucket.delete(name, _rev(previous))
-        self._apply(name, None)
+        self._mirror.apply(name, None, _rev(previous))
         await self._publish(name, "deleted", _rev(previous), changed_fields(previous, None))
 
     async def _publish(
@@ -148,8 +112,15 @@ class Collection(Generic[T]):
         event = ChangeEvent(
             kind=self.kind, name=name, action=action, revision=revision, fields=fields
         )
-        await self._publisher.publish(names.subject(self.kind, name, action), event)
+        await self._publisher.publish(subjects.subject(self.kind, name, action), event)
 
 
 def _rev(obj: msgspec.Struct) -> int:
     return int(obj.revision)  # type: ignore[attr-defined]
+
+
+def _named(name: str, value: T) -> T:
+    """An object as the registry serves it: named by its key."""
+    if getattr(value, "name", None) == name:
+        return value
+    return msgspec.structs.replace(value, name=name)

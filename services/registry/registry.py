@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from libs.common.bus.publisher import Publisher
 from libs.common.errors import Conflict, Invalid
 from libs.common.models.api import BulkAdd, BulkResult, ImportResult, MergedNode, MergedProfile
 from libs.common.models.node import IPMI, NetDev, Node, Profile
@@ -18,7 +19,7 @@ from libs.common.nodes import merge, nodesconf, ranges, validate
 from libs.common.nodes.defaults import DEFAULT_PROFILE_NAME, default_profile
 from libs.common.nodes.mergepatch import apply_merge_patch
 from libs.common.security.redact import Secrets
-from services.registry.collection import Collection, ObjectBucket, Publisher
+from services.registry.collection import Collection, ObjectBucket
 
 # Concurrent KV writes in flight during a bulk add (bounded to keep latency of others low).
 BULK_WINDOW = 256
@@ -67,6 +68,10 @@ class Registry:
 
     def list_profiles(self, names: Iterable[str] | None = None) -> list[Profile]:
         return self.profiles.listing(names)
+
+    def mac_owner(self, mac: str) -> str | None:
+        """The node that has hardware address `mac`, or None."""
+        return self._addresses.mac_owner(mac)
 
     def merged_node(self, name: str) -> MergedNode:
         return merge.merge_node(self.nodes.get(name), self.profiles.items)

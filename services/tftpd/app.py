@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.connection import Bus
 from libs.common.http.app import create_app
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.node import Node
 from libs.common.settings import Settings
 from services.tftpd import root as tftp_root
-from services.tftpd import slots
 from services.tftpd.nodes import NodeAddresses
 from services.tftpd.server import TftpServer
 from services.tftpd.transfer import Outcome
@@ -41,7 +39,7 @@ class TftpdService:
             self._published,
             bind=settings.bind,
             port=names.TFTP_PORT + settings.port_offset,
-            per_client=slots.per_client_from_env(),
+            per_client=settings.tftp_per_client,
         )
 
     async def start(self) -> None:
@@ -74,16 +72,15 @@ class TftpdService:
             error=outcome.error,
         )
         try:
-            await self._bus.publish(names.node_subject(node, "boot"), event)
+            await self._bus.publish(subjects.node(node, "boot"), event)
         except Exception as exc:
             log.warning("could not publish the boot stage of %s: %s", node, exc)
 
 
 def load_root(settings: Settings) -> tftp_root.TftpRoot:
-    """WOLFPACK_TFTP_ROOT if set, else DATA/tftp filled from the ipxe package."""
-    configured = os.environ.get(tftp_root.ROOT_ENV)
-    if configured:
-        return tftp_root.configured(Path(configured))
+    """--tftp-root if given, else DATA/tftp filled from the ipxe package."""
+    if settings.tftp_root:
+        return tftp_root.configured(Path(settings.tftp_root))
     return tftp_root.assemble(settings.data_dir / "tftp")
 
 

@@ -1,24 +1,15 @@
 """Which node an IP address belongs to, from the registry's KV `nodes`, kept in memory.
 
 TFTP requests carry no MAC, only the client's address: the node is the one whose network
-device has that `ipaddr`. The map follows the bucket through a watch, so a lookup never
+device has that `ipaddr`. The map follows the bucket through a mirror, so a lookup never
 waits on NATS.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from typing import Final
-
-from libs.common.bus.kv import Bucket
+from libs.common.bus.mirror import Mirror, WatchedBucket
 from libs.common.models.boot_stage import UNKNOWN_NODE
 from libs.common.models.node import Node
-
-log = logging.getLogger("wolfpack.tftpd")
-
-RETRY_DELAY: Final = 1.0
 
 
 def addresses(node: Node) -> set[str]:
@@ -31,50 +22,23 @@ def addresses(node: Node) -> set[str]:
 
 
 class NodeAddresses:
-    def __init__(self, nodes: Bucket[Node]) -> None:
-        self._nodes = nodes
+    def __init__(self, nodes: WatchedBucket[Node]) -> None:
         self._by_ip: dict[str, str] = {}
-        self._by_node: dict[str, set[str]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._nodes = Mirror(nodes, self._changed)
 
     def name_for(self, ip: str) -> str:
         return self._by_ip.get(ip, UNKNOWN_NODE)
 
     async def start(self) -> None:
         """Load every node's addresses, then follow changes in the background."""
-        ready = asyncio.Event()
-        self._task = asyncio.create_task(self._follow(ready))
-        waiter = asyncio.create_task(ready.wait())
-        await asyncio.wait({self._task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if self._task.done():
-            self._task.result()  # raises what stopped it
+        await self._nodes.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._nodes.stop()
 
-    def _set(self, name: str, node: Node | None) -> None:
-        for ip in self._by_node.pop(name, set()):
+    def _changed(self, name: str, old: Node | None, new: Node | None) -> None:
+        for ip in addresses(old) if old is not None else ():
             if self._by_ip.get(ip) == name:
                 del self._by_ip[ip]
-        if node is not None:
-            ips = addresses(node)
-            self._by_node[name] = ips
-            for ip in ips:
-                self._by_ip[ip] = name
-
-    async def _follow(self, ready: asyncio.Event) -> None:
-        while True:
-            try:
-                async with contextlib.aclosing(self._nodes.watch(ready)) as changes:
-                    async for name, node, _ in changes:
-                        self._set(name, node)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # NATS away or the watch ended: the map stays as it was until it is back.
-                log.warning("watching KV nodes failed (%s); retrying", exc or type(exc).__name__)
-                await asyncio.sleep(RETRY_DELAY)
+        for ip in addresses(new) if new is not None else ():
+            self._by_ip[ip] = name

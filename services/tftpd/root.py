@@ -22,8 +22,6 @@ IPXE_DIR: Final = Path("/usr/lib/ipxe")
 # BIOS (chainloads through the PXE stack), UEFI with its own drivers, UEFI through SNP.
 IPXE_BINARIES: Final = ("undionly.kpxe", "ipxe.efi", "snponly.efi")
 IPXE_PACKAGE: Final = "ipxe"
-# Serve this directory instead of assembling DATA/tftp from the ipxe package.
-ROOT_ENV: Final = "WOLFPACK_TFTP_ROOT"
 
 # RFC 1350 error codes used for refusals.
 FILE_NOT_FOUND: Final = 1
@@ -102,7 +100,7 @@ def assemble(root: Path, ipxe_dir: Path = IPXE_DIR) -> TftpRoot:
 def configured(root: Path) -> TftpRoot:
     """A root the administrator provides: its iPXE binaries may be symlinks to anywhere."""
     if not root.is_dir():
-        raise Invalid(f"TFTP root {root} is not a directory", field=ROOT_ENV)
+        raise Invalid(f"TFTP root {root} is not a directory", field="tftp_root")
     known = {name: (root / name).resolve() for name in IPXE_BINARIES if (root / name).is_file()}
     _warn_missing(known, str(root))
     return TftpRoot(root=root, known=known)

@@ -7,14 +7,12 @@ leaves room for firmware that asks again before its earlier transfer has timed o
 from __future__ import annotations
 
 import collections
-import os
 from typing import Final, NamedTuple
 
-from libs.common.errors import Invalid
+from libs.common.settings import TFTP_TRANSFERS, Settings
 
-MAX_TRANSFERS: Final = 512
-PER_CLIENT: Final = 16
-PER_CLIENT_ENV: Final = "WOLFPACK_TFTP_PER_CLIENT"
+MAX_TRANSFERS: Final = TFTP_TRANSFERS
+PER_CLIENT: Final = Settings().tftp_per_client
 
 
 class Refusal(NamedTuple):
@@ -52,21 +50,3 @@ class Slots:
         news = who not in self._refused
         self._refused.add(who)
         return Refusal(reason, news)
-
-
-def per_client_from_env(default: int = PER_CLIENT) -> int:
-    """WOLFPACK_TFTP_PER_CLIENT (1..MAX_TRANSFERS) if set, else `default`."""
-    text = os.environ.get(PER_CLIENT_ENV, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_TRANSFERS:
-        raise Invalid(
-            f"{PER_CLIENT_ENV}={text!r}: want a whole number of transfers from 1 to "
-            f"{MAX_TRANSFERS}",
-            field=PER_CLIENT_ENV,
-        )
-    return value

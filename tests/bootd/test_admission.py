@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from libs.common import subjects
 from libs.common.models.boot_stage import BootStage
 from services.bootd.admission import MAX_RETRY, Admission
 from tests.bootd.conftest import (
@@ -69,7 +70,7 @@ async def test_over_the_limit_a_node_is_told_to_come_back(
     async with connected_bus(limited.nats_url, "admission-test") as bus:
         files = await boot_node(bus, limited.store, "adm1", mac, image=b"i" * BIG)
         await script_booting(client, mac)
-        events = await bus.subscribe("wolfpack.node.adm1.boot", BootStage)
+        events = await bus.subscribe(subjects.node("adm1", "boot"), BootStage)
         image = f"/blobs/sha256/{files.manifest.image_digest}?wwid={mac}"
         before = await counts(client, limited)
         holders = [await StalledGet.ask(limited.url, image) for _ in range(2)]

@@ -9,6 +9,7 @@ import hashlib
 import httpx
 import pytest
 
+from libs.common import subjects
 from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
 from tests.bootd.conftest import Bootd, boot_node, fresh_mac, script_booting
@@ -29,7 +30,7 @@ async def test_privileged_port_gets_the_runtime_overlay(
     mac = fresh_mac()
     files = await boot_node(bus, bootd.store, "rt1", mac)
     await script_booting(http, mac)
-    events = await bus.subscribe("wolfpack.node.rt1.boot", BootStage)
+    events = await bus.subscribe(subjects.node("rt1", "boot"), BootStage)
     try:
         status, body = await get_from_port(f"{bootd.url}/runtime/{mac.upper()}", *PRIVILEGED)
         assert status == 200
@@ -49,7 +50,7 @@ async def test_unprivileged_port_is_refused_with_an_event(
     mac = fresh_mac()
     await boot_node(bus, bootd.store, "rt2", mac)
     await script_booting(http, mac)
-    events = await bus.subscribe("wolfpack.node.rt2.boot", BootStage)
+    events = await bus.subscribe(subjects.node("rt2", "boot"), BootStage)
     try:
         answer = await http.get(f"/runtime/{mac}")
         assert answer.status_code == 403
@@ -129,7 +130,7 @@ async def test_a_node_listening_on_a_privileged_port_gets_it_pushed(
     files = await boot_node(bus, bootd.store, "rt5", mac)
     await script_booting(http, mac)
     received, server, port = await listen_privileged()
-    events = await bus.subscribe("wolfpack.node.rt5.boot", BootStage)
+    events = await bus.subscribe(subjects.node("rt5", "boot"), BootStage)
     try:
         r = await http.get(f"/runtime/{mac}", params={"callback": port})
         assert r.status_code == 200, r.text

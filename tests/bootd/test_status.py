@@ -7,6 +7,7 @@ import asyncio
 
 import httpx
 
+from libs.common import subjects
 from libs.common.bus.connection import Bus
 from libs.common.models.boot_stage import BootStage
 from tests.bootd.conftest import Bootd, answered, boot_node, fresh_mac, script_booting
@@ -29,7 +30,7 @@ async def test_a_boot_is_a_sequence_of_stage_events(
     mac = fresh_mac()
     files = await boot_node(bus, bootd.store, "st1", mac)
     script = await script_booting(http, mac)
-    events = await bus.subscribe("wolfpack.node.st1.boot", BootStage)
+    events = await bus.subscribe(subjects.node("st1", "boot"), BootStage)
     try:
         await http.get(f"/ipxe/{mac}")
         for url in urls(script):
@@ -110,7 +111,7 @@ async def test_restart_keeps_timelines_and_tftp_stages_show(
     from tests.stack import run_service, stop_process, wait_healthy
 
     mac = fresh_mac()
-    events = await bus.subscribe("wolfpack.node.st4.boot", Stage)
+    events = await bus.subscribe(subjects.node("st4", "boot"), Stage)
     try:
         await boot_node(bus, bootd.store, "st4", mac)
         await script_booting(http, mac)
@@ -122,7 +123,7 @@ async def test_restart_keeps_timelines_and_tftp_stages_show(
     finally:
         await events.stop()
     await bus.nc.publish(
-        "wolfpack.node.st4.boot",
+        subjects.node("st4", "boot"),
         msgspec.json.encode(Stage(node="st4", stage="tftp", file="undionly.kpxe")),
     )
     await bus.nc.flush()

@@ -56,6 +56,10 @@ def test_first_discoverable_is_by_name() -> None:
     index.set_node("0", Node(name="0"))
     first = index.first_discoverable()
     assert first is not None and first.name == "a"
+    # A node whose claim was refused is skipped for the next one.
+    second = index.first_discoverable(skip={"a"})
+    assert second is not None and second.name == "b"
+    assert index.first_discoverable(skip={"a", "b"}) is None
     index.set_node("a", Node(name="a"))
     first = index.first_discoverable()
     assert first is not None and first.name == "b"

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from libs.common import subjects
 from libs.common.bus.connection import Bus
 from libs.common.errors import NotFound
 from libs.common.models.boot_stage import BootStage
@@ -104,7 +105,7 @@ async def test_a_nodes_corrupt_kernel_and_system_overlay_are_refused_with_an_eve
     manifest = files.manifest
     assert manifest.kernel_digest is not None
     await script_booting(http, mac)
-    events = await bus.subscribe("wolfpack.node.vb1.boot", BootStage)
+    events = await bus.subscribe(subjects.node("vb1", "boot"), BootStage)
     try:
         flip_byte(bootd.store.path(manifest.kernel_digest), 0)
         assert_refused(await http.get(f"/kernel/{mac}"), manifest.kernel_digest)

@@ -8,7 +8,7 @@ import json
 import httpx
 import msgspec
 
-from libs.common import names
+from libs.common import subjects
 from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer
 from libs.common.models.boot_stage import BootStage
@@ -91,7 +91,7 @@ async def test_status_watch_rides_out_a_nats_restart_and_shows_what_it_missed(
 
         async def publish(node: str) -> None:
             event = BootStage(node=node, stage="kernel", file="/kernel")
-            await publisher.publish(names.node_subject(node, "boot"), msgspec.json.encode(event))
+            await publisher.publish(subjects.node(node, "boot"), msgspec.json.encode(event))
             await publisher.flush()
 
         async with asyncio.timeout(60):
@@ -108,7 +108,7 @@ async def test_status_watch_rides_out_a_nats_restart_and_shows_what_it_missed(
             assert json.loads(caught_up)["stage"] == "ipxe"
             # bootd publishes what it held while NATS was away once it is back: the same
             # event again must not be shown twice.
-            await publisher.publish(names.node_subject("ws-gap", "boot"), caught_up.strip())
+            await publisher.publish(subjects.node("ws-gap", "boot"), caught_up.strip())
             await publish("ws-after")
             after = await proc.stdout.readline()
             assert b'"node":"ws-after"' in after, f"shown twice, or out of order: {after!r}"

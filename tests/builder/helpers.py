@@ -18,7 +18,7 @@ import msgspec
 import nats
 from nats.aio.msg import Msg
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.models.image import (
     ImageBuilt,
     ImageFailed,
@@ -112,8 +112,7 @@ class Watcher:
 
     async def _on(self, msg: Msg) -> None:
         self.raw.append(msg.subject)
-        parts = msg.subject.split(".")
-        name, verb = parts[2].replace("%2E", "."), parts[3]
+        _, name, verb = subjects.parse(msg.subject)
         model = EVENT_TYPES.get(verb)
         payload = (
             msgspec.json.decode(msg.data, type=model) if model else msgspec.json.decode(msg.data)
@@ -160,7 +159,7 @@ class Watcher:
 async def watching(nats_url: str) -> AsyncIterator[Watcher]:
     async with nats_client(nats_url) as nc:
         watcher = Watcher(nc)
-        await nc.subscribe("wolfpack.image.>", cb=watcher._on)
+        await nc.subscribe(subjects.every("image"), cb=watcher._on)
         await nc.flush()
         yield watcher
 

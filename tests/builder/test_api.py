@@ -218,6 +218,6 @@ async def test_a_dotted_name_is_one_subject_token(
 ) -> None:
     built = await import_image(api, events, name="rocky-9.4", source=str(busybox_tarball))
     assert built.name == "rocky-9.4"
-    subjects = [msg for msg in events.raw if "rocky" in msg]
-    assert subjects and all(s.startswith("wolfpack.image.rocky-9%2E4.") for s in subjects)
+    seen = [msg for msg in events.raw if "rocky" in msg]
+    assert seen and all(s.startswith("wolfpack.image.rocky-9%2E4.") for s in seen)
     assert (await api.get("/images/rocky-9.4")).json()["name"] == "rocky-9.4"

@@ -20,9 +20,9 @@ import httpx
 import msgspec
 from nats.js.api import Header
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.server import NatsServer
-from libs.common.models.image import ImageRequested, ImportRequest, image_subject
+from libs.common.models.image import ImageRequested, ImportRequest
 from services.builder.bus import REQUESTED_DURABLE
 from tests.builder.helpers import (
     Builder,
@@ -112,7 +112,7 @@ async def job_when(
 async def request_seq(nats_url: str, name: str) -> int:
     """The stream sequence of the last request for image `name`."""
     async with nats_client(nats_url) as nc:
-        found = await nc.jetstream().get_last_msg(names.STREAM, image_subject(name, "requested"))
+        found = await nc.jetstream().get_last_msg(names.STREAM, subjects.image(name, "requested"))
         return found.seq or 0
 
 
@@ -172,7 +172,7 @@ async def test_a_request_delivered_twice_builds_once(
     name, job = "twice", "d0ub1ed0ub1e"
     asked = ImportRequest(name=name, source=str(busybox_tarball))
     request = ImageRequested(name=name, job=job, kind="import", source=asked.source, request=asked)
-    payload, subject = msgspec.json.encode(request), image_subject(name, "requested")
+    payload, subject = msgspec.json.encode(request), subjects.image(name, "requested")
     async with nats_client(nats_server.url) as nc:
         async with watching(nats_server.url) as events:
             js = nc.jetstream()
@@ -208,7 +208,7 @@ async def test_a_request_a_later_one_replaced_is_not_run(
                 request = ImageRequested(
                     name=name, job=job, kind="import", source=source, request=asked
                 )
-                await bus.publish(image_subject(name, "requested"), request, msg_id=job)
+                await bus.publish(subjects.image(name, "requested"), request, msg_id=job)
             builder = await asyncio.to_thread(launch_builder, tmp_path / "data", nats_server.url)
             old = await events.end_of(name, old_job)
             assert f"a later request for image 'replaced' (job {new_job})" in old.reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from libs.common.errors import Invalid
-from libs.common.models.image import image_subject, subject_token, validate_image_name
+from libs.common.models.image import validate_image_name
 from services.builder.pushes import (
     RegistryEvent,
     canonical_host,
@@ -64,10 +64,8 @@ def test_only_tagged_manifest_pushes_count() -> None:
         decode_envelope(b'{"events": 3}')
 
 
-def test_image_names_and_their_subject_token() -> None:
+def test_image_names() -> None:
     assert validate_image_name("rocky-9.4_x") == "rocky-9.4_x"
     for bad in ("", ".hidden", "-x", "a/b", "a b", "x" * 129, "a*b"):
         with pytest.raises(Invalid):
             validate_image_name(bad)
-    assert subject_token("rocky-9.4") == "rocky-9%2E4"
-    assert image_subject("rocky-9.4", "built") == "wolfpack.image.rocky-9%2E4.built"

@@ -13,8 +13,9 @@ import httpx
 import msgspec
 import pytest
 
+from libs.common import subjects
 from libs.common.bus.server import NatsServer, free_port
-from libs.common.models.image import ImagePushed, image_subject
+from libs.common.models.image import ImagePushed
 from tests.builder.helpers import (
     Builder,
     Watcher,
@@ -205,7 +206,7 @@ async def test_a_push_published_while_the_builder_is_down_is_handled_after_resta
                                 digest="sha256:" + "0" * 64)  # fmt: skip
             async with nats_client(nats_server.url) as nc:
                 await nc.jetstream().publish(
-                    image_subject("restart", "pushed"), msgspec.json.encode(event)
+                    subjects.image("restart", "pushed"), msgspec.json.encode(event)
                 )
 
             builder = await asyncio.to_thread(launch_builder, data, nats_server.url)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nats.js.api import DeliverPolicy
 
-from libs.common import names
+from libs.common import names, subjects
 from tests.cli import run_cli_async
 from tests.stack import UpStack, nats_client
 
@@ -72,7 +72,7 @@ async def stream_messages(nats_url: str) -> list[bytes]:
         if last == 0:
             return found
         sub = await js.subscribe(
-            "wolfpack.>", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+            subjects.ALL, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
         )
         try:
             while True:

@@ -19,7 +19,7 @@ import msgspec
 import nats
 import nats.errors
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.models.overlay import BootManifest
 from libs.common.nodes.mergepatch import apply_merge_patch
 from tests.overlayd.helpers import fresh_render
@@ -278,12 +278,12 @@ async def following_jobs(nats_url: str) -> AsyncIterator[JobEnds]:
     jobs = JobEnds()
 
     async def on_end(subject: str, event: ImageEnd) -> None:
-        jobs.ends[event.job] = subject.rsplit(".", 1)[1]
+        jobs.ends[event.job] = subjects.parse(subject).verb
         jobs.arrived.set()
 
-    subjects = [f"wolfpack.image.*.{verb}" for verb in ("built", "failed", "unchanged")]
+    ends = [subjects.every("image", verb) for verb in ("built", "failed", "unchanged")]
     async with connected_bus(nats_url, "test-faults") as bus:
-        await bus.consume(subjects, "test-faults-jobs", ImageEnd, on_end)
+        await bus.consume(ends, "test-faults-jobs", ImageEnd, on_end)
         yield jobs
 
 

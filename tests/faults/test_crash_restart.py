@@ -27,7 +27,7 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.events import ChangeEvent
 from libs.common.models.image import ImageMeta
@@ -146,7 +146,7 @@ async def test_the_stack_converges_after_every_process_is_killed_mid_storm(
         await served_script(client, f"{up.url('bootd')}/ipxe/{mac(0)}", "last-edit", 30)
 
         # tftpd follows KV and publishes again: a read from n000's address is its boot stage.
-        stages = await bus.subscribe(names.node_subject("n000", "boot"), BootStage)
+        stages = await bus.subscribe(subjects.node("n000", "boot"), BootStage)
         await asyncio.to_thread(tftp_read, up, "undionly.kpxe")
         async with asyncio.timeout(10):
             async for _, stage in stages:  # bootd's `ipxe` stage above comes on it too
@@ -168,7 +168,7 @@ async def test_the_stack_converges_after_every_process_is_killed_mid_storm(
         replay = ChangeEvent(
             kind="node", name="n000", action="updated", revision=node.revision, fields=["kernel"]
         )
-        await bus.publish(names.node_subject("n000", "updated"), replay)
+        await bus.publish(subjects.node("n000", "updated"), replay)
         assert (await overlayd_settled(up.nats_url, status))["waves"] > waves
         assert {k: v.revision for k, v in (await boot.items()).items()} == before
 

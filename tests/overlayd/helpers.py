@@ -20,7 +20,7 @@ import msgspec
 import yaml
 from nats.aio.msg import Msg
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.follow import following
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node, Profile
@@ -143,12 +143,12 @@ class Boot:
     # (node, revision, arrival time) of every put, in order.
     log: list[tuple[str, int, float]] = field(default_factory=list)
 
-    def seen(self, key: str, value: BootManifest | None, revision: int) -> None:
+    def seen(self, key: str, old: BootManifest | None, value: BootManifest | None) -> None:
         if value is None:
             self.manifests.pop(key, None)
         else:
-            self.manifests[key] = msgspec.structs.replace(value, revision=revision)
-            self.log.append((key, revision, asyncio.get_running_loop().time()))
+            self.manifests[key] = value
+            self.log.append((key, value.revision, asyncio.get_running_loop().time()))
         self.changed.set()
 
     async def until(
@@ -203,7 +203,7 @@ class NodeEvents:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _on(self, msg: Msg) -> None:
-        verb = msg.subject.rsplit(".", 1)[1]
+        verb = subjects.parse(msg.subject).verb
         if verb == "rendered":
             self.rendered.append(msgspec.json.decode(msg.data, type=RenderedEvent))
         elif verb == "render_failed":
@@ -224,8 +224,8 @@ class NodeEvents:
 async def node_events(nats_url: str) -> AsyncIterator[NodeEvents]:
     events = NodeEvents()
     async with nats_client(nats_url) as nc:
-        await nc.subscribe("wolfpack.node.*.rendered", cb=events._on)
-        await nc.subscribe("wolfpack.node.*.render_failed", cb=events._on)
+        await nc.subscribe(subjects.every("node", "rendered"), cb=events._on)
+        await nc.subscribe(subjects.every("node", "render_failed"), cb=events._on)
         await nc.flush()
         yield events
 

@@ -13,6 +13,7 @@ import httpx
 import msgspec
 import pytest
 
+from libs.common import subjects
 from libs.common.models.overlay import OverlayEvent
 from libs.common.nodes.defaults import default_profile
 from tests.overlayd.helpers import API, Stack, following_boot, settled, start_stack
@@ -62,7 +63,7 @@ async def test_a_site_overlay_is_created_edited_and_deleted(
     stack: Stack, api: httpx.AsyncClient
 ) -> None:
     async with nats_client(stack.nats_url) as nc:
-        events = await nc.subscribe("wolfpack.overlay.*.updated")
+        events = await nc.subscribe(subjects.every("overlay", "updated"))
         await nc.flush()  # the server has the subscription before the first event can go out
         r = await api.post("/overlays", json={"name": "site", "empty": True})
         assert r.status_code == 201, r.text

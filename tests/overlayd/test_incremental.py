@@ -11,10 +11,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.models.events import ChangeEvent
-from libs.common.models.image import ImageBuilt, ImageMeta, image_subject
-from libs.common.models.overlay import OverlayEvent, overlay_subject
+from libs.common.models.image import ImageBuilt, ImageMeta
+from libs.common.models.overlay import OverlayEvent
 from tests.overlayd.helpers import (
     WAIT,
     NodeEvents,
@@ -124,7 +124,7 @@ async def test_an_image_build_renders_the_nodes_booting_it(stack: Stack) -> None
             chunks_total=1, chunks_reused=0, build_seconds=0.1, seconds=0.1,
             changed=["image_digest"],
         )  # fmt: skip
-        await bus.publish(image_subject("rocky-9.4", "built"), built)
+        await bus.publish(subjects.image("rocky-9.4", "built"), built)
         await boot.until(
             lambda found: all(
                 found[n].kernel_digest == "b" * 64 and found[n].image_digest == "a" * 64
@@ -147,9 +147,9 @@ async def test_an_event_delivered_twice_changes_nothing(stack: Stack) -> None:
             profile = ChangeEvent(kind="profile", name="default", action="updated", revision=1)
             overlay = OverlayEvent(name="hosts", action="updated", revision=1)
             for subject, event in (
-                (names.node_subject("ea02", "updated"), node),
-                (names.profile_subject("default", "updated"), profile),
-                (overlay_subject("hosts", "updated"), overlay),
+                (subjects.node("ea02", "updated"), node),
+                (subjects.profile("default", "updated"), profile),
+                (subjects.overlay("hosts", "updated"), overlay),
             ):
                 await js.publish(subject, msgspec.json.encode(event))
         again = await wait_for_waves(stack, done["waves"])

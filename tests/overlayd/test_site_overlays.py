@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.connection import Bus
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.models.overlay import OverlayEvent, OverlayMeta
@@ -142,7 +142,7 @@ async def test_import_a_directory_tree(storage: OverlayStorage, tmp_path: Path) 
 async def test_every_change_is_announced_after_it_is_stored(
     bus: Bus, storage: OverlayStorage
 ) -> None:
-    events = await bus.subscribe("wolfpack.overlay.>", OverlayEvent)
+    events = await bus.subscribe(subjects.every("overlay"), OverlayEvent)
     try:
         created = await storage.create("o")
         changed = await storage.put_file("o", "etc/a", b"a")
@@ -151,8 +151,7 @@ async def test_every_change_is_announced_after_it_is_stored(
         seen = [await anext(events) for _ in range(4)]
     finally:
         await events.stop()
-    subjects = [subject for subject, _ in seen]
-    assert subjects == [
+    assert [subject for subject, _ in seen] == [
         "wolfpack.overlay.o.updated",
         "wolfpack.overlay.o.updated",
         "wolfpack.overlay.hosts.updated",
@@ -170,7 +169,7 @@ async def test_every_change_is_announced_after_it_is_stored(
 
 
 async def test_a_dotted_name_is_one_subject_token(bus: Bus, storage: OverlayStorage) -> None:
-    events = await bus.subscribe("wolfpack.overlay.*.updated", OverlayEvent)
+    events = await bus.subscribe(subjects.every("overlay", "updated"), OverlayEvent)
     try:
         await storage.create("ssh.keys")
         subject, event = await anext(events)

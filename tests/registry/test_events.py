@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import msgspec
 
+from libs.common import subjects
 from libs.common.models.events import ChangeEvent
 from tests.stack import nats_client
 
@@ -37,7 +38,7 @@ async def test_every_change_is_an_event_published_after_the_store(
 
             checks.append(asyncio.create_task(check()))
 
-        await nc.subscribe("wolfpack.>", cb=on_event)
+        await nc.subscribe(subjects.ALL, cb=on_event)
         await nc.flush()
         await api.put(f"{API}/profiles/compute", json={})
         await api.post(f"{API}/nodes:bulk", json={"names": "n[1-3]", "profiles": ["compute"]})
@@ -46,8 +47,7 @@ async def test_every_change_is_an_event_published_after_the_store(
         await asyncio.wait_for(done.wait(), 10)
         await asyncio.gather(*checks)
 
-    subjects = [s for s, _, _ in seen]
-    assert sorted(subjects) == sorted(
+    assert sorted(s for s, _, _ in seen) == sorted(
         [
             "wolfpack.profile.compute.updated",
             "wolfpack.node.n1.updated",
@@ -70,7 +70,7 @@ async def test_events_are_kept_in_the_stream(api: httpx.AsyncClient, registry) -
     await api.put(f"{API}/nodes/late", json={})
     async with nats_client(registry.nats_url) as nc:
         js = nc.jetstream()
-        sub = await js.subscribe("wolfpack.node.late.updated", ordered_consumer=True)
+        sub = await js.subscribe(subjects.node("late", "updated"), ordered_consumer=True)
         msg = await sub.next_msg(timeout=5)
         event = msgspec.json.decode(msg.data, type=ChangeEvent)
         assert event.name == "late" and event.action == "updated"
@@ -78,7 +78,7 @@ async def test_events_are_kept_in_the_stream(api: httpx.AsyncClient, registry) -
 
 async def test_events_carry_no_secrets(api: httpx.AsyncClient, registry) -> None:
     async with nats_client(registry.nats_url) as nc:
-        sub = await nc.subscribe("wolfpack.node.bmc.*")
+        sub = await nc.subscribe(subjects.events_of("node", "bmc"))
         await nc.flush()
         await api.put(
             f"{API}/nodes/bmc", json={"ipmi": {"username": "admin", "password": "s3cret!"}}

@@ -7,10 +7,11 @@ import socket
 from pathlib import Path
 
 import httpx
+import pytest
 
 from libs.common import names
-from libs.runtime.services import SERVICES
-from tests.cli import run_cli, start_cli
+from libs.runtime.services import SERVICES, load
+from tests.cli import REPO, run_cli, start_cli
 from tests.stack import log_tail, run_service, start_nats, stop_process, wait_healthy
 
 
@@ -54,6 +55,31 @@ def test_settings_come_from_the_environment(tmp_path: Path) -> None:
             stop_process(process)
 
 
+@pytest.mark.parametrize("given", ["flag", "variable"])
+def test_a_service_reads_its_setting_from_the_flag_or_the_variable(
+    tmp_path: Path, given: str
+) -> None:
+    """bootd's stall limit, as `GET /api/v1/serving` reports the one it runs with."""
+    data = tmp_path / "data"
+    flags = ["--bootd-stall-seconds", "7.5"] if given == "flag" else []
+    variable = {"WOLFPACK_BOOTD_STALL_SECONDS": "7.5"} if given == "variable" else {}
+    with start_nats(tmp_path / "nats") as nats:
+        process, port, log = run_service("bootd", data, nats.url, *flags, env=variable)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, process, log)
+            token = (data / names.TOKEN_FILE).read_text().strip()
+            answer = httpx.get(
+                f"{url}{names.API_PREFIX}/serving",
+                headers={"Authorization": f"Bearer {token}"},
+                trust_env=False,
+            )
+        finally:
+            stop_process(process)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["stalls"]["limit_seconds"] == 7.5
+
+
 def test_port_in_use_fails_with_one_clear_line(tmp_path: Path) -> None:
     with socket.socket() as taken, start_nats(tmp_path / "nats") as nats:
         taken.bind(("127.0.0.1", 0))
@@ -77,5 +103,7 @@ def test_unknown_service_is_refused_listing_the_valid_names() -> None:
     assert all(f"'{name}'" in done.stderr for name in SERVICES)
 
 
-def test_the_table_names_every_service() -> None:
-    assert set(SERVICES) == set(names.SERVICES)
+def test_every_service_has_a_port_a_folder_and_code_to_run() -> None:
+    assert list(SERVICES) == list(names.SERVICES) == list(names.PORTS)
+    assert {app.parent.name for app in (REPO / "services").glob("*/app.py")} == set(SERVICES)
+    assert all(callable(load(name)) for name in SERVICES)

@@ -15,7 +15,7 @@ import httpx
 import msgspec
 import pytest
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.endpoints import read_endpoints
 from libs.common.models.events import ChangeEvent
 from libs.common.security.api_token import read_token
@@ -198,7 +198,7 @@ async def test_grace_zero_revokes_at_once_and_bootd_discovers_with_the_new_token
     # bootd claims a node for an unknown MAC through the registry's HTTPS API, with the token
     # it reads from the file: the old one would be refused.
     async with nats_client(stack.nats_url) as bus:
-        changes = await bus.subscribe(names.node_subject("disc1", "updated"))
+        changes = await bus.subscribe(subjects.node("disc1", "updated"))
         await bus.flush()  # the server has the subscription before the node is written
         with client(stack, "registry", new) as api:
             assert api.put("/api/v1/nodes/disc1", json={"discoverable": True}).status_code == 201

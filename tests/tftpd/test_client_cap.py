@@ -1,5 +1,6 @@
-"""One client may hold only so many transfers (WOLFPACK_TFTP_PER_CLIENT): over it, its request
-gets an ERROR packet saying why, while other clients are served. Real UDP, a real tftpd."""
+"""One client may hold only so many transfers (--tftp-per-client, $WOLFPACK_TFTP_PER_CLIENT):
+over it, its request gets an ERROR packet saying why, while other clients are served. Real UDP,
+a real tftpd."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.errors import Invalid
-from services.tftpd import slots
 from tests.tftpd.tftpd_helpers import IPXE, RawClient, Tftpd, need, request, start_tftpd
 from tests.waiting import eventually_sync
 
@@ -18,10 +17,15 @@ CAP = 3
 DATA, ERROR = 3, 5
 
 
-@pytest.fixture
-def capped(tmp_path: Path) -> Iterator[Tftpd]:
+@pytest.fixture(params=["flag", "variable"])
+def capped(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Tftpd]:
+    """tftpd capped at CAP by its flag, or by its environment variable."""
     need()
-    with start_tftpd(tmp_path, env={slots.PER_CLIENT_ENV: str(CAP)}) as server:
+    if request.param == "flag":
+        flags, env = ("--tftp-per-client", str(CAP)), {}
+    else:
+        flags, env = (), {"WOLFPACK_TFTP_PER_CLIENT": str(CAP)}
+    with start_tftpd(tmp_path, flags=flags, env=env) as server:
         yield server
 
 
@@ -75,15 +79,3 @@ def test_one_client_cannot_hold_every_slot(capped: Tftpd) -> None:
     refusals = [line for line in capped.log.read_text().splitlines() if "too many" in line]
     assert len(refusals) == 1, refusals
     assert "WARNING" in refusals[0] and "127.0.0.1" in refusals[0]
-
-
-def test_the_cap_is_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(slots.PER_CLIENT_ENV, raising=False)
-    assert slots.per_client_from_env() == slots.PER_CLIENT
-    monkeypatch.setenv(slots.PER_CLIENT_ENV, "8")
-    assert slots.per_client_from_env() == 8
-    for bad in ("0", "-1", "lots", str(slots.MAX_TRANSFERS + 1)):
-        monkeypatch.setenv(slots.PER_CLIENT_ENV, bad)
-        with pytest.raises(Invalid, match=slots.PER_CLIENT_ENV) as caught:
-            slots.per_client_from_env()
-        assert caught.value.field == slots.PER_CLIENT_ENV

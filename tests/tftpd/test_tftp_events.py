@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.connection import Bus, Subscription
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.node import NetDev, Node
@@ -42,7 +42,7 @@ def nats_url(tftpd: Tftpd) -> str:
 
 @contextlib.asynccontextmanager
 async def watching(bus: Bus, node: str = "*") -> AsyncIterator[Subscription[BootStage]]:
-    sub = await bus.subscribe(names.node_subject(node, "boot"), BootStage)
+    sub = await bus.subscribe(subjects.node(node, "boot"), BootStage)
     try:
         yield sub
     finally:

@@ -41,10 +41,11 @@ def start_tftpd(
     tmp: Path,
     prepare: dict[str, Path] | None = None,
     seed: Callable[[str], Coroutine[Any, Any, None]] | None = None,
+    flags: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
 ) -> Iterator[Tftpd]:
-    """NATS plus `wolfpack run tftpd` (with WOLFPACK_ variables `env`); `prepare` puts
-    symlinks (name → target) in the root, `seed` gets the NATS URL before tftpd starts."""
+    """NATS plus `wolfpack run tftpd` (with `flags`, and WOLFPACK_ variables `env`); `prepare`
+    puts symlinks (name → target) in the root, `seed` gets the NATS URL before tftpd starts."""
     data = tmp / "data"
     root = data / "tftp"
     root.mkdir(parents=True, exist_ok=True)
@@ -54,7 +55,7 @@ def start_tftpd(
     with start_nats(tmp / "nats") as nats:
         if seed is not None:
             asyncio.run(seed(nats.url))
-        process, http_port, log = run_service("tftpd", data, nats.url, env=env)
+        process, http_port, log = run_service("tftpd", data, nats.url, *flags, env=env)
         offset = http_port - names.PORTS["tftpd"]
         try:
             wait_healthy(f"http://127.0.0.1:{http_port}", process, log)

@@ -19,7 +19,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext, api
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.auth import refused, shown_url
 from libs.common.bus.kv import Bucket
 from libs.common.bus.watch import Reconnects
@@ -28,6 +28,7 @@ from libs.common.errors import NotFound
 log = logging.getLogger("wolfpack.bus")
 
 T = TypeVar("T", bound=msgspec.Struct)
+R = TypeVar("R")
 Handler = Callable[[str, T], Awaitable[None]]
 
 RECONNECT_WAIT = 1.0
@@ -43,6 +44,9 @@ EVENTS_PER_SUBJECT = 64
 ACK_WAIT = 30.0
 # Long-poll length of one fetch; stop() interrupts it, so it only bounds idle round trips.
 FETCH_WAIT = 5.0
+# How long a fetch that timed out waits for the server to answer about its consumer before
+# calling NATS away or really slow.
+ANSWER_WAIT = 2.0
 MAX_RETRY_DELAY = 60.0
 # Seconds for a drain or a last flush: with the server there they take milliseconds; one
 # racing the server's death would wait for nats.py's defaults (30 s, 10 s).
@@ -121,7 +125,7 @@ class Bus:
     async def _ensure_stream(self) -> None:
         config = api.StreamConfig(
             name=names.STREAM,
-            subjects=list(names.STREAM_SUBJECTS),
+            subjects=[subjects.ALL],
             storage=api.StorageType.FILE,
             max_msgs_per_subject=EVENTS_PER_SUBJECT,
         )
@@ -261,16 +265,19 @@ class Consumer(Generic[T]):
         self._concurrency = concurrency
         self._handling: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._fetching: asyncio.Future[list[Msg]] | None = None
+        # The fetch (or the check after one) waiting on NATS: wake() and stop() cancel it.
+        self._in_flight: asyncio.Future[Any] | None = None
         self._stopping = False
+        # When NATS stopped answering this consumer's fetches (None: it answers).
+        self._lost_since: float | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.durable}")
 
     def wake(self) -> None:
         """Drop the pull request in flight (a reconnect loses it) and ask the server again."""
-        if self._fetching is not None:
-            self._fetching.cancel()
+        if self._in_flight is not None:
+            self._in_flight.cancel()
 
     async def stop(self) -> None:
         """Stop fetching; an event being handled is finished first. The durable stays."""
@@ -329,35 +336,72 @@ class Consumer(Generic[T]):
             task.add_done_callback(self._handling.discard)
 
     async def _fetch(self, batch: int) -> list[Msg]:
-        # A task of its own, so wake() and stop() can cancel the wait but never a handler.
-        fetching = asyncio.ensure_future(self._psub.fetch(batch, timeout=FETCH_WAIT))
-        self._fetching = fetching
         try:
-            await asyncio.wait([fetching])
-        finally:
-            self._fetching = None
-            fetching.cancel()
-        if fetching.cancelled():
+            msgs = await self._interruptible(self._psub.fetch(batch, timeout=FETCH_WAIT))
+        except TimeoutError:  # nats.errors.TimeoutError is one too
+            # How nats.py ends a long poll that found no event: its own TimeoutError when the
+            # server's "request timeout" came back as the wait ran out (client.py, _fetch_n:
+            # no time left for a second pull), nats.errors.TimeoutError when the client's
+            # clock ran out first. An unanswered pull ends the same way: ask NATS which it was.
+            await self._check_nats()
             return []
-        err = fetching.exception()
-        if err is None:
-            return fetching.result()
-        if isinstance(err, nats.errors.TimeoutError):
-            return []  # no event within FETCH_WAIT
-        if isinstance(err, TimeoutError):
-            # nats.py's own deadline, passed while the server was slow to answer or the
-            # connection was being re-made: nothing is wrong here, ask again.
-            log.warning("consumer %s: fetch timed out (NATS slow or reconnecting)", self.durable)
-            return []
-        if isinstance(err, nats.errors.ConnectionClosedError):
+        except nats.errors.ConnectionClosedError:
             self._stopping = True
             return []
-        if not isinstance(err, nats.errors.Error):
-            raise err
-        # Reconnecting, or the server is busy: try again shortly.
-        log.warning("consumer %s: fetch failed: %s", self.durable, err)
-        await asyncio.sleep(RECONNECT_WAIT)
-        return []
+        except nats.errors.Error as err:
+            # Reconnecting, or the server is busy: try again shortly.
+            self._lost(_reason(err))
+            await asyncio.sleep(RECONNECT_WAIT)
+            return []
+        if msgs is None:
+            return []  # woken: asked to stop, or to ask again after a reconnect
+        self._answered()
+        return msgs
+
+    async def _check_nats(self) -> None:
+        """After a fetch that timed out: normal if the server answers about the consumer,
+        else NATS is away or really slow."""
+        if not self._nc.is_connected:
+            self._lost("disconnected")
+            return
+        try:
+            async with asyncio.timeout(ANSWER_WAIT):
+                info = await self._interruptible(self._psub.consumer_info())
+        except TimeoutError:
+            self._lost(f"no answer within {ANSWER_WAIT:g}s")
+            return
+        except nats.errors.Error as err:
+            self._lost(_reason(err))
+            return
+        if info is not None:
+            log.debug("consumer %s: no event within %gs", self.durable, FETCH_WAIT)
+            self._answered()
+
+    async def _interruptible(self, wait: Awaitable[R]) -> R | None:
+        """`wait` in a task of its own, so wake() and stop() can cancel it but never a
+        handler; None when they did."""
+        waiting = asyncio.ensure_future(wait)
+        self._in_flight = waiting
+        try:
+            await asyncio.wait([waiting])
+        finally:
+            self._in_flight = None
+            waiting.cancel()
+        return None if waiting.cancelled() else waiting.result()
+
+    def _lost(self, why: str) -> None:
+        """NATS did not answer: one warning per outage, the rest at debug."""
+        if self._lost_since is None:
+            self._lost_since = asyncio.get_running_loop().time()
+            log.warning("consumer %s: NATS not answering (%s); asking again", self.durable, why)
+        else:
+            log.debug("consumer %s: NATS still not answering (%s)", self.durable, why)
+
+    def _answered(self) -> None:
+        if self._lost_since is not None:
+            away = asyncio.get_running_loop().time() - self._lost_since
+            self._lost_since = None
+            log.info("consumer %s: NATS answers again (after %.1fs)", self.durable, away)
 
     async def _handle(self, msg: Msg) -> None:
         meta = msg.metadata
@@ -404,6 +448,13 @@ class Consumer(Generic[T]):
         except nats.errors.Error as err:
             # Lost with the connection; the server redelivers after ACK_WAIT.
             log.warning("consumer %s: could not answer the server: %s", self.durable, err)
+
+
+def _reason(err: nats.errors.Error) -> str:
+    """A nats error for a log line (nats.py prints an API error's empty fields)."""
+    if isinstance(err, nats.js.errors.APIError):
+        return err.description or type(err).__name__
+    return str(err) or type(err).__name__
 
 
 class Subscription(Generic[T]):

@@ -109,8 +109,10 @@ class Bucket(Generic[T]):
         used: the current values are through at the newest stream message seen before the
         watch began, or at the first entry with nothing pending after it.
         """
-        with self._mapped(""):
+        try:
             state = (await self._kv.status()).stream_info.state
+        except nats.js.errors.NotFoundError as err:  # deleted since Bus.bucket found it
+            raise NotFound(f"no KV bucket {self.name!r}", field="bucket") from err
         newest = state.last_seq if state.messages else 0
         through = newest == 0
         if through:

@@ -86,6 +86,7 @@ async def _until_lost(
     watcher: KeyValue.KeyWatcher, came_back: asyncio.Event
 ) -> AsyncGenerator[object, None]:
     back = asyncio.ensure_future(came_back.wait())
+    following: asyncio.Future[object] | None = None
     try:
         while True:
             following = asyncio.ensure_future(anext(watcher))
@@ -100,3 +101,6 @@ async def _until_lost(
             yield entry
     finally:
         back.cancel()
+        if following is not None:
+            # Closed mid-wait: else watcher.stop() ends it with an error nobody retrieves.
+            following.cancel()

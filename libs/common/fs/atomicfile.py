@@ -1,4 +1,5 @@
-"""Replace a file whole: a reader sees the old content or the new, never half of it."""
+"""Replace a file whole: a reader sees the old content or the new, never half of it; and make a
+rename durable."""
 
 from __future__ import annotations
 
@@ -24,3 +25,12 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable: the directory entry must reach the disk too."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

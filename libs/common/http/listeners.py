@@ -15,7 +15,7 @@ from typing import Final
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs.common import names
-from libs.common.http.app import error_response
+from libs.common.http.bodies import error_response
 from libs.common.settings import Settings
 
 # Services whose own port stays plain HTTP under --tls, with the port of their HTTPS twin.

@@ -1,8 +1,7 @@
 """Images: what KV `images` holds, what the builder API takes and answers, and its events.
 
-An image name is a label like a hostname's, dots allowed (`rocky-9.4`). A dot separates
-NATS subject tokens, so in subjects a name is spelled with each `.` as `%2E` (`subject_token`);
-every event carries the name itself, so nobody needs to decode a subject.
+An image name is a label like a hostname's, dots allowed (`rocky-9.4`); libs.common.subjects
+makes it one subject token.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from libs.common import names
 from libs.common.errors import Invalid
 from libs.common.models.events import now
 from libs.common.models.fields import meta
@@ -34,16 +32,6 @@ def validate_image_name(name: str, field: str = "name") -> str:
     if not isinstance(name, str) or not IMAGE_NAME.fullmatch(name):
         raise Invalid(f"{name!r} is not a valid image name: use {IMAGE_NAME_HELP}", field=field)
     return name
-
-
-def subject_token(name: str) -> str:
-    """The image name as one NATS subject token."""
-    return name.replace(".", "%2E")
-
-
-def image_subject(name: str, verb: str) -> str:
-    """`wolfpack.image.<name>.<verb>`, the name made a single token."""
-    return names.image_subject(subject_token(name), verb)
 
 
 class RunConfig(msgspec.Struct, kw_only=True, omit_defaults=True):

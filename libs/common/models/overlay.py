@@ -8,18 +8,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from libs.common import names
 from libs.common.models.events import now
 from libs.common.models.fields import meta
 
 FileKind = Literal["file", "dir", "symlink"]
-
-
-def overlay_subject(name: str, verb: str) -> str:
-    """`wolfpack.overlay.<name>.<verb>`, the name made one subject token: overlay names may
-    hold dots (`ssh.host_keys`), spelled `%2E` here as image subjects do. Every event carries
-    the name itself, so nobody needs to decode a subject."""
-    return names.overlay_subject(name.replace(".", "%2E"), verb)
 
 
 class OverlayFile(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):

@@ -110,6 +110,11 @@ class AddressIndex:
                 if not owners:
                     del self._owners[key]
 
+    def mac_owner(self, mac: str) -> str | None:
+        """The node holding hardware address `mac` (any spelling), or None."""
+        owners = self._owners.get(("hwaddr", _canonical_mac(mac)))
+        return min(owners) if owners else None
+
     def check(self, node: Node) -> None:
         """Conflict naming the field, the value and the other node if an address is taken."""
         for key, value, field in _addresses(node):

@@ -10,11 +10,11 @@ import contextlib
 import logging
 import os
 import signal
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from libs.common.fs.atomicfile import write_atomic
 from libs.common.models.node import Node
 from libs.common.models.site import TemplateSettings
 from libs.common.site.config import HOST_DIR, OverlaydConfig
@@ -41,17 +41,7 @@ def write_atomically(path: Path, text: str) -> bool:
         if path.read_bytes() == data:
             return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
+    write_atomic(path, data, mode=0o644)
     return True
 
 

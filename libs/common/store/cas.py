@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from libs.common.errors import Invalid, NotFound
+from libs.common.fs.atomicfile import fsync_dir
 from libs.common.store.full import FULL_ERRNOS, StoreFull
 
 ALGORITHM = "sha256"
@@ -253,7 +254,7 @@ class ContentStore:
             return  # blobs never change; the caller's finally removes the temp file
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(temp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
 
     def remove_stale_temps(self, older_than: float = 3600.0) -> int:
         """Delete temporary files left by a crash; returns how many went."""
@@ -296,15 +297,6 @@ class ContentStore:
 
     def _not_found(self, digest: str) -> NotFound:
         return NotFound(f"blob {parse_digest(digest)} not in the store", field="digest")
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable: the directory entry must reach the disk too."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _refresh(path: str | Path) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 from libs.common.errors import Invalid
+from libs.common.fs.atomicfile import fsync_dir
 from libs.common.store.cas import ALGORITHM, TEMP_PREFIX, ContentStore, is_digest, last_stored
 
 # Where `wolfpack fsck --quarantine` moves corrupt blobs: beside the blobs, never served.
@@ -122,7 +123,7 @@ def quarantine(store: ContentStore, path: Path) -> Path:
             continue
         path.unlink()
         break
-    _fsync_dir(into)
+    fsync_dir(into)
     return target
 
 
@@ -151,11 +152,3 @@ def _lstat(entry: os.DirEntry[str]) -> os.stat_result | None:
         return entry.stat(follow_symlinks=False)
     except FileNotFoundError:
         return None
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

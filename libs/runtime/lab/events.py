@@ -14,6 +14,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from libs.common import subjects
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.overlay import RenderedEvent, RenderFailedEvent
 
@@ -37,9 +38,9 @@ class NodeEvents:
     @classmethod
     async def connect(cls, url: str) -> NodeEvents:
         watcher = cls(await nats.connect(url, name="wolfpack-lab"))
-        await watcher.nc.subscribe("wolfpack.node.*.boot", cb=watcher._on_stage)
-        await watcher.nc.subscribe("wolfpack.node.*.rendered", cb=watcher._on_render)
-        await watcher.nc.subscribe("wolfpack.node.*.render_failed", cb=watcher._on_failure)
+        await watcher.nc.subscribe(subjects.every("node", "boot"), cb=watcher._on_stage)
+        await watcher.nc.subscribe(subjects.every("node", "rendered"), cb=watcher._on_render)
+        await watcher.nc.subscribe(subjects.every("node", "render_failed"), cb=watcher._on_failure)
         await watcher.nc.flush()
         return watcher
 

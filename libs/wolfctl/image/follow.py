@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
+from libs.common import subjects
 from libs.common.apiclient.builder import BuilderClient
 from libs.common.apiclient.client import Unreachable
 from libs.common.errors import NotFound, WolfpackError
@@ -23,7 +24,6 @@ from libs.common.models.image import (
     ImageJob,
     ImageProgress,
     ImageUnchanged,
-    subject_token,
 )
 from libs.wolfctl.image.progress import ProgressDisplay
 from libs.wolfctl.natsconn import connect_once
@@ -51,13 +51,13 @@ class ImageEvents:
 
     @classmethod
     async def open(cls, url: str, name: str) -> ImageEvents | None:
-        """Subscribe to `wolfpack.image.<name>.>`; None if NATS cannot be reached (the job
+        """Subscribe to every event of image `name`; None if NATS cannot be reached (the job
         endpoint is polled instead)."""
         try:
             nc = await connect_once(url, connect_timeout=NATS_CONNECT_TIMEOUT)
         except Exception:
             return None
-        sub = await nc.subscribe(f"wolfpack.image.{subject_token(name)}.>")
+        sub = await nc.subscribe(subjects.events_of("image", name))
         await nc.flush()
         return cls(nc, sub)
 
@@ -72,8 +72,7 @@ class ImageEvents:
         except nats.errors.Error:
             await asyncio.sleep(wait)  # connection gone: the poll takes over
             return None
-        verb = msg.subject.rsplit(".", 1)[-1]
-        model = _MODELS.get(verb)
+        model = _MODELS.get(subjects.parse(msg.subject).verb)
         if model is None:
             return None
         try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 import click
 import msgspec
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.apiclient.client import Unreachable, error_from_response
 from libs.common.apiclient.config import ENV_URLS, nats_url, resolve
 from libs.common.bus.auth import refused, shown_url
@@ -132,7 +132,7 @@ async def _open(
             ) from None
         raise _Lost(f"cannot follow NATS at {shown_url(bus)}: {err}") from None
     try:
-        sub = await nc.subscribe(names.node_subject("*", "boot"))
+        sub = await nc.subscribe(subjects.every("node", "boot"))
         await nc.flush(timeout=2)  # the server has the subscription before the snapshot
         return nc, sub, await fetch(url, token, verify)
     except (Unreachable, nats.errors.Error) as err:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import platform
+
 import msgspec
 
 from libs.common.errors import Invalid
 
-_ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm"}
+# Architectures as the kernel (`uname -m`) and Debian spell them → as OCI does; others agree.
+_ARCH_ALIASES = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "armhf": "arm",
+    "armel": "arm",
+}
 # The variant an architecture has when a descriptor names none (as containerd assumes).
 _DEFAULT_VARIANT = {"arm64": "v8"}
 
@@ -29,6 +38,12 @@ class Platform(msgspec.Struct, frozen=True):
             return True
         default = _DEFAULT_VARIANT.get(architecture)
         return (variant or default) == (self.variant or default)
+
+
+def host_platform() -> str:
+    """This machine's platform, as OCI names it (`linux/amd64`)."""
+    machine = platform.machine()
+    return f"linux/{_ARCH_ALIASES.get(machine, machine)}"
 
 
 def parse_platform(text: str) -> Platform:

@@ -8,6 +8,8 @@ import os
 import stat
 from pathlib import Path
 
+from libs.common.fs.atomicfile import fsync_dir
+
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
 
@@ -48,11 +50,7 @@ def swap_into_place(new: Path, dest: Path, old: Path) -> None:
                 raise
     else:
         os.rename(new, dest)
-    fd = os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(dest.parent)
 
 
 def _exchange(first: Path, second: Path) -> bool:

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from libs.common.errors import Invalid
-from services.builder.sources.platform import Platform, parse_platform
+from services.builder.sources.platform import Platform, host_platform, parse_platform
 from services.builder.sources.reference import (
     ChrootSource,
     DaemonSource,
@@ -104,6 +104,9 @@ def test_invalid(text: str, message: str) -> None:
 def test_platforms() -> None:
     assert parse_platform("linux/arm64") == Platform("linux", "arm64")
     assert parse_platform("linux/x86_64") == Platform("linux", "amd64")
+    assert parse_platform("linux/armv7l") == Platform("linux", "arm")
+    # This machine's platform is already spelled as OCI spells it.
+    assert str(parse_platform(host_platform())) == host_platform()
     assert str(parse_platform("linux/arm/v7")) == "linux/arm/v7"
     assert parse_platform("linux/arm64/v8").matches("linux", "arm64", None)
     assert not parse_platform("linux/arm/v7").matches("linux", "arm", "v6")

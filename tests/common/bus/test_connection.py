@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from libs.common import names
+from libs.common import names, subjects
 from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer, find_nats_server, free_port
 from libs.common.models.events import ChangeEvent
@@ -24,7 +24,7 @@ class Ping(msgspec.Struct):
 
 
 def ping_subject(n: int) -> str:
-    return names.node_subject(f"n{n}", "updated")
+    return subjects.node(f"n{n}", "updated")
 
 
 async def collect(queue: asyncio.Queue[tuple[str, Ping]], count: int) -> list[int]:
@@ -68,7 +68,7 @@ async def test_services_connecting_at_once_all_succeed(nats_server: NatsServer) 
 
 async def test_publish_then_consume_round_trip(bus: Bus) -> None:
     event = ChangeEvent(kind="node", name="n1", action="updated", revision=3, fields=["comment"])
-    seq = await bus.publish(names.node_subject("n1", "updated"), event)
+    seq = await bus.publish(subjects.node("n1", "updated"), event)
     assert seq == 1
 
     got: asyncio.Queue[tuple[str, ChangeEvent]] = asyncio.Queue()
@@ -76,7 +76,7 @@ async def test_publish_then_consume_round_trip(bus: Bus) -> None:
     async def handler(subject: str, received: ChangeEvent) -> None:
         await got.put((subject, received))
 
-    consumer = await bus.consume("wolfpack.node.>", "registry-test", ChangeEvent, handler)
+    consumer = await bus.consume(subjects.every("node"), "registry-test", ChangeEvent, handler)
     subject, received = await asyncio.wait_for(got.get(), WAIT)
     await consumer.stop()
     assert subject == "wolfpack.node.n1.updated"
@@ -92,16 +92,15 @@ async def test_publish_with_msg_id_is_stored_once(bus: Bus) -> None:
 
 
 async def test_several_subjects_share_one_consumer(bus: Bus) -> None:
-    await bus.publish(names.node_subject("a", "updated"), Ping(1))
-    await bus.publish(names.image_subject("rocky", "built"), Ping(2))
-    await bus.publish(names.profile_subject("default", "deleted"), Ping(3))
+    await bus.publish(subjects.node("a", "updated"), Ping(1))
+    await bus.publish(subjects.image("rocky", "built"), Ping(2))
+    await bus.publish(subjects.profile("default", "deleted"), Ping(3))
     queue, handler = recorder()
-    consumer = await bus.consume(
-        ["wolfpack.node.*.updated", "wolfpack.profile.*.deleted"], "overlayd", Ping, handler
-    )
+    wanted = [subjects.every("node", "updated"), subjects.every("profile", "deleted")]
+    consumer = await bus.consume(wanted, "overlayd", Ping, handler)
     assert await collect(queue, 2) == [1, 3]
-    await bus.publish(names.image_subject("rocky", "built"), Ping(4))
-    await bus.publish(names.node_subject("b", "updated"), Ping(5))
+    await bus.publish(subjects.image("rocky", "built"), Ping(4))
+    await bus.publish(subjects.node("b", "updated"), Ping(5))
     assert await collect(queue, 1) == [5]
     await consumer.stop()
     assert queue.empty()
@@ -111,7 +110,7 @@ async def test_durable_consumer_catches_up_after_a_restart(bus: Bus) -> None:
     for n in (1, 2):
         await bus.publish(ping_subject(n), Ping(n))
     queue, handler = recorder()
-    consumer = await bus.consume("wolfpack.>", "bootd", Ping, handler)
+    consumer = await bus.consume(subjects.ALL, "bootd", Ping, handler)
     assert await collect(queue, 2) == [1, 2]
     await consumer.stop()
     assert await settled(bus, "bootd") == (0, 0)
@@ -121,7 +120,7 @@ async def test_durable_consumer_catches_up_after_a_restart(bus: Bus) -> None:
         await bus.publish(ping_subject(n), Ping(n))
     assert queue.empty()
 
-    consumer = await bus.consume("wolfpack.>", "bootd", Ping, handler)
+    consumer = await bus.consume(subjects.ALL, "bootd", Ping, handler)
     await bus.publish(ping_subject(5), Ping(5))
     # In stream order: any redelivery of 1 or 2 would show up before 5.
     assert await collect(queue, 3) == [3, 4, 5]
@@ -143,7 +142,7 @@ async def test_handler_failure_leads_to_redelivery(
         await done.put(event.n)
 
     await bus.publish(ping_subject(7), Ping(7))
-    consumer = await bus.consume("wolfpack.>", "flaky", Ping, flaky, retry_delay=0.05)
+    consumer = await bus.consume(subjects.ALL, "flaky", Ping, flaky, retry_delay=0.05)
     assert await asyncio.wait_for(done.get(), WAIT) == 7
     await consumer.stop()
     assert attempts == [7, 7]
@@ -159,7 +158,7 @@ async def test_undecodable_event_is_terminated_not_retried(
     await bus.publish(ping_subject(3), Ping(3))
     queue, handler = recorder()
     with caplog.at_level(logging.ERROR, logger="wolfpack.bus"):
-        consumer = await bus.consume("wolfpack.>", "strict", Ping, handler)
+        consumer = await bus.consume(subjects.ALL, "strict", Ping, handler)
         assert await collect(queue, 1) == [3]
         await consumer.stop()
     assert caplog.text.count("dropping undecodable event") == 2
@@ -178,7 +177,7 @@ async def test_stop_lets_the_running_handler_finish(bus: Bus) -> None:
         finished.append(event.n)
 
     await bus.publish(ping_subject(1), Ping(1))
-    consumer = await bus.consume("wolfpack.>", "slow", Ping, slow)
+    consumer = await bus.consume(subjects.ALL, "slow", Ping, slow)
     await asyncio.wait_for(started.wait(), WAIT)
     stopping = asyncio.create_task(consumer.stop())
     await asyncio.sleep(0)  # stop() must not cancel the handler
@@ -205,7 +204,7 @@ async def test_a_concurrent_consumer_runs_handlers_at_once_and_finishes_them_on_
 
     for n in (1, 2, 3):
         await bus.publish(ping_subject(n), Ping(n))
-    consumer = await bus.consume("wolfpack.>", "two-at-once", Ping, slow, concurrency=2)
+    consumer = await bus.consume(subjects.ALL, "two-at-once", Ping, slow, concurrency=2)
     await asyncio.wait_for(both.wait(), WAIT)  # two handlers run together...
     assert len(running) == 2  # ...and no more than two
     stopping = asyncio.create_task(consumer.stop())
@@ -218,8 +217,8 @@ async def test_a_concurrent_consumer_runs_handlers_at_once_and_finishes_them_on_
 
 
 async def test_subscribe_sees_live_events(bus: Bus) -> None:
-    sub = await bus.subscribe("wolfpack.node.*.boot", Ping)
-    await bus.publish(names.node_subject("n9", "boot"), Ping(9))
+    sub = await bus.subscribe(subjects.every("node", "boot"), Ping)
+    await bus.publish(subjects.node("n9", "boot"), Ping(9))
     subject, event = await asyncio.wait_for(anext(sub), WAIT)
     await sub.stop()
     assert (subject, event) == ("wolfpack.node.n9.boot", Ping(9))
@@ -229,7 +228,7 @@ async def test_bus_reconnects_and_consumer_resumes_after_server_restart(
     nats_server: NatsServer, bus: Bus
 ) -> None:
     queue, handler = recorder()
-    consumer = await bus.consume("wolfpack.>", "survivor", Ping, handler)
+    consumer = await bus.consume(subjects.ALL, "survivor", Ping, handler)
     await bus.publish(ping_subject(1), Ping(1))
     assert await collect(queue, 1) == [1]
 
@@ -247,7 +246,7 @@ async def test_a_bus_whose_server_died_closes_at_once(nats_server: NatsServer) -
     # service's shutdown must not wait on (or fail at) draining to a server that is gone.
     bus = await Bus.connect(nats_server.url, "test")
     _, handler = recorder()
-    await bus.consume("wolfpack.>", "orphan", Ping, handler)
+    await bus.consume(subjects.ALL, "orphan", Ping, handler)
     await nats_server.stop()
     async with asyncio.timeout(WAIT):
         await bus.close()

@@ -1,17 +1,19 @@
 """The WOLFPACK stream's retention (the newest events of each subject) and how a consumer's
-fetch failures are logged, against a real nats-server."""
+fetches are logged (idle, failing, NATS away and back), against a real nats-server."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import pytest
 from nats.js import api
 
-from libs.common import names
+from libs.common import names, subjects
+from libs.common.bus import connection
 from libs.common.bus.connection import EVENTS_PER_SUBJECT, Bus, Consumer
 from libs.common.bus.server import NatsServer
 from tests.stack import connected_bus, nats_client
@@ -29,11 +31,11 @@ async def newest(bus: Bus, subject: str) -> Ping:
 
 
 async def test_the_stream_keeps_the_newest_events_of_each_subject(bus: Bus) -> None:
-    busy, quiet = names.node_subject("n1", "boot"), names.image_subject("rocky", "pushed")
+    busy, quiet = subjects.node("n1", "boot"), subjects.image("rocky", "pushed")
     await bus.publish(quiet, Ping(-1))
     for n in range(EVENTS_PER_SUBJECT + 36):
         await bus.publish(busy, Ping(n))
-    info = await bus.js.stream_info(names.STREAM, subjects_filter="wolfpack.>")
+    info = await bus.js.stream_info(names.STREAM, subjects_filter=subjects.ALL)
     assert info.config.max_msgs_per_subject == EVENTS_PER_SUBJECT
     assert info.config.max_age in (None, 0)  # no age limit: see docs/reliability.md
     assert info.state.subjects == {busy: EVENTS_PER_SUBJECT, quiet: 1}
@@ -50,7 +52,7 @@ async def test_the_stream_keeps_the_newest_events_of_each_subject(bus: Bus) -> N
         if len(seen) == EVENTS_PER_SUBJECT + 1:
             done.set()
 
-    consumer = await bus.consume("wolfpack.>", "late", Ping, handler)
+    consumer = await bus.consume(subjects.ALL, "late", Ping, handler)
     await asyncio.wait_for(done.wait(), WAIT)
     await consumer.stop()
     assert seen == [-1, *range(36, EVENTS_PER_SUBJECT + 36)]
@@ -65,11 +67,11 @@ async def test_an_older_stream_without_limits_is_trimmed_on_upgrade(
         await js.add_stream(
             api.StreamConfig(
                 name=names.STREAM,
-                subjects=list(names.STREAM_SUBJECTS),
+                subjects=[subjects.ALL],
                 storage=api.StorageType.FILE,
             )
         )
-        subject = names.node_subject("n1", "updated")
+        subject = subjects.node("n1", "updated")
         for n in range(100):
             await js.publish(subject, msgspec.json.encode(Ping(n)))
 
@@ -104,24 +106,115 @@ async def deliver_after(bus: Bus, error: Exception, caplog: pytest.LogCaptureFix
     async def handler(subject: str, event: Ping) -> None:
         await got.put(event.n)
 
-    consumer = await bus.consume("wolfpack.node.>", "faulty", Ping, handler)
+    consumer = await bus.consume(subjects.every("node"), "faulty", Ping, handler)
     caplog.clear()
     await fails_once(consumer, error)
-    await bus.publish(names.node_subject("n1", "updated"), Ping(7))
+    await bus.publish(subjects.node("n1", "updated"), Ping(7))
     # The consumer carries on: the event arrives.
     assert await asyncio.wait_for(got.get(), WAIT + 2) == 7
     await consumer.stop()
 
 
-async def test_a_plain_fetch_timeout_is_one_warning_line(
+def said(caplog: pytest.LogCaptureFixture, durable: str) -> list[logging.LogRecord]:
+    """What the bus logged about consumer `durable`."""
+    about = f"consumer {durable}:"
+    return [r for r in caplog.records if r.name == "wolfpack.bus" and about in r.getMessage()]
+
+
+class Lines(logging.Handler):
+    """Lets a test await log lines of the bus (they are written on the loop's thread)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+        self._arrived = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        self._arrived.set()
+
+    async def until(self, text: str, count: int = 1, within: float = WAIT) -> None:
+        async with asyncio.timeout(within):
+            while sum(text in message for message in self.messages) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+
+
+@pytest.fixture
+def lines(caplog: pytest.LogCaptureFixture) -> Iterator[Lines]:
+    caplog.set_level(logging.DEBUG, logger="wolfpack.bus")
+    handler = Lines()
+    logger = logging.getLogger("wolfpack.bus")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+async def test_a_plain_fetch_timeout_from_a_server_that_answers_is_no_warning(
     bus: Bus, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="wolfpack.bus")
-    # What nats.py raises when its deadline passes while the connection is being re-made.
-    await deliver_after(bus, TimeoutError(), caplog)  # asyncio.TimeoutError is this one
-    records = [r for r in caplog.records if r.name == "wolfpack.bus"]
-    assert [(r.levelno, r.exc_info) for r in records] == [(logging.WARNING, None)]
-    assert "consumer faulty: fetch timed out" in records[0].getMessage()
+    caplog.set_level(logging.DEBUG, logger="wolfpack.bus")
+    # What nats.py raises when the server's "request timeout" for an idle pull comes back
+    # just as the fetch's time runs out (asyncio.TimeoutError is this one).
+    await deliver_after(bus, TimeoutError(), caplog)
+    records = said(caplog, "faulty")
+    assert [r for r in records if r.levelno >= logging.INFO] == []
+    assert any("no event within" in r.getMessage() for r in records)
+
+
+async def test_an_idle_consumer_logs_no_warning(
+    bus: Bus, lines: Lines, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection, "FETCH_WAIT", 0.2)
+    got: asyncio.Queue[int] = asyncio.Queue()
+
+    async def handler(subject: str, event: Ping) -> None:
+        await got.put(event.n)
+
+    consumer = await bus.consume("wolfpack.node.>", "idle", Ping, handler)
+    try:
+        # Five fetch periods with nothing to fetch, each checked with the server.
+        await lines.until("consumer idle: no event within 0.2s", count=5)
+        await bus.publish(subjects.node("n1", "updated"), Ping(1))
+        assert await asyncio.wait_for(got.get(), WAIT) == 1
+    finally:
+        await consumer.stop()
+    assert [r.getMessage() for r in said(caplog, "idle") if r.levelno >= logging.INFO] == []
+
+
+async def test_a_server_away_is_one_warning_and_its_return_one_line(
+    nats_server: NatsServer,
+    bus: Bus,
+    lines: Lines,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(connection, "FETCH_WAIT", 0.2)
+    got: asyncio.Queue[int] = asyncio.Queue()
+
+    async def handler(subject: str, event: Ping) -> None:
+        await got.put(event.n)
+
+    consumer = await bus.consume("wolfpack.node.>", "patient", Ping, handler)
+    try:
+        await lines.until("consumer patient: no event within")
+        await nats_server.stop()
+        await lines.until("consumer patient: NATS not answering")
+        # Several more fetch periods while it is away: no more warnings.
+        await lines.until("consumer patient: NATS still not answering", count=3)
+        await nats_server.start()  # same port and store: stream and durable are still there
+        await lines.until("consumer patient: NATS answers again")
+        await bus.publish(subjects.node("n1", "updated"), Ping(2))
+        assert await asyncio.wait_for(got.get(), WAIT) == 2
+    finally:
+        await consumer.stop()
+    records = said(caplog, "patient")
+    loud = [(r.levelno, r.getMessage()) for r in records if r.levelno >= logging.INFO]
+    assert [level for level, _ in loud] == [logging.WARNING, logging.INFO], loud
+    assert "NATS not answering" in loud[0][1]
+    assert "NATS answers again" in loud[1][1]
 
 
 async def test_a_real_fetch_error_stays_loud(bus: Bus, caplog: pytest.LogCaptureFixture) -> None:

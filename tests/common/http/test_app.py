@@ -1,4 +1,5 @@
-"""libs.common.http.app on a real uvicorn server on 127.0.0.1: errors, body limit, auth, docs."""
+"""libs.common.http (the app factory and its parts) on a real uvicorn server on 127.0.0.1:
+errors, body limit, auth, docs."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request, Response
 
 from libs.common.errors import Conflict, NotFound
-from libs.common.http.app import MiB, TokenAuth, body_schema, create_app, decode_body, encode
+from libs.common.http.app import create_app
+from libs.common.http.auth import TokenAuth
+from libs.common.http.bodies import MiB, decode_body, encode
+from libs.common.http.openapi import body_schema
 
 TOKEN = "s3cret-token"
 

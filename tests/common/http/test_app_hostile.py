@@ -1,4 +1,4 @@
-"""libs.common.http.app under hostile input, found by tests/hostile: a client that leaves
+"""libs.common.http under hostile input, found by tests/hostile: a client that leaves
 mid-request is no server error, and the OpenAPI document says what the routes really answer
 (several success codes, raw bodies), so schemathesis can hold them to it."""
 
@@ -14,7 +14,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from libs.common.http.app import BINARY, TEXT, YAML, body_schema, create_app, decode_body, encode
+from libs.common.http.app import create_app
+from libs.common.http.bodies import BINARY, TEXT, YAML, decode_body, encode
+from libs.common.http.openapi import body_schema
 
 
 class Thing(msgspec.Struct, kw_only=True):

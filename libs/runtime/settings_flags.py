@@ -1,0 +1,214 @@
+"""The flags of `wolfpack up` and `wolfpack run`, each with its environment variable, and the
+Settings they make: flags and environment map to libs.common.settings.Settings here and
+nowhere else. A service reads only its Settings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import click
+
+from libs.common import names
+from libs.common.errors import Invalid
+from libs.common.logs import LEVELS
+from libs.common.security.tls import check_name
+from libs.common.settings import TFTP_TRANSFERS, Settings
+from libs.runtime.options import data_option
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Every shifted port must stay a valid port.
+MAX_OFFSET: Final = 65535 - max(*names.PORTS.values(), names.BOOTD_TLS_PORT)
+
+
+def _tls_names(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    try:
+        return tuple(check_name(name) for name in value)
+    except Invalid as err:
+        raise click.BadParameter(err.message) from None
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not 0 < value < math.inf:
+        raise click.BadParameter(f"want seconds above 0, not {value}")
+    return value
+
+
+_DEFAULTS = Settings()
+
+_OPTIONS = (
+    data_option("Data directory (token, content store, NATS)."),
+    click.option(
+        "--nats",
+        envvar="WOLFPACK_NATS",
+        default=None,
+        help=f"NATS server URL [default: nats://127.0.0.1:{names.NATS_PORT} + port offset].",
+    ),
+    click.option(
+        "--bind",
+        envvar="WOLFPACK_BIND",
+        default=_DEFAULTS.bind,
+        show_default=True,
+        help="Address the HTTP and TFTP servers listen on.",
+    ),
+    click.option(
+        "--port-offset",
+        envvar="WOLFPACK_PORT_OFFSET",
+        type=click.IntRange(0, MAX_OFFSET),
+        default=0,
+        show_default=True,
+        help="Added to every default port.",
+    ),
+    click.option(
+        "--public-read/--no-public-read",
+        envvar="WOLFPACK_PUBLIC_READ",
+        default=False,
+        show_default=True,
+        help="Allow API reads without the token.",
+    ),
+    click.option(
+        "--tls/--no-tls",
+        envvar="WOLFPACK_TLS",
+        default=False,
+        show_default=True,
+        help="Serve the APIs over HTTPS with a private CA made in DATA/tls (bootd keeps plain "
+        f"HTTP for booting nodes and adds HTTPS on {names.BOOTD_TLS_PORT}); docs/security.md.",
+    ),
+    click.option(
+        "--tls-name",
+        "tls_names",
+        envvar="WOLFPACK_TLS_NAMES",
+        multiple=True,
+        metavar="NAME",
+        callback=_tls_names,
+        help="Another DNS name or address the server certificate covers (repeatable; "
+        "localhost, this host's name, --bind and --ip are always in).",
+    ),
+    click.option(
+        "--log-level",
+        envvar="WOLFPACK_LOG_LEVEL",
+        type=click.Choice(LEVELS, case_sensitive=False),
+        default=_DEFAULTS.log_level,
+        show_default=True,
+    ),
+    click.option(
+        "--max-transfers",
+        envvar="WOLFPACK_MAX_TRANSFERS",
+        type=click.IntRange(min=0),
+        default=_DEFAULTS.max_transfers,
+        show_default=True,
+        help="bootd: kernels and images sent at once; more nodes are told to come back "
+        "(503, Retry-After). 0: no limit.",
+    ),
+    click.option(
+        "--bootd-stall-seconds",
+        envvar="WOLFPACK_BOOTD_STALL_SECONDS",
+        type=float,
+        default=_DEFAULTS.bootd_stall_seconds,
+        show_default=True,
+        callback=_seconds,
+        help="bootd: a node that takes nothing of a blob for this long is cut off, freeing "
+        "its transfer slot.",
+    ),
+    click.option(
+        "--bootd-secure/--no-bootd-secure",
+        envvar="WOLFPACK_BOOTD_SECURE",
+        default=_DEFAULTS.bootd_secure,
+        show_default=True,
+        help="bootd: send a runtime overlay only to a privileged source port (docs/boot.md).",
+    ),
+    click.option(
+        "--tftp-per-client",
+        envvar="WOLFPACK_TFTP_PER_CLIENT",
+        type=click.IntRange(1, TFTP_TRANSFERS),
+        default=_DEFAULTS.tftp_per_client,
+        show_default=True,
+        help=f"tftpd: transfers one client address may hold at once ({TFTP_TRANSFERS} for "
+        "the whole server).",
+    ),
+    click.option(
+        "--tftp-root",
+        envvar="WOLFPACK_TFTP_ROOT",
+        type=click.Path(file_okay=False),
+        default=None,
+        metavar="DIR",
+        help="tftpd: serve DIR [default: DATA/tftp, filled from the ipxe package].",
+    ),
+)
+
+
+# `up` only: the network nodes boot from, checked by libs.runtime.network.
+_NETWORK_OPTIONS = (
+    click.option(
+        "--ip",
+        envvar="WOLFPACK_IP",
+        default=None,
+        metavar="ADDR",
+        help="Address nodes reach bootd and tftpd at [default: the --dhcp interface's address, "
+        "else overlayd.yaml's ip, else this host's first non-loopback IPv4].",
+    ),
+    click.option(
+        "--dhcp",
+        envvar="WOLFPACK_DHCP",
+        default=None,
+        metavar="IFACE",
+        help="Run dnsmasq (DHCP only) on IFACE with the configuration overlayd renders "
+        "[default: no DHCP server; see docs/dhcp.md to use your own].",
+    ),
+    click.option(
+        "--dhcp-range",
+        envvar="WOLFPACK_DHCP_RANGE",
+        default=None,
+        metavar="FIRST,LAST",
+        help="Dynamic addresses for unknown machines [default: registered nodes only].",
+    ),
+)
+
+
+def settings_options(command: F) -> F:
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def network_options(command: F) -> F:
+    for option in reversed(_NETWORK_OPTIONS):
+        command = option(command)
+    return command
+
+
+def to_settings(
+    data: str,
+    nats: str | None,
+    bind: str,
+    port_offset: int,
+    public_read: bool,
+    log_level: str,
+    max_transfers: int = _DEFAULTS.max_transfers,
+    tls: bool = False,
+    tls_names: tuple[str, ...] = (),
+    bootd_stall_seconds: float = _DEFAULTS.bootd_stall_seconds,
+    bootd_secure: bool = _DEFAULTS.bootd_secure,
+    tftp_per_client: int = _DEFAULTS.tftp_per_client,
+    tftp_root: str | None = None,
+) -> Settings:
+    return Settings(
+        data=data,
+        nats_url=nats or f"nats://127.0.0.1:{names.NATS_PORT + port_offset}",
+        bind=bind,
+        port_offset=port_offset,
+        public_read=public_read,
+        log_level=log_level.lower(),
+        max_transfers=max_transfers,
+        tls=tls,
+        tls_names=tls_names,
+        bootd_stall_seconds=bootd_stall_seconds,
+        bootd_secure=bootd_secure,
+        tftp_per_client=tftp_per_client,
+        tftp_root=tftp_root,
+    )
