@@ -15,7 +15,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Final, TypeVar
 
 import uvicorn
@@ -85,6 +85,20 @@ def _bounded(
             log.warning("%s failed: %s", what, str(exc) or type(exc).__name__)
 
     return run
+
+
+@contextlib.contextmanager
+def stopped_by_signals(stop: asyncio.Event) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM set `stop` (the loop's handlers, removed when
+    the block ends, so a later signal gets Python's default again)."""
+    loop = asyncio.get_running_loop()
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -172,34 +186,13 @@ async def serve(name: str, build: Builder, settings: Settings) -> None:
     """Run service `name`, made by `build`, until SIGINT/SIGTERM. Raises StartupFailed if it
     cannot start."""
     log = setup_logging(name, settings.log_level)
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in SIGNALS:
-        loop.add_signal_handler(sig, stop.set)
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            plan = listeners(settings, name)
-            socks = [stack.enter_context(listen(settings.bind, each.port)) for each in plan]
-            bus = await _unless_stopped(stop, _connect(name, settings, log))
-            stack.push_async_callback(_bounded("closing the bus", bus.close, log))
-            _ensure_token(settings)
-            tls = _tls_context(settings) if settings.tls else None
-            service = await _unless_stopped(stop, _start(name, build, settings, bus, log))
-            stack.push_async_callback(_bounded(f"stopping {name}", service.stop, log))
-            if service.app is not None:
-                served = [
-                    (app_for(service.app, each, plan), sock, tls if each.tls else None)
-                    for each, sock in zip(plan, socks, strict=True)
-                ]
-                await _serve_http(served, stop, log, service)
-            else:
-                await stop.wait()
-            log.info("stopping")
+        with stopped_by_signals(stop):
+            await _run(name, build, settings, stop, log)
     except _Stopped:
         log.info("stopped while starting")
     finally:
-        for sig in SIGNALS:
-            loop.remove_signal_handler(sig)
         left = await cancel_stragglers(GRACEFUL_SHUTDOWN)
         if left:
             # asyncio.run would wait for them for ever: a stopped service must end.
@@ -209,6 +202,31 @@ async def serve(name: str, build: Builder, settings: Settings) -> None:
                 log.error("%s", failure)
             logging.shutdown()
             os._exit(1 if failure is not None else 0)
+
+
+async def _run(
+    name: str, build: Builder, settings: Settings, stop: asyncio.Event, log: logging.Logger
+) -> None:
+    """Listen, connect, start the service and serve it until `stop`; every step undone in
+    reverse order on the way out, each bounded."""
+    async with contextlib.AsyncExitStack() as stack:
+        plan = listeners(settings, name)
+        socks = [stack.enter_context(listen(settings.bind, each.port)) for each in plan]
+        bus = await _unless_stopped(stop, _connect(name, settings, log))
+        stack.push_async_callback(_bounded("closing the bus", bus.close, log))
+        _ensure_token(settings)
+        tls = _tls_context(settings) if settings.tls else None
+        service = await _unless_stopped(stop, _start(name, build, settings, bus, log))
+        stack.push_async_callback(_bounded(f"stopping {name}", service.stop, log))
+        if service.app is not None:
+            served = [
+                (app_for(service.app, each, plan), sock, tls if each.tls else None)
+                for each, sock in zip(plan, socks, strict=True)
+            ]
+            await _serve_http(served, stop, log, service)
+        else:
+            await stop.wait()
+        log.info("stopping")
 
 
 def _ensure_token(settings: Settings) -> None:

@@ -25,7 +25,7 @@ from libs.common.security.tls import TlsState, ensure_tls, wanted_names
 from libs.common.settings import Settings
 from libs.common.site.config import load_config, template_settings
 from libs.runtime import dhcp
-from libs.runtime.host import SIGNALS, StartupFailed, listen
+from libs.runtime.host import StartupFailed, listen, stopped_by_signals
 from libs.runtime.natskeeper import keep_running
 from libs.runtime.network import ServerNetwork
 from libs.runtime.services import SERVICES
@@ -143,58 +143,54 @@ async def _up(
         raise StartupFailed(err.message) from None
     # After configure: overlayd.yaml now holds the address nodes use, which the cert must name.
     tls = _ensure_tls(settings, log) if settings.tls else None
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in SIGNALS:
-        loop.add_signal_handler(sig, stop.set)
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            if nats_url is None:
-                nats = await _start_nats(settings)
-                stack.push_async_callback(nats.stop)  # stopped last: services go first
-                pid_file = run_dir / "nats-server.pid"
-                pid_file.write_text(f"{nats.pid}\n")
-                keeper = asyncio.create_task(
-                    keep_running(nats, log, lambda pid: pid_file.write_text(f"{pid}\n"))
+        with stopped_by_signals(stop):
+            async with contextlib.AsyncExitStack() as stack:
+                if nats_url is None:
+                    nats = await _start_nats(settings)
+                    stack.push_async_callback(nats.stop)  # stopped last: services go first
+                    pid_file = run_dir / "nats-server.pid"
+                    pid_file.write_text(f"{nats.pid}\n")
+                    keeper = asyncio.create_task(
+                        keep_running(nats, log, lambda pid: pid_file.write_text(f"{pid}\n"))
+                    )
+                    # Runs before nats.stop: a server stopped on purpose is not restarted.
+                    stack.push_async_callback(_cancel, keeper)
+                    nats_url = nats.url
+                settings = msgspec.structs.replace(settings, nats_url=nats_url)
+                endpoints = Endpoints(
+                    nats=nats_url,
+                    services={name: base_url(settings, name) for name in SERVICES},
+                    token_file=str(settings.token_path.resolve()),
+                    ca_file=str(tls.files.ca.resolve()) if tls is not None else None,
                 )
-                # Runs before nats.stop: a server stopped on purpose is not restarted.
-                stack.push_async_callback(_cancel, keeper)
-                nats_url = nats.url
-            settings = msgspec.structs.replace(settings, nats_url=nats_url)
-            endpoints = Endpoints(
-                nats=nats_url,
-                services={name: base_url(settings, name) for name in SERVICES},
-                token_file=str(settings.token_path.resolve()),
-                ca_file=str(tls.files.ca.resolve()) if tls is not None else None,
-            )
-            write_endpoints(data, endpoints)
-            env = child_env()
-            # dnsmasq first: its pid file is current before overlayd can signal it.
-            children = [dnsmasq] if dnsmasq is not None else []
-            children += [
-                Child(
-                    name=name,
-                    argv=run_argv(settings, name),
-                    health_url=f"{endpoints.services[name]}/healthz",
-                    env=env,
+                write_endpoints(data, endpoints)
+                env = child_env()
+                # dnsmasq first: its pid file is current before overlayd can signal it.
+                children = [dnsmasq] if dnsmasq is not None else []
+                children += [
+                    Child(
+                        name=name,
+                        argv=run_argv(settings, name),
+                        health_url=f"{endpoints.services[name]}/healthz",
+                        env=env,
+                    )
+                    for name in SERVICES
+                ]
+                supervisor = Supervisor(
+                    children, run_dir=run_dir, log=log, tls_ca=tls.files.ca if tls else None
                 )
-                for name in SERVICES
-            ]
-            supervisor = Supervisor(
-                children, run_dir=run_dir, log=log, tls_ca=tls.files.ca if tls else None
-            )
-            stack.push_async_callback(supervisor.stop)
-            await supervisor.start()
-            ready = asyncio.create_task(
-                _announce(supervisor, summary(settings, endpoints, network), log)
-            )
-            await stop.wait()
-            ready.cancel()
-            log.info("stopping")
+                stack.push_async_callback(supervisor.stop)
+                await supervisor.start()
+                ready = asyncio.create_task(
+                    _announce(supervisor, summary(settings, endpoints, network), log)
+                )
+                await stop.wait()
+                ready.cancel()
+                log.info("stopping")
     finally:
         (run_dir / "nats-server.pid").unlink(missing_ok=True)
-        for sig in SIGNALS:
-            loop.remove_signal_handler(sig)
     log.info("stopped")
 
 
