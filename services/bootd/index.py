@@ -9,6 +9,7 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Container, Iterable
+from typing import Any
 
 from libs.common.bus.mirror import Mirror, WatchedBucket, start_all
 from libs.common.models.image import ImageMeta
@@ -121,9 +122,16 @@ class IndexFeeder:
         images: WatchedBucket[ImageMeta],
     ) -> None:
         self.index = index
-        self._mirrors = (
+        # Of KV `nodes` only the discoverable ones are kept: bootd needs no other node, and
+        # a site may have 100,000.
+        discoverable: Mirror[Node, Node] = Mirror(
+            nodes,
+            lambda name, old, node: index.set_node(name, node),
+            keep=lambda name, node: node if node.discoverable else None,
+        )
+        self._mirrors: tuple[Mirror[Any, Any], ...] = (
             Mirror(boot, self._manifest_changed),
-            Mirror(nodes, lambda name, old, node: index.set_node(name, node)),
+            discoverable,
             Mirror(images, lambda name, old, image: index.set_image(name, image)),
         )
 

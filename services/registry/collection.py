@@ -50,7 +50,7 @@ class Collection(Generic[T]):
         self._publisher = publisher
         # The watch keeps the view current when another registry replica writes the bucket;
         # our own writes are taken in at once.
-        self._mirror: Mirror[T] = Mirror(bucket, self._changed, keyed=_named)
+        self._mirror: Mirror[T, T] = Mirror(bucket, self._changed, keep=_named)
         self.items = self._mirror.items
         # Called with (name, old, new) whenever the view changes (own write or watched one).
         self.on_change: Callable[[str, T | None, T | None], None] | None = None

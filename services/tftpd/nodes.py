@@ -12,19 +12,20 @@ from libs.common.models.boot_stage import UNKNOWN_NODE
 from libs.common.models.node import Node
 
 
-def addresses(node: Node) -> set[str]:
+def addresses(node: Node) -> frozenset[str]:
     """The node's IPv4 addresses (a "/prefix" some write after one is dropped)."""
-    return {
+    return frozenset(
         netdev.ipaddr.split("/")[0].strip()
         for netdev in node.network_devices.values()
         if netdev.ipaddr
-    }
+    )
 
 
 class NodeAddresses:
     def __init__(self, nodes: WatchedBucket[Node]) -> None:
         self._by_ip: dict[str, str] = {}
-        self._nodes = Mirror(nodes, self._changed)
+        # Only each node's addresses are kept: a site may have 100,000 nodes.
+        self._nodes = Mirror(nodes, self._changed, keep=lambda name, node: addresses(node))
 
     def name_for(self, ip: str) -> str:
         return self._by_ip.get(ip, UNKNOWN_NODE)
@@ -36,9 +37,9 @@ class NodeAddresses:
     async def stop(self) -> None:
         await self._nodes.stop()
 
-    def _changed(self, name: str, old: Node | None, new: Node | None) -> None:
-        for ip in addresses(old) if old is not None else ():
+    def _changed(self, name: str, old: frozenset[str] | None, new: frozenset[str] | None) -> None:
+        for ip in old or ():
             if self._by_ip.get(ip) == name:
                 del self._by_ip[ip]
-        for ip in addresses(new) if new is not None else ():
+        for ip in new or ():
             self._by_ip[ip] = name

@@ -22,7 +22,7 @@ async def following(
     bucket: str,
     model: type[T],
     on_change: Changed[T] | None = None,
-) -> AsyncIterator[Mirror[T]]:
+) -> AsyncIterator[Mirror[T, T]]:
     """Connect to NATS as `client` and mirror KV `bucket`, telling `on_change` of every entry
     and then of every change. The block starts once the current entries are in; leaving it
     stops the watch and closes the connection."""

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar, overload
 
 import msgspec
 
@@ -23,9 +23,11 @@ log = logging.getLogger("wolfpack.kv")
 
 T = TypeVar("T", bound=msgspec.Struct)
 T_co = TypeVar("T_co", bound=msgspec.Struct, covariant=True)
+# What a mirror keeps of each value: the value itself, or only what its user needs.
+V = TypeVar("V")
 
-# (key, old value, new value), None where the key is absent.
-Changed = Callable[[str, T | None, T | None], None]
+# (key, old kept value, new kept value), None where the key is absent (or nothing is kept).
+Changed = Callable[[str, V | None, V | None], None]
 
 # How long caught_up waits for the watch before reading the key itself.
 CATCH_UP_WAIT: Final = 2.0
@@ -46,26 +48,44 @@ class WatchedBucket(Protocol[T_co]):
     ) -> AsyncGenerator[tuple[str, T_co | None, int], None]: ...
 
 
-class Mirror(Generic[T]):
-    """`items` holds the bucket's current values by key; `on_change` hears of every change.
+class Mirror(Generic[T, V]):
+    """`items` holds what is kept of the bucket's current values by key (the values, unless
+    `keep` says less: tftpd keeps a node's addresses, not the node); `on_change` hears of every
+    change of what is kept. `keep` returning None keeps nothing of that value: the key is
+    then absent from `items`, as if deleted.
 
     Revisions are the bucket's stream sequences: what the mirror learns of a key at a revision
     older than one it holds (a replay, or the watch's copy of our own write) is ignored.
     """
 
+    @overload
+    def __init__(
+        self: Mirror[T, T],
+        bucket: WatchedBucket[T],
+        on_change: Changed[T] | None = None,
+    ) -> None: ...
+
+    @overload
     def __init__(
         self,
         bucket: WatchedBucket[T],
-        on_change: Changed[T] | None = None,
+        on_change: Changed[V] | None = None,
         *,
-        keyed: Callable[[str, T], T] | None = None,
+        keep: Callable[[str, T], V | None],
+    ) -> None: ...
+
+    def __init__(
+        self,
+        bucket: WatchedBucket[T],
+        on_change: Changed[Any] | None = None,
+        *,
+        keep: Callable[[str, T], Any] | None = None,
     ) -> None:
         self.bucket = bucket
         self.on_change = on_change
-        # Made of each value as it comes in (the registry names an object by its key).
-        self._keyed = keyed
+        self._keep = keep
         # Changed in place, never replaced: callers may keep a reference to it.
-        self.items: dict[str, T] = {}
+        self.items: dict[str, V] = {}
         # The newest revision known of each key, deleted keys included.
         self.revisions: dict[str, int] = {}
         # The newest bucket revision the watch has delivered.
@@ -128,16 +148,21 @@ class Mirror(Generic[T]):
         if revision > known or (value is None and revision == known):
             self.revisions[key] = revision
             old = self.items.get(key)
-            if value is None:
+            kept = self._kept(key, value)
+            if kept is None:
                 self.items.pop(key, None)
             else:
-                value = self._keyed(key, value) if self._keyed else value
-                self.items[key] = value
-            if old is not None or value is not None:
-                self._tell(key, old, value)
+                self.items[key] = kept
+            if old is not None or kept is not None:
+                self._tell(key, old, kept)
         self._wake()
 
-    def _tell(self, key: str, old: T | None, new: T | None) -> None:
+    def _kept(self, key: str, value: T | None) -> V | None:
+        if value is None or self._keep is None:
+            return value  # type: ignore[return-value]  # V is T without `keep`
+        return self._keep(key, value)
+
+    def _tell(self, key: str, old: V | None, new: V | None) -> None:
         if self.on_change is None:
             return
         try:
@@ -159,7 +184,7 @@ class Mirror(Generic[T]):
         `revision` field, which Bucket fills)."""
 
         def done() -> bool:
-            if deleted:
+            if deleted:  # (with `keep`, a key whose value keeps nothing counts as gone)
                 return key not in self.items or self.revisions.get(key, 0) > revision
             return self.revisions.get(key, 0) >= revision or self.seen >= revision
 
@@ -184,7 +209,7 @@ class Mirror(Generic[T]):
         self.apply(key, value, known if value is None else getattr(value, "revision", known))
 
 
-async def start_all(*mirrors: Mirror[Any]) -> None:
+async def start_all(*mirrors: Mirror[Any, Any]) -> None:
     """Start the mirrors side by side; should one fail, stop them all and raise its error."""
     try:
         await asyncio.gather(*(mirror.start() for mirror in mirrors))

@@ -53,7 +53,7 @@ def _comment(node: Node | None) -> str | None:
     return None if node is None else node.comment
 
 
-def comments(mirror: Mirror[Node]) -> dict[str, str | None]:
+def comments(mirror: Mirror[Node, Node]) -> dict[str, str | None]:
     return {key: node.comment for key, node in mirror.items.items()}
 
 
@@ -63,7 +63,7 @@ async def nodes(bus: Bus) -> Bucket[Node]:
 
 
 @contextlib.asynccontextmanager
-async def mirrored(bucket: Bucket[Node]) -> AsyncIterator[tuple[Mirror[Node], Heard]]:
+async def mirrored(bucket: Bucket[Node]) -> AsyncIterator[tuple[Mirror[Node, Node], Heard]]:
     heard = Heard()
     mirror = Mirror(bucket, heard)
     await mirror.start()
@@ -91,6 +91,36 @@ async def test_start_returns_with_the_current_entries_then_follows_changes(
         await nodes.put("c", Node(comment="1"))
         assert (await heard.until("c"))[2:] == [("a", "1", "2"), ("b", "1", None), ("c", None, "1")]
         assert comments(mirror) == {"a": "2", "c": "1"}
+
+
+async def test_a_mirror_keeps_only_what_its_user_needs(nodes: Bucket[Node]) -> None:
+    """`keep` holds a projection of each value (tftpd: a node's addresses), and a value it
+    keeps nothing of (bootd: a node that is not discoverable) is absent, as if deleted."""
+    told: list[tuple[str, str | None, str | None]] = []
+    changed = asyncio.Event()
+
+    def on_change(key: str, old: str | None, new: str | None) -> None:
+        told.append((key, old, new))
+        changed.set()
+
+    await nodes.put("a", Node(comment="kept"))
+    await nodes.put("b", Node())
+    mirror = Mirror(nodes, on_change, keep=lambda key, node: node.comment)
+    await mirror.start()
+    try:
+        assert mirror.items == {"a": "kept"}
+        assert told == [("a", None, "kept")]
+        await nodes.put("b", Node(comment="now"))
+        await nodes.put("a", Node())
+        await nodes.put("c", Node(comment="last"))
+        async with asyncio.timeout(WAIT):
+            while told[-1][0] != "c":
+                changed.clear()
+                await changed.wait()
+        assert told[1:] == [("b", None, "now"), ("a", "kept", None), ("c", None, "last")]
+        assert mirror.items == {"b": "now", "c": "last"}
+    finally:
+        await mirror.stop()
 
 
 @pytest.mark.parametrize("how", ["killed", "stopped"])
