@@ -14,7 +14,8 @@ import nats.errors
 from nats.js import api
 
 from libs.common import names, subjects
-from libs.common.bus.connection import Bus, Subscription
+from libs.common.bus.connection import Bus
+from libs.common.bus.subscription import Subscription
 from libs.common.models.boot_stage import BootStage
 from services.bootd.status import StatusBook
 

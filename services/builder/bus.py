@@ -9,7 +9,8 @@ from typing import Final, Protocol
 import msgspec
 
 from libs.common import subjects
-from libs.common.bus.connection import Bus, Subscription
+from libs.common.bus.connection import Bus
+from libs.common.bus.subscription import Subscription
 from libs.common.models.image import ImageJob, ImagePushed, ImageRequested, JobKind, JobState
 from services.builder.images import Images
 

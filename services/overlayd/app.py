@@ -9,7 +9,8 @@ from typing import Any, Final
 from fastapi import FastAPI
 
 from libs.common import names
-from libs.common.bus.connection import Bus, Consumer
+from libs.common.bus.connection import Bus
+from libs.common.bus.consumer import Consumer
 from libs.common.http.app import create_app
 from libs.common.http.auth import TokenAuth
 from libs.common.http.bodies import MiB

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from libs.common import subjects
-from libs.common.bus.connection import Bus, Consumer
+from libs.common.bus.connection import Bus
+from libs.common.bus.consumer import Consumer
 from libs.common.models.events import ChangeEvent
 from libs.common.models.image import ImageBuilt, ImageDeleted
 from libs.common.models.overlay import OverlayEvent

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from libs.common import names, subjects
-from libs.common.bus.connection import Bus, Subscription
+from libs.common.bus.connection import Bus
+from libs.common.bus.subscription import Subscription
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.node import NetDev, Node
 from tests.stack import connected_bus

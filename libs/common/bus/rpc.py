@@ -18,7 +18,8 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from libs.common.bus.connection import DRAIN_WAIT, Bus
+from libs.common.bus.connection import Bus
+from libs.common.bus.consumer import DRAIN_WAIT
 from libs.common.errors import WolfpackError
 from libs.common.formats.decoding import decode_json
 

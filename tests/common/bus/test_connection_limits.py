@@ -13,8 +13,9 @@ import pytest
 from nats.js import api
 
 from libs.common import names, subjects
-from libs.common.bus import connection
-from libs.common.bus.connection import EVENTS_PER_SUBJECT, Bus, Consumer
+from libs.common.bus import consumer as consumer_module
+from libs.common.bus.connection import EVENTS_PER_SUBJECT, Bus
+from libs.common.bus.consumer import Consumer
 from libs.common.bus.server import NatsServer
 from tests.stack import connected_bus, nats_client
 
@@ -167,7 +168,7 @@ async def test_a_plain_fetch_timeout_from_a_server_that_answers_is_no_warning(
 async def test_an_idle_consumer_logs_no_warning(
     bus: Bus, lines: Lines, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(connection, "FETCH_WAIT", 0.2)
+    monkeypatch.setattr(consumer_module, "FETCH_WAIT", 0.2)
     got: asyncio.Queue[int] = asyncio.Queue()
 
     async def handler(subject: str, event: Ping) -> None:
@@ -191,7 +192,7 @@ async def test_a_server_away_is_one_warning_and_its_return_one_line(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(connection, "FETCH_WAIT", 0.2)
+    monkeypatch.setattr(consumer_module, "FETCH_WAIT", 0.2)
     got: asyncio.Queue[int] = asyncio.Queue()
 
     async def handler(subject: str, event: Ping) -> None:
