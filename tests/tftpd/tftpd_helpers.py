@@ -78,10 +78,16 @@ def ack(block: int) -> bytes:
 class RawClient:
     """One UDP socket; `ask` sends a request, `receive` returns (opcode, rest, sender)."""
 
-    def __init__(self, server: Tftpd, local: str = "127.0.0.1", timeout: float = 5) -> None:
+    def __init__(
+        self, server: Tftpd, local: str = "127.0.0.1", timeout: float = 5, port: int = 0
+    ) -> None:
         self.server = (server.host, server.port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((local, 0))
+        try:
+            self.sock.bind((local, port))
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.settimeout(timeout)
 
     def __enter__(self) -> RawClient:
