@@ -19,6 +19,9 @@ class Endpoints(msgspec.Struct, kw_only=True):
     token_file: str
     # The CA that signed the services' certificates (`wolfpack up --tls`), else None.
     ca_file: str | None = None
+    # Other URLs of the same NATS server, where some services reach it by another address
+    # (compose's host-networked tftpd and bootd: nats://127.0.0.1:4222 for nats://nats:4222).
+    nats_aliases: list[str] = []
 
 
 def write_endpoints(data_dir: Path, endpoints: Endpoints) -> Path:

@@ -1,6 +1,7 @@
-"""The `wolfpack` command: `up` (the whole stack), `run SERVICE` (one service), and the store's
-hygiene, `gc` and `fsck` (libs/runtime/store_cmds.py), `token` (libs/runtime/token_cmds.py),
-and `demo` (a virtual node boots).
+"""The `wolfpack` command: `up` (the whole stack), `run SERVICE` (one service), `dhcp` (dnsmasq
+in a container of its own, libs/runtime/dhcp_keeper.py), the store's hygiene, `gc` and `fsck`
+(libs/runtime/store_cmds.py), `token` (libs/runtime/token_cmds.py), `nats-auth`, and `demo`
+(a virtual node boots).
 
 Flags and environment variables map to libs.common.settings.Settings in
 libs/runtime/settings_flags.py and nowhere else.
@@ -19,6 +20,7 @@ import click
 from libs.common.errors import Invalid
 from libs.common.settings import Settings
 from libs.runtime.demo import demo
+from libs.runtime.dhcp_keeper import keep_dhcp
 from libs.runtime.host import StartupFailed, serve
 from libs.runtime.nats_auth_cmd import nats_auth
 from libs.runtime.network import server_network
@@ -47,6 +49,25 @@ def up(
     except Invalid as err:  # the message names the flag
         raise click.UsageError(err.message) from None
     _run("up", run_stack(to_settings(nats=nats, **options), nats, network))
+
+
+@cli.command("dhcp")
+@settings_options
+@network_options
+def dhcp_command(
+    nats: str | None, ip: str | None, dhcp: str | None, dhcp_range: str | None, **options: Any
+) -> None:
+    """Run dnsmasq for the cluster network on its own (a host-networked container beside the
+    services), with up's --ip/--dhcp/--dhcp-range; the leases follow the host files overlayd
+    writes into DATA/host, without a signal from it."""
+    if dhcp is None:
+        raise click.UsageError("--dhcp IFACE is required: the interface dnsmasq answers on")
+    try:
+        network = server_network(ip, dhcp, dhcp_range)
+    except Invalid as err:
+        raise click.UsageError(err.message) from None
+    assert network is not None
+    _run("dhcp", keep_dhcp(to_settings(nats=nats, **options), network))
 
 
 @cli.command()

@@ -56,13 +56,16 @@ def dnsmasq_argv(binary: str, conf: Path, state: Path, interface: str) -> list[s
     ]
 
 
-def configure(settings: Settings, network: ServerNetwork | None, run_dir: Path) -> Child | None:
+def configure(
+    settings: Settings, network: ServerNetwork | None, reload: str | None
+) -> Child | None:
     """Write the flags' keys into overlayd.yaml; with --dhcp, dnsmasq's main file too, and
-    return the dnsmasq child to supervise. Invalid if overlayd.yaml is broken."""
+    return the dnsmasq child to run. `reload` is the command overlayd runs after the leases
+    change (up's SIGHUP); None where the dnsmasq's keeper watches the files itself (`wolfpack
+    dhcp`). Invalid if overlayd.yaml is broken."""
     data = settings.data_dir
     path = config_path(data)
     doc = load_document(path)
-    ours = reload_command(run_dir)
     wanted = dict(doc)
     if network is not None:
         wanted["ip"] = network.ip
@@ -72,9 +75,12 @@ def configure(settings: Settings, network: ServerNetwork | None, run_dir: Path) 
         wanted |= {
             "dhcp_interface": network.dhcp_interface,
             "dhcp_range": list(network.dhcp_range),
-            "dhcp_reload": ours,
         }
-    elif wanted.get("dhcp_reload") == ours:
+        if reload is not None:
+            wanted["dhcp_reload"] = reload
+        else:
+            wanted.pop("dhcp_reload", None)  # nothing for overlayd to signal across containers
+    elif reload is not None and wanted.get("dhcp_reload") == reload:
         del wanted["dhcp_reload"]  # no dnsmasq of ours to signal this time
     config = parse_config(wanted, path)  # checked before it is written
     if wanted != doc:

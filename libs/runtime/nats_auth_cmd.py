@@ -6,6 +6,7 @@ other server (libs.common.bus.auth)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -23,10 +24,12 @@ from libs.runtime.options import data_option
 URL_SCHEMES: Final = ("nats", "tls", "ws", "wss")
 
 
-def lock_nats(data_dir: Path, url: str) -> Path:
-    """The token made (or kept), the server's config written, `url` recorded as DATA's NATS;
-    the config file's path. A bad URL or an unreadable endpoints.json changes nothing."""
-    check_url(url)
+def lock_nats(data_dir: Path, url: str, aliases: Sequence[str] = ()) -> Path:
+    """The token made (or kept), the server's config written, `url` recorded as DATA's NATS
+    and `aliases` as other URLs of the same server; the config file's path. A bad URL or an
+    unreadable endpoints.json changes nothing."""
+    for one in (url, *aliases):
+        check_url(one)
     try:
         known = endpoints.read_endpoints(data_dir)
     except FileNotFoundError:
@@ -34,7 +37,9 @@ def lock_nats(data_dir: Path, url: str) -> Path:
             nats=url, services={}, token_file=str(token_path(data_dir).resolve())
         )
     config = ensure_nats_auth(data_dir)
-    endpoints.write_endpoints(data_dir, msgspec.structs.replace(known, nats=url))
+    endpoints.write_endpoints(
+        data_dir, msgspec.structs.replace(known, nats=url, nats_aliases=list(aliases))
+    )
     return config
 
 
@@ -60,14 +65,23 @@ def check_url(url: str) -> None:
     required=True,
     help="The NATS URL the services use, e.g. nats://nats:4222 (as their --nats).",
 )
-def nats_auth(data: str, url: str) -> None:
+@click.option(
+    "--also",
+    "aliases",
+    multiple=True,
+    metavar="URL",
+    help="Another URL of the same server, for services that reach it another way "
+    "(host-networked containers: nats://127.0.0.1:4222). Repeatable.",
+)
+def nats_auth(data: str, url: str, aliases: tuple[str, ...]) -> None:
     """Make the NATS token and a config file for its nats-server (`-c`); the services reading
-    DATA then present the token to that URL. Run again, it keeps the token."""
+    DATA then present the token to that URL (and its aliases). Run again, it keeps the token."""
     try:
-        config = lock_nats(Path(data), url)
+        config = lock_nats(Path(data), url, aliases)
     except (OSError, msgspec.MsgspecError, WolfpackError) as err:
         raise click.ClickException(f"cannot lock NATS in {data}: {err}") from None
     click.echo(f"token in {token_path(Path(data), names.NATS_TOKEN_FILE)}")
     click.echo(
-        f"start nats-server with -c {config}; services present the token to {shown_url(url)}"
+        f"start nats-server with -c {config}; services present the token to "
+        + " and ".join(shown_url(u) for u in (url, *aliases))
     )

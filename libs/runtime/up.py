@@ -138,7 +138,7 @@ async def _up(
     run_dir = data / "run"
     ensure_token(data)
     try:
-        dnsmasq = dhcp.configure(settings, network, run_dir)
+        dnsmasq = dhcp.configure(settings, network, dhcp.reload_command(run_dir))
     except Invalid as err:
         raise StartupFailed(err.message) from None
     # After configure: overlayd.yaml now holds the address nodes use, which the cert must name.

@@ -111,7 +111,7 @@ def test_flags_go_into_overlayd_yaml_keeping_hand_set_keys(tmp_path: Path) -> No
     data.mkdir()
     (data / "overlayd.yaml").write_text("# mine\nupdate_interval: 9\nip: 10.0.0.1\n")
     settings = Settings(data=str(data))
-    child = dhcp.configure(settings, CLUSTER, data / "run")
+    child = dhcp.configure(settings, CLUSTER, dhcp.reload_command(data / "run"))
     assert child is not None and child.name == "dnsmasq"
     doc = yaml.safe_load((data / "overlayd.yaml").read_text())
     reload = dhcp.reload_command(data / "run")
@@ -126,26 +126,38 @@ def test_flags_go_into_overlayd_yaml_keeping_hand_set_keys(tmp_path: Path) -> No
     assert load_config(data).dhcp_reload == reload
     # Unchanged flags: the file is left alone.
     mtime = (data / "overlayd.yaml").stat().st_mtime_ns
-    dhcp.configure(settings, CLUSTER, data / "run")
+    dhcp.configure(settings, CLUSTER, dhcp.reload_command(data / "run"))
     assert (data / "overlayd.yaml").stat().st_mtime_ns == mtime
     # Without --dhcp: no dnsmasq, and overlayd stops signalling the one it no longer has.
-    assert dhcp.configure(settings, None, data / "run") is None
+    assert dhcp.configure(settings, None, dhcp.reload_command(data / "run")) is None
     doc = yaml.safe_load((data / "overlayd.yaml").read_text())
     assert "dhcp_reload" not in doc and doc["ip"] == "10.5.0.1"
     # --ip alone sets the address and nothing else.
-    dhcp.configure(settings, ServerNetwork(ip="10.5.0.2"), data / "run")
+    dhcp.configure(settings, ServerNetwork(ip="10.5.0.2"), dhcp.reload_command(data / "run"))
     assert yaml.safe_load((data / "overlayd.yaml").read_text())["ip"] == "10.5.0.2"
+
+
+def test_a_dnsmasq_that_watches_the_files_leaves_overlayd_nothing_to_signal(
+    tmp_path: Path,
+) -> None:
+    """`wolfpack dhcp` (its own container): overlayd cannot signal across containers, and a
+    reload command an earlier `up` left would fail at every change."""
+    settings = Settings(data=str(tmp_path))
+    dhcp.configure(settings, CLUSTER, dhcp.reload_command(tmp_path / "run"))
+    assert dhcp.configure(settings, CLUSTER, None) is not None
+    doc = yaml.safe_load((tmp_path / "overlayd.yaml").read_text())
+    assert "dhcp_reload" not in doc and doc["dhcp_interface"] == "eth9"
 
 
 def test_a_broken_overlayd_yaml_is_named(tmp_path: Path) -> None:
     (tmp_path / "overlayd.yaml").write_text("ip: [oops\n")
     with pytest.raises(Invalid, match=r"overlayd\.yaml is not valid YAML") as broken:
-        dhcp.configure(Settings(data=str(tmp_path)), CLUSTER, tmp_path / "run")
+        dhcp.configure(Settings(data=str(tmp_path)), CLUSTER, dhcp.reload_command(tmp_path / "run"))
     # One line naming where, as a log line or a terminal wants it, not PyYAML's excerpt.
     assert "\n" not in broken.value.message and "line 2, column 1: expected" in broken.value.message
     (tmp_path / "overlayd.yaml").write_text("lease_time: 6h\nupdate_interval: 0\n")
     with pytest.raises(Invalid) as caught:
-        dhcp.configure(Settings(data=str(tmp_path)), CLUSTER, tmp_path / "run")
+        dhcp.configure(Settings(data=str(tmp_path)), CLUSTER, dhcp.reload_command(tmp_path / "run"))
     assert caught.value.field == "update_interval"  # keys up does not set are checked too
     assert not (tmp_path / "host").exists()  # nothing written
 
@@ -157,7 +169,7 @@ async def test_dnsmasq_starts_on_the_file_overlayd_writes(tmp_path: Path) -> Non
     data = tmp_path / "data"
     data.mkdir()
     settings = Settings(data=str(data), port_offset=3)
-    child = dhcp.configure(settings, CLUSTER, data / "run")
+    child = dhcp.configure(settings, CLUSTER, dhcp.reload_command(data / "run"))
     assert child is not None
     conf = (data / "host" / "dnsmasq.conf").read_text()
     assert "dhcp-boot=tag:ipxe,http://10.5.0.1:9876/ipxe/${mac}" in conf.splitlines()

@@ -20,8 +20,9 @@ from tests.cli import run_cli
 from tests.stack import connected_bus
 
 
-def nats_auth(data: Path, url: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("wolfpack", "nats-auth", "--data", str(data), "--url", url)
+def nats_auth(data: Path, url: str, *also: str) -> subprocess.CompletedProcess[str]:
+    aliases = [arg for alias in also for arg in ("--also", alias)]
+    return run_cli("wolfpack", "nats-auth", "--data", str(data), "--url", url, *aliases)
 
 
 async def test_the_config_it_writes_locks_a_real_nats_server_and_services_get_in(
@@ -62,6 +63,21 @@ def test_run_again_it_keeps_the_token_and_the_services_listed(tmp_path: Path) ->
     assert read_token(data, names.NATS_TOKEN_FILE) == first
     known = read_endpoints(data)
     assert known.nats == "nats://nats:4222" and known.services == listed
+    assert known.nats_aliases == []
+
+
+def test_an_alias_is_recorded_and_its_server_gets_the_token(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    done = nats_auth(data, "nats://nats:4222", "nats://127.0.0.1:4222")
+    assert done.returncode == 0, done.stderr
+    assert "nats://127.0.0.1:4222" in done.stdout
+    assert read_endpoints(data).nats_aliases == ["nats://127.0.0.1:4222"]
+    token = read_token(data, names.NATS_TOKEN_FILE)
+    assert nats_token("nats://127.0.0.1:4222", data) == token
+    # Run again without it: the alias is gone, the token kept.
+    assert nats_auth(data, "nats://nats:4222").returncode == 0
+    assert nats_token("nats://127.0.0.1:4222", data) is None
+    assert read_token(data, names.NATS_TOKEN_FILE) == token
 
 
 def test_a_folder_it_cannot_write_is_one_clear_line(tmp_path: Path) -> None:
@@ -77,8 +93,14 @@ def test_a_bad_url_or_a_broken_endpoints_file_is_refused_and_nothing_written(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    for url in ("nats", "http://nats:4222", "nats://nats", "nats://nats:4222,nats://:1"):
-        done = nats_auth(data, url)
+    for url, *also in (
+        ("nats",),
+        ("http://nats:4222",),
+        ("nats://nats",),
+        ("nats://nats:4222,nats://:1",),
+        ("nats://nats:4222", "127.0.0.1:4222"),
+    ):
+        done = nats_auth(data, url, *also)
         assert done.returncode != 0 and "is not a NATS server URL" in done.stderr, url
     (data / "endpoints.json").write_text("{not json")
     done = nats_auth(data, "nats://nats:4222")

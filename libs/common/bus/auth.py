@@ -2,8 +2,9 @@
 
 Without it any local user could connect to NATS on 127.0.0.1 and write KV directly (a node's
 manifest, say), around the API token. Every wolfpack process on the host that reads DATA
-presents it to that server, and to no other: only to the URL `wolfpack up` wrote into
-DATA/endpoints.json. A URL with credentials of its own keeps them.
+presents it to that server, and to no other: only to the URL `wolfpack up` (or `wolfpack
+nats-auth`) wrote into DATA/endpoints.json, or one of that server's aliases there. A URL with
+credentials of its own keeps them.
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ def ensure_nats_auth(data_dir: Path) -> Path:
 
 
 def nats_token(url: str, data_dir: Path) -> str | None:
-    """The token to present at `url`: DATA's nats.token when `url` is up's own server."""
+    """The token to present at `url`: DATA's nats.token when every server `url` lists is
+    DATA's own NATS (its URL or one of its aliases)."""
     try:
-        ours = endpoints.read_endpoints(data_dir).nats
+        known = endpoints.read_endpoints(data_dir)
     except (OSError, msgspec.MsgspecError):
-        return None  # no up wrote this folder (compose, a bench): no token
-    if _plain(url) != _plain(ours) or any(urlsplit(u.strip()).username for u in url.split(",")):
+        return None  # no up or nats-auth wrote this folder (a bench): no token
+    ours = {_plain(u) for u in (known.nats, *known.nats_aliases) for u in u.split(",")}
+    servers = url.split(",")
+    if any(_plain(u) not in ours or urlsplit(u.strip()).username for u in servers):
         return None
     try:
         return read_token(data_dir, names.NATS_TOKEN_FILE)

@@ -31,6 +31,19 @@ def test_the_token_goes_to_ups_own_server_only(tmp_path: Path) -> None:
     assert nats_token(OURS, tmp_path / "elsewhere") is None  # no up wrote that folder
 
 
+def test_the_token_goes_to_the_servers_aliases_too_and_to_no_list_with_a_stranger(
+    tmp_path: Path,
+) -> None:
+    alias = "nats://127.0.0.1:14222"
+    known = Endpoints(nats="nats://nats:4222", services={}, token_file="t", nats_aliases=[alias])
+    write_endpoints(tmp_path, known)
+    token = ensure_token(tmp_path, names.NATS_TOKEN_FILE)
+    assert nats_token("nats://nats:4222", tmp_path) == token
+    assert nats_token(alias, tmp_path) == token  # a host-networked container's way there
+    assert nats_token(f"nats://nats:4222,{alias}", tmp_path) == token
+    assert nats_token("nats://nats:4222,nats://other:4222", tmp_path) is None
+
+
 def test_urls_are_shown_without_credentials() -> None:
     assert shown_url("nats://s3cret@127.0.0.1:4222") == "nats://***@127.0.0.1:4222"
     assert shown_url("nats://u:p@a:1,nats://b:2") == "nats://***@a:1,nats://b:2"
