@@ -24,7 +24,7 @@ import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from libs.runtime.lab.errors import Missing
 
@@ -48,6 +48,65 @@ def check_network_host() -> str:
 
 def unique_name(prefix: str = "wolfpack-lab") -> str:
     return f"{prefix}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class Wire(Protocol):
+    """Where a lab machine is plugged in: a tap carrying the server's address, and the way to
+    run a program (QEMU, wolfctl) on that side of it."""
+
+    @property
+    def tap(self) -> str: ...
+
+    @property
+    def ip(self) -> str: ...
+
+    @property
+    def netmask(self) -> str: ...
+
+    def host(self, number: int) -> str: ...
+
+    def exec_argv(self, argv: list[str]) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class HostTap:
+    """A tap device of ours in this process's own network namespace carrying `server`: the
+    wire of a machine served by host-networked containers (compose's override), which cannot
+    join a namespace of the lab's. Its address and network are the caller's choosing, so DHCP
+    answers stay on it."""
+
+    tap: str
+    server: ipaddress.IPv4Interface
+    ip_binary: str = "ip"
+
+    @property
+    def ip(self) -> str:
+        return str(self.server.ip)
+
+    @property
+    def netmask(self) -> str:
+        return str(self.server.netmask)
+
+    def host(self, number: int) -> str:
+        return str(self.server.network.network_address + number)
+
+    def exec_argv(self, argv: list[str]) -> list[str]:
+        return argv
+
+    @classmethod
+    def create(cls, tap: str, server: str, ip_binary: str = "ip") -> HostTap:
+        made = cls(tap, ipaddress.IPv4Interface(server), ip_binary)
+        _ip(ip_binary, "tuntap", "add", "dev", tap, "mode", "tap")
+        try:
+            _ip(ip_binary, "address", "add", server, "dev", tap)
+            _ip(ip_binary, "link", "set", tap, "up")
+        except BaseException:
+            made.delete()
+            raise
+        return made
+
+    def delete(self) -> None:
+        subprocess.run([self.ip_binary, "link", "delete", self.tap], capture_output=True)
 
 
 @dataclass(frozen=True)

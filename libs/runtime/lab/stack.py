@@ -19,7 +19,7 @@ from libs.common import names
 from libs.common.models.boot_status import NodeBootStatus
 from libs.common.models.overlay import BootManifest
 from libs.runtime.lab.console import LineLog
-from libs.runtime.lab.netns import Namespace
+from libs.runtime.lab.netns import Namespace, Wire
 
 REPO: Final = Path(libs.__file__).resolve().parent.parent
 API: Final = names.API_PREFIX
@@ -33,18 +33,22 @@ class LabError(Exception):
 
 @dataclass
 class LabStack:
-    """A running `wolfpack up` (inside `ns`, bound to the tap's address, DHCP on the tap)."""
+    """A running stack serving the machines on `ns`'s tap: `wolfpack up` inside a namespace
+    (bound to the tap's address, DHCP on the tap), or containers beside a tap of the host's
+    (`process` then follows their log)."""
 
-    ns: Namespace
+    ns: Wire
     data: Path
     process: asyncio.subprocess.Process
     log: LineLog
     token: str = ""
     pump: asyncio.Task[None] | None = None
     clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    # Where the APIs answer; None: on the tap's address.
+    api_host: str | None = None
 
     def url(self, service: str) -> str:
-        return f"http://{self.ns.ip}:{names.PORTS[service]}"
+        return f"http://{self.api_host or self.ns.ip}:{names.PORTS[service]}"
 
     def api(self, service: str) -> httpx.AsyncClient:
         """A client of `service`'s API with the token."""
