@@ -72,7 +72,7 @@ class Project:
     ) -> subprocess.CompletedProcess[str]:
         """`docker-compose -p NAME -f docker-compose.yml ARGS`, its output captured."""
         done = subprocess.run(
-            [compose_cli(), "-p", self.name, "-f", str(COMPOSE_FILE), "--no-ansi", *args],
+            [compose_cli(), "-p", self.name, "-f", str(COMPOSE_FILE), "--ansi", "never", *args],
             cwd=REPO,
             env=self.environment(),
             capture_output=True,
