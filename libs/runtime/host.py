@@ -21,9 +21,9 @@ from typing import Final, TypeVar
 import uvicorn
 from starlette.types import ASGIApp
 
-from libs.common import errors
+from libs.common import endpoints, errors, names
 from libs.common.bus.auth import nats_token, shown_url
-from libs.common.bus.connection import Bus
+from libs.common.bus.connection import Bus, NatsRefused
 from libs.common.http.listeners import app_for, listeners
 from libs.common.logs import setup_logging
 from libs.common.security.api_token import ensure_token
@@ -44,6 +44,8 @@ KEEP_ALIVE: Final = 5
 # uvicorn's HTTP implementation, by its name (h11, httptools): uvicorn's pick unless a
 # service names the one it needs with an `http` attribute.
 HTTP: Final = "auto"
+# Seconds between tries while NATS refuses us for want of a token (a set-up step not done).
+REFUSED_RETRY: Final = 5.0
 
 
 class StartupFailed(Exception):
@@ -121,17 +123,48 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 async def _connect(name: str, settings: Settings, log: logging.Logger) -> Bus:
-    # Bus.connect retries an unreachable server forever (compose may start NATS last); what
-    # fails here is a server that answers but will not do (no JetStream, bad stream config).
+    # Bus.connect retries an unreachable server forever (compose may start NATS last). A server
+    # that refuses our token is a set-up step not yet done (compose's nats-auth, the shared
+    # data volume), so that is retried too: said once, in one line, not a crash loop.
     log.info("connecting to NATS at %s", shown_url(settings.nats_url))
-    try:
+    said = ""
+    while True:
         token = nats_token(settings.nats_url, settings.data_dir)
-        return await Bus.connect(settings.nats_url, name=f"wolfpack-{name}", token=token)
-    except Exception as exc:
-        reason = str(exc) or type(exc).__name__
-        raise StartupFailed(
-            f"cannot use NATS at {shown_url(settings.nats_url)}: {reason}"
-        ) from None
+        try:
+            return await Bus.connect(settings.nats_url, name=f"wolfpack-{name}", token=token)
+        except NatsRefused:
+            reason = _missing_token(settings, token)
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+            raise StartupFailed(
+                f"cannot use NATS at {shown_url(settings.nats_url)}: {reason}"
+            ) from None
+        if reason != said:
+            log.error("%s; retrying every %gs", reason, REFUSED_RETRY)
+            said = reason
+        await asyncio.sleep(REFUSED_RETRY)
+
+
+def _missing_token(settings: Settings, token: str | None) -> str:
+    """What to do about a refusal, in one line: which file of DATA is missing, or stale."""
+    where = shown_url(settings.nats_url)
+    data = settings.data_dir
+    if token is not None:
+        return (
+            f"NATS at {where} refused the token in {data / names.NATS_TOKEN_FILE}: the server "
+            "was started with another one (run `wolfpack nats-auth` again and restart it)"
+        )
+    if not (data / endpoints.FILE).is_file():
+        return (
+            f"NATS at {where} wants a token and {data} has none: no {endpoints.FILE} or "
+            f"{names.NATS_TOKEN_FILE} there (is the shared data volume mounted, and has "
+            f"`wolfpack nats-auth --data {data} --url {where}` run? In compose: nats-auth)"
+        )
+    return (
+        f"NATS at {where} wants a token: {data / endpoints.FILE} names another NATS or "
+        f"{names.NATS_TOKEN_FILE} is unreadable (run `wolfpack nats-auth --data {data} "
+        f"--url {where}`)"
+    )
 
 
 # What one uvicorn server serves: the app, its bound socket, and the TLS context if HTTPS.

@@ -1,8 +1,7 @@
-"""docker-compose.yml and deploy/Dockerfile agree with the code (no Docker engine needed).
-
-What a user would check before `docker compose up`: every container runs a real service,
-publishes that service's port, shares the one data volume, and its health check asks the right
-port; the image installs wolfpack and starts it.
+"""docker-compose.yml agrees with the code (no Docker engine needed), with every variable at
+its default, as a site runs it: every container runs a real service, publishes that service's
+port on the design's port, shares the one data volume, and its health check asks the right
+port. The stack itself is run by the other tests of this folder (the tests use other ports).
 """
 
 from __future__ import annotations
@@ -24,9 +23,21 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 NATS_URL = f"nats://nats:{names.NATS_PORT}"
 
 
+# `${VAR:-default}` and `${VAR-default}`, as Compose interpolates them when VAR is unset.
+VARIABLE = re.compile(r"\$\{[A-Z_]+:?-([^}]*)\}")
+
+
+def with_defaults(text: str) -> str:
+    """The compose file's text with every variable at its default (nested ones too)."""
+    while VARIABLE.search(text):
+        text = VARIABLE.sub(lambda m: m.group(1), text)
+    return text
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    data = yaml.safe_load(COMPOSE.read_text())
+    data = yaml.safe_load(with_defaults(COMPOSE.read_text()))
+    assert "name" not in data, "Compose 1.29 rejects a top-level name:"
     assert isinstance(data, dict) and isinstance(data.get("services"), dict)
     return data
 
@@ -96,7 +107,7 @@ def published(service: dict[str, Any]) -> set[tuple[int, int, str]]:
             out.add((host, target, entry.get("protocol", "tcp")))
             continue
         spec, _, proto = str(entry).partition("/")
-        parts = spec.split(":")
+        parts = spec.split(":")[-2:]  # [ADDRESS:]HOST:CONTAINER
         target = int(parts[-1])
         host = int(parts[-2]) if len(parts) > 1 else target
         out.add((host, target, proto or "tcp"))
@@ -188,6 +199,15 @@ def test_published_ports_are_the_service_ports(services: dict[str, Any], name: s
     assert published(services[name]) == expected
 
 
+def test_nats_is_published_for_subscribers_on_the_host(services: dict[str, Any]) -> None:
+    assert published(services["nats"]) == {(names.NATS_PORT, names.NATS_PORT, "tcp")}
+
+
+def test_ports_are_published_on_every_interface_by_default() -> None:
+    for entry in re.findall(r'"(\$\{WOLFPACK_ADDRESS[^"]*)"', COMPOSE.read_text()):
+        assert with_defaults(entry).startswith("0.0.0.0:"), entry
+
+
 def test_wolfpack_services_share_one_data_volume_at_their_data_path(
     compose: dict[str, Any], services: dict[str, Any]
 ) -> None:
@@ -210,34 +230,10 @@ def test_healthcheck_asks_healthz_on_the_service_port(services: dict[str, Any], 
     assert f":{names.PORTS[name]}/healthz" in text
 
 
-def test_dockerfile_installs_wolfpack_and_starts_it() -> None:
-    steps = dockerfile_instructions()
-    assert steps[0][0] == "FROM" and steps[0][1].startswith("python:3.11-slim")
-    commands = [
-        shlex.split(command)
-        for kind, args in steps
-        if kind == "RUN"
-        for command in re.split(r"&&|;", args)
-    ]
-    pip = [words for words in commands if "pip" in words and "install" in words]
-    assert any("." in words for words in pip), f"no `pip install .` in {pip}"
-    copied = " ".join(args for kind, args in steps if kind in {"COPY", "ADD"})
-    for needed in ("pyproject.toml", "README.md", "libs", "services"):
-        assert needed in copied, f"{needed} is not copied into the image"
-    entry = [exec_form(args) for kind, args in steps if kind == "ENTRYPOINT"]
-    assert entry == [["wolfpack"]]
-
-
-def test_dockerfile_installs_the_debian_tools_services_call() -> None:
-    runs = " ".join(args for kind, args in dockerfile_instructions() if kind == "RUN")
-    words = set(runs.split())
-    assert {"ipxe", "dnsmasq", "skopeo", "umoci", "cpio", "pigz"} <= words
-
-
 def test_dockerignore_keeps_state_and_history_out_of_the_image() -> None:
     ignored = {
         line.strip().rstrip("/")
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    assert {"var", ".git"} <= ignored
+    assert {"var", ".git", "tests"} <= ignored

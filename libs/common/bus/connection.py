@@ -75,6 +75,7 @@ class Bus:
         async def on_error(err: Exception) -> None:
             if refused(err) and not first_refusal.done():
                 first_refusal.set_result(None)  # wrong or missing token: retrying won't help
+                return  # NatsRefused says it, once
             log.warning("%s: NATS: %s", name, err or type(err).__name__)
 
         connecting = asyncio.ensure_future(
