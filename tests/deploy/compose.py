@@ -21,6 +21,10 @@ from tests.needs import need_command, unavailable
 from tests.waiting import NeverHappened
 
 COMPOSE_FILE: Final = REPO / "docker-compose.yml"
+# What `docker compose up` reads in the repository: the stack on the project's bridge network.
+BRIDGED: Final = (COMPOSE_FILE, REPO / "docker-compose.override.yml")
+# Booting real nodes: tftpd, bootd and dhcp on the host's network.
+HOST_NETWORK: Final = (COMPOSE_FILE, REPO / "docker-compose.host.yml")
 DATA: Final = "/var/lib/wolfpack"
 # The containers that run a wolfpack service and NATS (nats-auth runs once and exits).
 RUNNING: Final = ("nats", "registry", "builder", "overlayd", "bootd", "tftpd")
@@ -53,6 +57,9 @@ class Project:
     import_dir: Path
     # Extra variables for docker-compose.yml (NATS_IMAGE, ...).
     variables: Mapping[str, str] = field(default_factory=dict)
+    files: tuple[Path, ...] = BRIDGED
+    # The long-running containers that must all be healthy.
+    running: tuple[str, ...] = RUNNING
 
     def environment(self) -> dict[str, str]:
         ports = dict.fromkeys(PORT_VARIABLES, "")
@@ -70,9 +77,10 @@ class Project:
     def compose(
         self, *args: str, check: bool = True, within: float = 300
     ) -> subprocess.CompletedProcess[str]:
-        """`docker-compose -p NAME -f docker-compose.yml ARGS`, its output captured."""
+        """`docker-compose -p NAME -f FILE... ARGS`, its output captured."""
+        files = [arg for file in self.files for arg in ("-f", str(file))]
         done = subprocess.run(
-            [compose_cli(), "-p", self.name, "-f", str(COMPOSE_FILE), "--ansi", "never", *args],
+            [compose_cli(), "-p", self.name, *files, "--ansi", "never", *args],
             cwd=REPO,
             env=self.environment(),
             capture_output=True,
@@ -124,8 +132,10 @@ class Project:
         health = state.get("Health")
         return str(health["Status"]) if isinstance(health, dict) else "none"
 
-    def wait_healthy(self, services: tuple[str, ...] = RUNNING, within: float = 180) -> float:
-        """Seconds until every one of `services` is healthy; NeverHappened naming the laggards."""
+    def wait_healthy(self, services: tuple[str, ...] = (), within: float = 180) -> float:
+        """Seconds until every one of `services` (default: all that run) is healthy;
+        NeverHappened naming the laggards."""
+        services = services or self.running
         started = time.monotonic()
         deadline = started + within
         states: dict[str, str] = {}
@@ -165,5 +175,6 @@ class Project:
 
 
 def need_compose_file() -> None:
-    if not COMPOSE_FILE.is_file():
-        unavailable(f"{COMPOSE_FILE} is missing")
+    for file in BRIDGED + HOST_NETWORK:
+        if not file.is_file():
+            unavailable(f"{file} is missing")

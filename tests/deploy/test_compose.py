@@ -1,14 +1,19 @@
-"""docker-compose.yml agrees with the code (no Docker engine needed), with every variable at
-its default, as a site runs it: every container runs a real service, publishes that service's
-port on the design's port, shares the one data volume, and its health check asks the right
-port. The stack itself is run by the other tests of this folder (the tests use other ports).
+"""The compose files agree with the code, as Compose itself reads them (`docker-compose
+config`: files merged, every variable at its default; no engine needed): with
+docker-compose.override.yml, as `docker compose up` runs, every container runs a real service,
+publishes that service's port on the design's port, shares the one data volume, and its health
+check asks the right port; with docker-compose.host.yml, tftpd, bootd and dhcp are on the
+host's network and reach NATS where it is published, with the token. The stacks themselves run
+in the other tests of this folder (on other ports).
 """
 
 from __future__ import annotations
 
 import json
-import re
+import os
 import shlex
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +21,39 @@ import pytest
 import yaml
 
 from libs.common import names
+from tests.deploy.compose import BRIDGED, HOST_NETWORK, compose_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 NATS_URL = f"nats://nats:{names.NATS_PORT}"
+HOST_NATS_URL = f"nats://127.0.0.1:{names.NATS_PORT}"
 
 
-# `${VAR:-default}` and `${VAR-default}`, as Compose interpolates them when VAR is unset.
-VARIABLE = re.compile(r"\$\{[A-Z_]+:?-([^}]*)\}")
-
-
-def with_defaults(text: str) -> str:
-    """The compose file's text with every variable at its default (nested ones too)."""
-    while VARIABLE.search(text):
-        text = VARIABLE.sub(lambda m: m.group(1), text)
-    return text
+def config(files: tuple[Path, ...], variables: Mapping[str, str] = {}) -> dict[str, Any]:
+    """`docker-compose -f FILE... config` with no WOLFPACK_ or NATS_ variable set but
+    `variables`, parsed; AssertionError with Compose's message if it refuses the files."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WOLFPACK_", "NATS_"))}
+    flags = [arg for file in files for arg in ("-f", str(file))]
+    done = subprocess.run(
+        [compose_cli(), *flags, "config"],
+        cwd=ROOT,
+        env=env | dict(variables),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    data = yaml.safe_load(done.stdout)
+    assert isinstance(data, dict) and isinstance(data.get("services"), dict)
+    return data
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    data = yaml.safe_load(with_defaults(COMPOSE.read_text()))
-    assert "name" not in data, "Compose 1.29 rejects a top-level name:"
-    assert isinstance(data, dict) and isinstance(data.get("services"), dict)
-    return data
+    for file in BRIDGED + HOST_NETWORK:
+        raw = yaml.safe_load(file.read_text())
+        assert "name" not in raw, f"{file.name}: Compose 1.29 rejects a top-level name:"
+    return config(BRIDGED)
 
 
 @pytest.fixture(scope="module")
@@ -203,9 +217,54 @@ def test_nats_is_published_for_subscribers_on_the_host(services: dict[str, Any])
     assert published(services["nats"]) == {(names.NATS_PORT, names.NATS_PORT, "tcp")}
 
 
-def test_ports_are_published_on_every_interface_by_default() -> None:
-    for entry in re.findall(r'"(\$\{WOLFPACK_ADDRESS[^"]*)"', COMPOSE.read_text()):
-        assert with_defaults(entry).startswith("0.0.0.0:"), entry
+def test_ports_are_published_on_every_interface_by_default(services: dict[str, Any]) -> None:
+    entries = [str(p) for service in services.values() for p in service.get("ports", [])]
+    assert len(entries) == 8
+    for entry in entries:
+        assert entry.startswith("0.0.0.0:"), entry
+
+
+@pytest.fixture(scope="module")
+def host_services() -> dict[str, Any]:
+    found = config(HOST_NETWORK, {"WOLFPACK_DHCP": "eth1"})["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+def test_the_host_override_puts_the_boot_path_on_the_hosts_network(
+    host_services: dict[str, Any],
+) -> None:
+    from libs.runtime.cli import cli
+
+    assert set(host_services) == {"nats-auth", "nats", "dhcp", *names.SERVICES}
+    for name in ("bootd", "tftpd", "dhcp"):
+        assert host_services[name]["network_mode"] == "host", name
+        assert "ports" not in host_services[name], f"{name}: host networking refuses ports"
+    for name in ("bootd", "tftpd"):
+        assert option(argv(host_services[name]), "--nats") == HOST_NATS_URL
+    # ... and present the token there: nats-auth records it as an alias of NATS's URL.
+    auth = argv(host_services["nats-auth"])
+    assert option(auth, "--url") == NATS_URL and option(auth, "--also") == HOST_NATS_URL
+    assert (names.NATS_PORT, names.NATS_PORT, "tcp") in published(host_services["nats"])
+    dhcp = host_services["dhcp"]
+    assert argv(dhcp)[:2] == ["wolfpack", "dhcp"] and "dhcp" in cli.commands
+    assert dhcp["environment"]["WOLFPACK_DHCP"] == "eth1" and dhcp["cap_add"] == ["NET_ADMIN"]
+    assert mounts(dhcp) == mounts(host_services["overlayd"])
+    # overlayd reads the address and DHCP settings dhcp writes, as it starts.
+    assert host_services["overlayd"]["depends_on"]["dhcp"]["condition"] == "service_healthy"
+    assert "nats" in host_services["overlayd"]["depends_on"]
+    for name in ("registry", "builder", "overlayd"):
+        assert "network_mode" not in host_services[name] and published(host_services[name])
+
+
+def test_the_host_override_wants_the_cluster_interface_named(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
+    flags = [arg for file in HOST_NETWORK for arg in ("-f", str(file))]
+    done = subprocess.run(
+        [compose_cli(), *flags, "config"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "set WOLFPACK_DHCP to the cluster network interface" in done.stderr
 
 
 def test_wolfpack_services_share_one_data_volume_at_their_data_path(

@@ -46,6 +46,8 @@ class LabStack:
     clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     # Where the APIs answer; None: on the tap's address.
     api_host: str | None = None
+    # What wolfctl is given besides WOLFPACK_DATA (containers: where NATS is published).
+    wolfctl_env: dict[str, str] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
         return f"http://{self.api_host or self.ns.ip}:{names.PORTS[service]}"
@@ -131,6 +133,7 @@ async def run_wolfctl(stack: LabStack, *args: str, within: float = 300) -> str:
     DATA/endpoints.json); its output, or LabError with it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WOLFPACK_")}
     env["WOLFPACK_DATA"] = str(stack.data)
+    env |= stack.wolfctl_env
     process = await asyncio.create_subprocess_exec(
         *stack.ns.exec_argv([sys.executable, "-m", "libs.wolfctl.main", *args]),
         cwd=REPO,
