@@ -124,7 +124,7 @@ class Built:
     size: int
 
 
-def _context(into: Path) -> Path:
+def build_context(into: Path) -> Path:
     """A build context: what deploy/Dockerfile copies, from the working tree, and the wheels of
     wolfpack and its dependencies in deploy/wheels."""
     for relative in CONTEXT:
@@ -144,30 +144,52 @@ def _context(into: Path) -> Path:
     return into
 
 
+def image_id(docker: str, tag: str) -> str | None:
+    done = subprocess.run(
+        [docker, "image", "inspect", "-f", "{{.Id}}", tag],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def build_wolfpack(docker: str, tag: str, base: str) -> Built:
-    """`tag`: deploy/Dockerfile on `base`, wolfpack from wheels (no index inside the build)."""
+    """`tag`: deploy/Dockerfile on `base`, wolfpack from wheels (no index inside the build).
+    The image `tag` named before, and the build stage's leftovers, are removed: a run of
+    the tests leaves one image behind, not one more each time."""
     with tempfile.TemporaryDirectory(prefix="wolfpack-context-") as folder:
-        context = _context(Path(folder))
-        started = time.monotonic()
-        subprocess.run(
-            [
-                docker,
-                "build",
-                # apt inside the build reaches the mirror only on the host's network.
-                "--network",
-                "host",
-                "--build-arg",
-                f"BASE={base}",
-                "--build-arg",
-                "WOLFPACK_FROM=wheels",
-                "-f",
-                str(context / "deploy/Dockerfile"),
-                "-t",
-                tag,
-                str(context),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        seconds = time.monotonic() - started
+        return build_from(docker, tag, base, build_context(Path(folder)))
+
+
+def build_from(docker: str, tag: str, base: str, context: Path, *, cache: bool = True) -> Built:
+    """`tag` built from `context` (build_context); `cache` False: no layer reused."""
+    before = image_id(docker, tag)
+    started = time.monotonic()
+    subprocess.run(
+        [
+            docker,
+            "build",
+            # apt inside the build reaches the mirror only on the host's network.
+            "--network",
+            "host",
+            *([] if cache else ["--no-cache"]),
+            "--build-arg",
+            f"BASE={base}",
+            "--build-arg",
+            "WOLFPACK_FROM=wheels",
+            "-f",
+            str(context / "deploy/Dockerfile"),
+            "-t",
+            tag,
+            str(context),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    seconds = time.monotonic() - started
+    if before is not None and before != image_id(docker, tag):
+        subprocess.run([docker, "rmi", before], capture_output=True, check=False)
+    prune = [docker, "image", "prune", "-f", "--filter", "label=org.wolfpack.stage=build"]
+    subprocess.run(prune, capture_output=True, check=False)
     return Built(tag, seconds, image_size(docker, tag))
