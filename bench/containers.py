@@ -67,7 +67,7 @@ def say(text: str) -> None:
 
 def image_figures(docker: str, base: str, folder: Path) -> list[Figure]:
     context = build_context(folder / "context")
-    cold = build_from(docker, TAG, base, context, cache=False)
+    cold = build_from(docker, TAG, base, context, cache=False, keep=True)
     say(f"cold build: {cold.seconds:.1f} s")
     warm = build_from(docker, TAG, base, context)
     say(f"warm build: {warm.seconds:.1f} s")

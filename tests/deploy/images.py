@@ -162,8 +162,11 @@ def build_wolfpack(docker: str, tag: str, base: str) -> Built:
         return build_from(docker, tag, base, build_context(Path(folder)))
 
 
-def build_from(docker: str, tag: str, base: str, context: Path, *, cache: bool = True) -> Built:
-    """`tag` built from `context` (build_context); `cache` False: no layer reused."""
+def build_from(
+    docker: str, tag: str, base: str, context: Path, *, cache: bool = True, keep: bool = False
+) -> Built:
+    """`tag` built from `context` (build_context); `cache` False: no layer reused. The build
+    stage's image is pruned unless `keep` (the next build of the same context reuses it)."""
     before = image_id(docker, tag)
     started = time.monotonic()
     subprocess.run(
@@ -190,6 +193,7 @@ def build_from(docker: str, tag: str, base: str, context: Path, *, cache: bool =
     seconds = time.monotonic() - started
     if before is not None and before != image_id(docker, tag):
         subprocess.run([docker, "rmi", before], capture_output=True, check=False)
-    prune = [docker, "image", "prune", "-f", "--filter", "label=org.wolfpack.stage=build"]
-    subprocess.run(prune, capture_output=True, check=False)
+    if not keep:
+        prune = [docker, "image", "prune", "-f", "--filter", "label=org.wolfpack.stage=build"]
+        subprocess.run(prune, capture_output=True, check=False)
     return Built(tag, seconds, image_size(docker, tag))

@@ -9,10 +9,13 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+import msgspec
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.js.errors import KeyNotFoundError
 
 from libs.common import names
+from libs.common.models.image import ImageMeta
 from tests.deploy.compose import DATA, Project
 
 
@@ -55,6 +58,17 @@ class Stack:
             yield client
         finally:
             await client.close()
+
+    async def image(self, name: str) -> ImageMeta | None:
+        """Image `name`'s record in KV, as an integrator on the host reads it."""
+        async with self.nats() as nc:
+            kv = await nc.jetstream().key_value(names.BUCKET_IMAGES)
+            try:
+                entry = await kv.get(name)
+            except KeyNotFoundError:
+                return None
+            assert entry.value is not None
+            return msgspec.json.decode(entry.value, type=ImageMeta)
 
     def up(self) -> float:
         """`up -d` and wait: seconds until every container is healthy."""

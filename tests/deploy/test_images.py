@@ -8,11 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from libs.common import names
-from libs.common.models.image import ImageMeta
 from libs.runtime.lab import rootfs
 from libs.runtime.lab.errors import Missing
 from tests.deploy.compose import DATA
@@ -44,23 +41,12 @@ def lab_archive(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return archive
 
 
-async def image_meta(stack: Stack) -> ImageMeta | None:
-    async with stack.nats() as nc:
-        kv = await nc.jetstream().key_value(names.BUCKET_IMAGES)
-        try:
-            entry = await kv.get(NAME)
-        except Exception:
-            return None
-        assert entry.value is not None
-        return msgspec.json.decode(entry.value, type=ImageMeta)
-
-
 async def test_an_archive_in_the_import_folder_is_imported_changed_and_booted(
     stack: Stack, lab_archive: Path
 ) -> None:
     out = await wolfctl(stack, "image", "import", f"docker-archive:{lab_archive}", NAME)
     assert f"image {NAME} built" in out, out
-    first = await image_meta(stack)
+    first = await stack.image(NAME)
     assert first is not None and first.kernel_version == rootfs.installed_kernel().version
 
     # `image exec` where the rootfs is: in the builder container (mounts, then chroot).
@@ -84,7 +70,7 @@ async def test_an_archive_in_the_import_folder_is_imported_changed_and_booted(
     assert project.read("builder", rootfs_file) == "changed\n"
 
     second = await eventually(
-        lambda: image_meta(stack),
+        lambda: stack.image(NAME),
         "the image rebuilt after exec",
         within=300,
         until=lambda meta: meta is not None and meta.image_digest != first.image_digest,
