@@ -68,16 +68,10 @@ class Wire(Protocol):
     def exec_argv(self, argv: list[str]) -> list[str]: ...
 
 
-@dataclass(frozen=True)
-class HostTap:
-    """A tap device of ours in this process's own network namespace carrying `server`: the
-    wire of a machine served by host-networked containers (compose's override), which cannot
-    join a namespace of the lab's. Its address and network are the caller's choosing, so DHCP
-    answers stay on it."""
+class Addressed:
+    """The addresses of a tap carrying `server` (ADDR/PREFIX)."""
 
-    tap: str
     server: ipaddress.IPv4Interface
-    ip_binary: str = "ip"
 
     @property
     def ip(self) -> str:
@@ -88,7 +82,20 @@ class HostTap:
         return str(self.server.netmask)
 
     def host(self, number: int) -> str:
+        """Address number `number` of the tap's network (10.99.0.0/24, 10 → 10.99.0.10)."""
         return str(self.server.network.network_address + number)
+
+
+@dataclass(frozen=True)
+class HostTap(Addressed):
+    """A tap device of ours in this process's own network namespace carrying `server`: the
+    wire of a machine served by host-networked containers (compose's override), which cannot
+    join a namespace of the lab's. Its address and network are the caller's choosing, so DHCP
+    answers stay on it."""
+
+    tap: str
+    server: ipaddress.IPv4Interface
+    ip_binary: str = "ip"
 
     def exec_argv(self, argv: list[str]) -> list[str]:
         return argv
@@ -110,25 +117,13 @@ class HostTap:
 
 
 @dataclass(frozen=True)
-class Namespace:
+class Namespace(Addressed):
     """A network namespace of ours with one tap device carrying `server` (ADDR/PREFIX)."""
 
     name: str
     tap: str
     server: ipaddress.IPv4Interface
     ip_binary: str = "ip"
-
-    @property
-    def ip(self) -> str:
-        return str(self.server.ip)
-
-    @property
-    def netmask(self) -> str:
-        return str(self.server.netmask)
-
-    def host(self, number: int) -> str:
-        """Address number `number` of the tap's network (10.99.0.0/24, 10 → 10.99.0.10)."""
-        return str(self.server.network.network_address + number)
 
     def exec_argv(self, argv: list[str]) -> list[str]:
         """`argv` run inside the namespace (`ip netns exec` execs it: same pid)."""
