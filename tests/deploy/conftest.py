@@ -19,21 +19,23 @@ from tests.deploy.stack import Stack, started
 WOLFPACK_TAG = "wolfpack-test/wolfpack:tests"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     need_compose_file()
     with engine(tmp_path_factory.mktemp("dockerd") / "dockerd.log") as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def wolfpack_image(docker: str) -> Built:
     built = build_wolfpack(docker, WOLFPACK_TAG, base_image(docker))
     print(f"\nwolfpack image: built in {built.seconds:.1f} s, {built.size / 1e6:.0f} MB")
     return built
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack (and a dockerd these tests started) go when the last test of
+# tests/deploy is done, not at the end of the session: they would weigh on every later test.
+@pytest.fixture(scope="package")
 def stack(
     docker: str, wolfpack_image: Built, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
