@@ -26,10 +26,12 @@ Verb = Literal[
     # registry (node, profile) and overlayd (overlay): state changed; builder: image deleted
     "updated",
     "deleted",
-    # node: a boot stage (tftpd, bootd); overlayd rendered its manifest, or a template failed
+    # node: a boot stage (tftpd, bootd); overlayd rendered its manifest, or a template failed,
+    # or removed the manifest of a node that is gone
     "boot",
     "rendered",
     "render_failed",
+    "unrendered",
     # image: the builder's jobs, from the accepted request to the end, and registry pushes
     "requested",
     "progress",

@@ -7,11 +7,13 @@ import logging
 
 from fastapi import FastAPI
 
-from libs.common import names
+from libs.common import names, subjects
+from libs.common.bus.announce import Announcement
 from libs.common.bus.connection import Bus
+from libs.common.bus.relay import KvChange, Relay, start_relays
 from libs.common.http.app import create_app
 from libs.common.http.auth import TokenAuth
-from libs.common.models.image import ImageMeta
+from libs.common.models.image import ImageDeleted, ImageMeta
 from libs.common.models.node import Node, Profile
 from libs.common.security.accepted_tokens import TokenFile
 from libs.common.settings import Settings
@@ -33,8 +35,11 @@ class BuilderService:
         self.images = images
         self._bus = bus
         self._consumers: list[bus_handlers.Stoppable] = []
+        self._relays: list[Relay] = []
 
     async def start(self) -> None:
+        # Before the first write: each image write's event goes out.
+        self._relays = await start_relays(self._bus, {names.BUCKET_IMAGES: hand_made})
         await self.images.start()
         self._consumers = await bus_handlers.subscribe(self._bus, self.images)
         log.info("builder ready: images in %s", self.images.layout.images)
@@ -44,6 +49,17 @@ class BuilderService:
         # so it is handed over again.
         await self.images.stop()
         await asyncio.gather(*(consumer.stop() for consumer in self._consumers))
+        for relay in self._relays:
+            await relay.stop()
+
+
+def hand_made(change: KvChange) -> Announcement | None:
+    """An image deleted without the builder (`nats kv del`) still says so; a value written
+    by hand says nothing (what was built is not known)."""
+    if not change.deleted:
+        return None
+    event = ImageDeleted(name=change.key, revision=change.revision)
+    return Announcement(subjects.image(change.key, "deleted"), event)
 
 
 async def build(settings: Settings, bus: Bus) -> BuilderService:

@@ -10,6 +10,7 @@ import logging
 import os
 
 from libs.common import subjects
+from libs.common.bus.announce import Announcement
 from libs.common.bus.publisher import Publisher
 from libs.common.errors import Invalid, NotFound
 from libs.common.models.image import (
@@ -118,15 +119,14 @@ class Images:
         """Forget the image and remove its folder; its blobs stay in the store for gc."""
         meta = await self.get(name)
         job = self.jobs.claim(name, "delete", meta.source)
+        # The event's revision is the delete's own, filled in by the relay.
+        event = Announcement(subjects.image(name, "deleted"), ImageDeleted(name=name, revision=0))
         try:
-            await self._parts.bucket.delete(name, meta.revision)
+            await self._parts.bucket.delete(name, meta.revision, event)
             await asyncio.to_thread(self._remove_folder, name, job.id)
         finally:
             self.jobs.release(job)
             self.jobs.forget(name)
-        await self._parts.publisher.publish(
-            subjects.image(name, "deleted"), ImageDeleted(name=name, revision=meta.revision)
-        )
 
     def _remove_folder(self, name: str, job_id: str) -> None:
         folder = self.layout.image_dir(name)

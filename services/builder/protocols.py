@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from libs.common.bus.announce import Announcement
 from libs.common.models.image import ImageJob, ImageMeta, ImageRequested
 
 
@@ -12,9 +13,15 @@ class ImageBucket(Protocol):
     """The part of libs.common.bus.kv.Bucket[ImageMeta] the builder uses."""
 
     async def get_or_none(self, key: str) -> ImageMeta | None: ...
-    async def create(self, key: str, value: ImageMeta) -> int: ...
-    async def update(self, key: str, value: ImageMeta, revision: int) -> int: ...
-    async def delete(self, key: str, revision: int | None = None) -> None: ...
+    async def create(
+        self, key: str, value: ImageMeta, announce: Announcement | None = None
+    ) -> int: ...
+    async def update(
+        self, key: str, value: ImageMeta, revision: int, announce: Announcement | None = None
+    ) -> int: ...
+    async def delete(
+        self, key: str, revision: int | None = None, announce: Announcement | None = None
+    ) -> int: ...
     async def items(self) -> dict[str, ImageMeta]: ...
 
 

@@ -20,6 +20,7 @@ import msgspec
 import nats.errors
 
 from libs.common import subjects
+from libs.common.bus.announce import Announcement
 from libs.common.bus.publisher import Publisher
 from libs.common.errors import Conflict, NotFound
 from libs.common.http.errors import BUS_UNAVAILABLE
@@ -63,6 +64,8 @@ class Ending(msgspec.Struct):
     state: str
     verb: subjects.Verb
     event: msgspec.Struct
+    # The event went with the job's KV write (the images relay publishes it): not again.
+    announced: bool = False
 
 
 Work = Callable[[ImageJob, ProgressFeed, Staging], Awaitable[Ending]]
@@ -128,6 +131,8 @@ class JobRunner:
             await feed.close()  # the progress goes out before the job's last event
         finish(job, ending.state, getattr(ending.event, "reason", None))
         self._jobs.release(job)
+        if ending.announced:
+            return
         try:
             await self._publisher.publish(subjects.image(job.name, ending.verb), ending.event)
         except Exception as err:
@@ -182,20 +187,12 @@ class JobRunner:
         installed = Installed(
             self._layout, meta.name, staging, new_rootfs=built.imported is not None
         )
-        await asyncio.to_thread(installed.install)
-        try:
-            if set_creds:
-                await asyncio.to_thread(self._layout.write_creds, meta.name, creds)
-            revision = await self._store_meta(meta, base)
-        except BaseException:
-            await asyncio.shield(asyncio.to_thread(installed.undo))
-            raise
         build = built.build
         event = ImageBuilt(
             name=meta.name,
             job=job.id,
             kind=job.kind,
-            revision=revision,
+            revision=0,  # the write's, filled in by the relay
             image_digest=meta.image_digest,
             kernel_digest=meta.kernel_digest,
             kernel_version=meta.kernel_version,
@@ -208,13 +205,25 @@ class JobRunner:
             seconds=time.time() - job.started_at,
             changed=changed_fields(base, meta),
         )
-        return Ending("built", "built", event)
+        await asyncio.to_thread(installed.install)
+        try:
+            if set_creds:
+                await asyncio.to_thread(self._layout.write_creds, meta.name, creds)
+            announce = Announcement(subjects.image(meta.name, "built"), event)
+            revision = await self._store_meta(meta, base, announce)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(installed.undo))
+            raise
+        event = msgspec.structs.replace(event, revision=revision)
+        return Ending("built", "built", event, announced=True)
 
-    async def _store_meta(self, meta: ImageMeta, base: ImageMeta | None) -> int:
+    async def _store_meta(
+        self, meta: ImageMeta, base: ImageMeta | None, announce: Announcement
+    ) -> int:
         try:
             if base is None:
-                return await self._bucket.create(meta.name, meta)
-            return await self._bucket.update(meta.name, meta, base.revision)
+                return await self._bucket.create(meta.name, meta, announce)
+            return await self._bucket.update(meta.name, meta, base.revision, announce)
         except (Conflict, NotFound):
             raise Conflict(
                 f"image {meta.name!r} was changed elsewhere while this job ran; run it again",

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from libs.common import names
 from libs.common.bus.connection import Bus
 from libs.common.bus.consumer import Consumer
+from libs.common.bus.relay import Relay, start_relays
 from libs.common.http.app import create_app
 from libs.common.http.auth import TokenAuth
 from libs.common.http.bodies import MiB
@@ -22,8 +23,9 @@ from libs.common.settings import Settings
 from libs.common.site.config import include_host_paths, load_config, template_settings
 from libs.common.site.hostconfig import HostConfig, HostWriter
 from libs.common.store.cas import ContentStore
-from services.overlayd import api
+from services.overlayd import api, site_overlays
 from services.overlayd import bus as bus_handlers
+from services.overlayd import manifests as manifests_module
 from services.overlayd.catalog import Catalog
 from services.overlayd.cluster import ClusterView
 from services.overlayd.engine import OverlayRenderer, OverlaySources, ShippedOverlays
@@ -51,8 +53,17 @@ class OverlaydService:
         self.waves = waves
         self._bus = bus
         self._consumers: list[Consumer[Any]] = []
+        self._relays: list[Relay] = []
 
     async def start(self) -> None:
+        # Before the first write: each overlay and manifest write's event goes out.
+        self._relays = await start_relays(
+            self._bus,
+            {
+                names.BUCKET_OVERLAYS: site_overlays.hand_made,
+                names.BUCKET_BOOT: manifests_module.hand_made,
+            },
+        )
         await self.view.start()
         # From here on a change seen by the watches starts a wave; what was there before is
         # in the start-up render.
@@ -73,6 +84,8 @@ class OverlaydService:
         await asyncio.gather(*(consumer.stop() for consumer in self._consumers))
         await self.waves.stop()
         await self.view.stop()
+        for relay in self._relays:
+            await relay.stop()
 
 
 async def build(settings: Settings, bus: Bus) -> OverlaydService:
@@ -88,7 +101,7 @@ async def build(settings: Settings, bus: Bus) -> OverlaydService:
     store = ContentStore(settings.cas_dir)
     shipped = ShippedOverlays()
     storage = OverlayStorage(
-        await bus.bucket(names.BUCKET_OVERLAYS, OverlayMeta), store, shipped, publisher=bus
+        await bus.bucket(names.BUCKET_OVERLAYS, OverlayMeta), store, shipped
     )
     renderer = OverlayRenderer(
         OverlaySources(shipped, storage, store),
@@ -103,7 +116,7 @@ async def build(settings: Settings, bus: Bus) -> OverlaydService:
         await bus.bucket(names.BUCKET_PROFILES, Profile),
         await bus.bucket(names.BUCKET_IMAGES, ImageMeta),
     )
-    manifests = Manifests(await bus.bucket(names.BUCKET_BOOT, BootManifest), bus)
+    manifests = Manifests(await bus.bucket(names.BUCKET_BOOT, BootManifest))
     hosts = HostWriter(HostConfig(settings.data_dir, template, config))
     waves = Waves(view, Rendering(view, renderer, manifests, bus), hosts)
     auth = TokenAuth(TokenFile.ensure(settings.data_dir), public_read=settings.public_read)

@@ -13,11 +13,12 @@ from typing import Final, Protocol
 import msgspec
 
 from libs.common import subjects
-from libs.common.bus.publisher import Publisher
+from libs.common.bus.announce import Announcement
+from libs.common.bus.relay import KvChange
 from libs.common.errors import NotFound
 from libs.common.models.image import ImageMeta
 from libs.common.models.node import Node
-from libs.common.models.overlay import BootManifest, RenderedEvent
+from libs.common.models.overlay import BootManifest, ManifestDeleted, RenderedEvent
 from libs.common.nodes.macs import hwaddrs
 from services.overlayd.engine import NodeRender
 
@@ -32,8 +33,12 @@ _COMPARED: Final = tuple(f for f in BootManifest.__struct_fields__ if f != "revi
 class BootBucket(Protocol):
     """The narrow part of libs.common.bus.kv.Bucket the manifests need."""
 
-    async def put(self, key: str, value: BootManifest) -> int: ...
-    async def delete(self, key: str, revision: int | None = None) -> None: ...
+    async def put(
+        self, key: str, value: BootManifest, announce: Announcement | None = None
+    ) -> int: ...
+    async def delete(
+        self, key: str, revision: int | None = None, announce: Announcement | None = None
+    ) -> int: ...
     async def items(self) -> dict[str, BootManifest]: ...
 
 
@@ -75,9 +80,8 @@ def changed_overlays(old: BootManifest | None, render: NodeRender) -> list[str]:
 class Manifests:
     """KV `boot` as overlayd last wrote it (it is the only writer)."""
 
-    def __init__(self, bucket: BootBucket, publisher: Publisher) -> None:
+    def __init__(self, bucket: BootBucket) -> None:
         self._bucket = bucket
-        self._publisher = publisher
         self.current: dict[str, BootManifest] = {}
 
     async def load(self) -> None:
@@ -114,17 +118,17 @@ class Manifests:
                     return
                 started += 1
                 old = self.current.get(manifest.node)
-                revision = await self._bucket.put(manifest.node, manifest)
-                self.current[manifest.node] = msgspec.structs.replace(manifest, revision=revision)
                 event = RenderedEvent(
                     node=manifest.node,
-                    revision=revision,
+                    revision=0,  # the write's, filled in by the relay
                     changed=changed_fields(old, manifest),
                     overlays=changed_overlays(old, render),
                     system_digests=manifest.system_digests,
                     runtime_digest=manifest.runtime_digest,
                 )
-                await self._publisher.publish(subjects.node(manifest.node, "rendered"), event)
+                announce = Announcement(subjects.node(manifest.node, "rendered"), event)
+                revision = await self._bucket.put(manifest.node, manifest, announce)
+                self.current[manifest.node] = msgspec.structs.replace(manifest, revision=revision)
 
         await asyncio.gather(*(one(m, r) for m, r in changed))
         return len(changed) - len(left), left
@@ -137,8 +141,21 @@ class Manifests:
         async def one(node: str) -> None:
             async with gate:
                 with contextlib.suppress(NotFound):  # already gone: what we wanted
-                    await self._bucket.delete(node)
+                    await self._bucket.delete(node, announce=unrendered(node))
                 self.current.pop(node, None)
 
         await asyncio.gather(*(one(node) for node in gone))
         return len(gone)
+
+
+def unrendered(node: str) -> Announcement:
+    """The event of a manifest's removal (its node is gone); the relay fills in the
+    delete's revision."""
+    event = ManifestDeleted(node=node, revision=0)
+    return Announcement(subjects.node(node, "unrendered"), event)
+
+
+def hand_made(change: KvChange) -> Announcement | None:
+    """A manifest removed without overlayd still says so; one written by hand says nothing
+    (what was rendered is not known)."""
+    return unrendered(change.key) if change.deleted else None

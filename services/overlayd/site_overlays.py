@@ -17,7 +17,8 @@ from typing import Literal, Protocol
 import msgspec
 
 from libs.common import subjects
-from libs.common.bus.publisher import Publisher
+from libs.common.bus.announce import Announcement
+from libs.common.bus.relay import KvChange
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.models.overlay import OverlayEvent, OverlayFile, OverlayMeta
 from libs.common.store.cas import ContentStore
@@ -48,9 +49,15 @@ class OverlayBucket(Protocol):
     """The narrow part of libs.common.bus.kv.Bucket storage needs."""
 
     async def get_or_none(self, key: str) -> OverlayMeta | None: ...
-    async def create(self, key: str, value: OverlayMeta) -> int: ...
-    async def update(self, key: str, value: OverlayMeta, revision: int) -> int: ...
-    async def delete(self, key: str, revision: int | None = None) -> None: ...
+    async def create(
+        self, key: str, value: OverlayMeta, announce: Announcement | None = None
+    ) -> int: ...
+    async def update(
+        self, key: str, value: OverlayMeta, revision: int, announce: Announcement | None = None
+    ) -> int: ...
+    async def delete(
+        self, key: str, revision: int | None = None, announce: Announcement | None = None
+    ) -> int: ...
     async def items(self) -> dict[str, OverlayMeta]: ...
 
 
@@ -60,12 +67,10 @@ class OverlayStorage:
         bucket: OverlayBucket,
         store: ContentStore,
         shipped: ShippedOverlays,
-        publisher: Publisher | None = None,
     ) -> None:
         self._bucket = bucket
         self._store = store
         self.shipped = shipped
-        self._publisher = publisher
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -141,8 +146,8 @@ class OverlayStorage:
             raise NotFound(f"there is no shipped overlay {name!r} to copy", field="name")
         files = await self._copy(tree) if tree is not None and clone is not False else {}
         meta = OverlayMeta(name=name, files=files, cloned_from=name if files else None)
-        revision = await self._bucket.create(name, meta)
-        return await self._announce(msgspec.structs.replace(meta, revision=revision), [])
+        revision = await self._bucket.create(name, meta, announcement(name, "updated", []))
+        return msgspec.structs.replace(meta, revision=revision)
 
     async def put_file(
         self,
@@ -269,10 +274,8 @@ class OverlayStorage:
     async def delete(self, name: str, *, revision: int | None = None) -> None:
         """Delete the site overlay (a shipped one of the same name shows again)."""
         current = await self.get(name)
-        await self._bucket.delete(name, current.revision if revision is None else revision)
-        if self._publisher is not None:
-            event = OverlayEvent(name=name, action="deleted", revision=current.revision)
-            await self._publisher.publish(subjects.overlay(name, "deleted"), event)
+        event = announcement(name, "deleted", [])
+        await self._bucket.delete(name, current.revision if revision is None else revision, event)
 
     async def import_tree(
         self, name: str, source: Path, *, dest: str = "", revision: int | None = None
@@ -328,19 +331,12 @@ class OverlayStorage:
             files, cloned_from = dict(current.files), current.cloned_from
         paths = change(files)
         meta = OverlayMeta(name=name, files=dict(sorted(files.items())), cloned_from=cloned_from)
+        event = announcement(name, "updated", paths)
         if current is None:
-            written = await self._bucket.create(name, meta)
+            written = await self._bucket.create(name, meta, event)
         else:
-            written = await self._bucket.update(name, meta, current.revision)
-        return await self._announce(msgspec.structs.replace(meta, revision=written), paths)
-
-    async def _announce(self, meta: OverlayMeta, paths: list[str]) -> OverlayMeta:
-        if self._publisher is not None:
-            event = OverlayEvent(
-                name=meta.name, action="updated", revision=meta.revision, paths=paths
-            )
-            await self._publisher.publish(subjects.overlay(meta.name, "updated"), event)
-        return meta
+            written = await self._bucket.update(name, meta, current.revision, event)
+        return msgspec.structs.replace(meta, revision=written)
 
     async def _copy(self, tree: OverlayTree) -> Files:
         """The shipped tree as site entries, its files stored as blobs."""
@@ -355,3 +351,16 @@ def _existing(files: Files, name: str, path: str) -> OverlayFile:
     if found is None:
         raise NotFound(f"{name} has no {path}", field="path")
     return found
+
+
+def announcement(
+    name: str, action: Literal["updated", "deleted"], paths: list[str]
+) -> Announcement:
+    """The event of a write to KV `overlays`; the relay fills in the write's revision."""
+    event = OverlayEvent(name=name, action=action, revision=0, paths=paths)
+    return Announcement(subjects.overlay(name, action), event)
+
+
+def hand_made(change: KvChange) -> Announcement:
+    """The event of a write made without overlayd: which paths changed is not known."""
+    return announcement(change.key, "deleted" if change.deleted else "updated", [])

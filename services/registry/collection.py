@@ -1,5 +1,6 @@
 """One kind of stored object (nodes or profiles): an in-memory view of its KV bucket, kept
-current by a mirror, with compare-and-set writes that publish an event after the state is stored.
+current by a mirror, with compare-and-set writes that announce their event (the bucket's
+relay publishes it once the write is stored: libs/common/bus/relay.py).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from typing import Generic, Literal, Protocol, TypeVar
 import msgspec
 
 from libs.common import subjects
+from libs.common.bus.announce import Announcement
 from libs.common.bus.mirror import Mirror, WatchedBucket
-from libs.common.bus.publisher import Publisher
+from libs.common.bus.relay import Fallback, KvChange
 from libs.common.errors import Conflict, NotFound
 from libs.common.models.events import ChangeEvent
 
@@ -27,9 +29,13 @@ T = TypeVar("T", bound=msgspec.Struct)
 class ObjectBucket(WatchedBucket[T], Protocol[T]):
     """The narrow part of libs.common.bus.kv.Bucket a collection needs."""
 
-    async def create(self, key: str, value: T) -> int: ...
-    async def update(self, key: str, value: T, revision: int) -> int: ...
-    async def delete(self, key: str, revision: int | None = None) -> None: ...
+    async def create(self, key: str, value: T, announce: Announcement | None = None) -> int: ...
+    async def update(
+        self, key: str, value: T, revision: int, announce: Announcement | None = None
+    ) -> int: ...
+    async def delete(
+        self, key: str, revision: int | None = None, announce: Announcement | None = None
+    ) -> int: ...
 
 
 Kind = Literal["node", "profile"]
@@ -44,10 +50,9 @@ def changed_fields(old: msgspec.Struct | None, new: msgspec.Struct | None) -> li
 
 
 class Collection(Generic[T]):
-    def __init__(self, kind: Kind, bucket: ObjectBucket[T], publisher: Publisher) -> None:
+    def __init__(self, kind: Kind, bucket: ObjectBucket[T]) -> None:
         self.kind: Kind = kind
         self._bucket = bucket
-        self._publisher = publisher
         # The watch keeps the view current when another registry replica writes the bucket;
         # our own writes are taken in at once.
         self._mirror: Mirror[T, T] = Mirror(bucket, self._changed, keep=_named)
@@ -90,29 +95,40 @@ class Collection(Generic[T]):
         return current
 
     async def write(self, name: str, value: T, *, previous: T | None) -> T:
-        """Create (previous None) or compare-and-set update, then publish `updated`."""
+        """Create (previous None) or compare-and-set update, announcing `updated`."""
         body = msgspec.structs.replace(value, name=name, revision=0)
+        event = announcement(self.kind, name, "updated", changed_fields(previous, body))
         if previous is None:
-            revision = await self._bucket.create(name, body)
+            revision = await self._bucket.create(name, body, event)
         else:
-            revision = await self._bucket.update(name, body, _rev(previous))
+            revision = await self._bucket.update(name, body, _rev(previous), event)
         stored = msgspec.structs.replace(body, revision=revision)
         self._mirror.apply(name, stored, revision)
-        await self._publish(name, "updated", revision, changed_fields(previous, stored))
         return stored
 
     async def remove(self, name: str, *, previous: T) -> None:
-        await self._bucket.delete(name, _rev(previous))
+        event = announcement(self.kind, name, "deleted", changed_fields(previous, None))
+        await self._bucket.delete(name, _rev(previous), event)
         self._mirror.apply(name, None, _rev(previous))
-        await self._publish(name, "deleted", _rev(previous), changed_fields(previous, None))
 
-    async def _publish(
-        self, name: str, action: Literal["updated", "deleted"], revision: int, fields: list[str]
-    ) -> None:
-        event = ChangeEvent(
-            kind=self.kind, name=name, action=action, revision=revision, fields=fields
-        )
-        await self._publisher.publish(subjects.subject(self.kind, name, action), event)
+
+def announcement(
+    kind: Kind, name: str, action: Literal["updated", "deleted"], fields: list[str]
+) -> Announcement:
+    """The event of a write; its revision is the write's, filled in by the relay."""
+    event = ChangeEvent(kind=kind, name=name, action=action, revision=0, fields=fields)
+    return Announcement(subjects.subject(kind, name, action), event)
+
+
+def hand_made(kind: Kind) -> Fallback:
+    """The event of a write made without wolfpack (`nats kv put`): which fields changed is
+    not known."""
+
+    def event(change: KvChange) -> Announcement:
+        action: Literal["updated", "deleted"] = "deleted" if change.deleted else "updated"
+        return announcement(kind, change.key, action, [])
+
+    return event
 
 
 def _rev(obj: msgspec.Struct) -> int:

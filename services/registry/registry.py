@@ -11,7 +11,6 @@ from typing import Any
 
 import msgspec
 
-from libs.common.bus.publisher import Publisher
 from libs.common.errors import Conflict, Invalid
 from libs.common.models.api import BulkAdd, BulkResult, ImportResult, MergedNode, MergedProfile
 from libs.common.models.node import IPMI, NetDev, Node, Profile
@@ -32,10 +31,9 @@ class Registry:
         self,
         nodes: ObjectBucket[Node],
         profiles: ObjectBucket[Profile],
-        publisher: Publisher,
     ) -> None:
-        self.nodes: Collection[Node] = Collection("node", nodes, publisher)
-        self.profiles: Collection[Profile] = Collection("profile", profiles, publisher)
+        self.nodes: Collection[Node] = Collection("node", nodes)
+        self.profiles: Collection[Profile] = Collection("profile", profiles)
         self._addresses = validate.AddressIndex()
         self.nodes.on_change = self._index_node
         self.node_secrets = Secrets(Node)

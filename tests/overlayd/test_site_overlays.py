@@ -3,20 +3,25 @@ revision, stale revisions refused, events after each write, shipped overlays cop
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from libs.common import names, subjects
 from libs.common.bus.connection import Bus
+from libs.common.bus.relay import start_relays
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.models.overlay import OverlayEvent, OverlayMeta
 from libs.common.store.cas import ContentStore
 from services.overlayd.engine.sources import ShippedOverlays
 from services.overlayd.site_overlays import OverlayStorage
 from tests.overlayd.engine.helpers import Link, write_overlay
+
+WAIT = 5.0
 
 
 @pytest.fixture
@@ -35,7 +40,7 @@ def shipped(tmp_path: Path) -> ShippedOverlays:
 @pytest.fixture
 async def storage(bus: Bus, data_dir: Path, shipped: ShippedOverlays) -> OverlayStorage:
     bucket = await bus.bucket(names.BUCKET_OVERLAYS, OverlayMeta)
-    return OverlayStorage(bucket, ContentStore(data_dir / "cas"), shipped, publisher=bus)
+    return OverlayStorage(bucket, ContentStore(data_dir / "cas"), shipped)
 
 
 async def test_create_put_read_and_list(storage: OverlayStorage) -> None:
@@ -139,8 +144,17 @@ async def test_import_a_directory_tree(storage: OverlayStorage, tmp_path: Path) 
     assert stat.S_ISFIFO(os.lstat(tree / "fifo").st_mode)
 
 
+@pytest.fixture
+async def relayed(bus: Bus) -> AsyncIterator[None]:
+    """The overlays bucket's relay, as overlayd runs it: it publishes what writes announce."""
+    relays = await start_relays(bus, {names.BUCKET_OVERLAYS: None})
+    yield
+    for relay in relays:
+        await relay.stop()
+
+
 async def test_every_change_is_announced_after_it_is_stored(
-    bus: Bus, storage: OverlayStorage
+    bus: Bus, storage: OverlayStorage, relayed: None
 ) -> None:
     events = await bus.subscribe(subjects.every("overlay"), OverlayEvent)
     try:
@@ -148,7 +162,8 @@ async def test_every_change_is_announced_after_it_is_stored(
         changed = await storage.put_file("o", "etc/a", b"a")
         copied = await storage.put_file("hosts", "etc/b", b"b")
         await storage.delete("o")
-        seen = [await anext(events) for _ in range(4)]
+        async with asyncio.timeout(WAIT):
+            seen = [await anext(events) for _ in range(4)]
     finally:
         await events.stop()
     assert [subject for subject, _ in seen] == [
@@ -162,17 +177,20 @@ async def test_every_change_is_announced_after_it_is_stored(
         created.revision,
         changed.revision,
         copied.revision,
-        changed.revision,
+        copied.revision + 1,  # the delete's own
     ]
     assert payloads[1].paths == ["etc/a"]
     assert payloads[3].action == "deleted"
 
 
-async def test_a_dotted_name_is_one_subject_token(bus: Bus, storage: OverlayStorage) -> None:
+async def test_a_dotted_name_is_one_subject_token(
+    bus: Bus, storage: OverlayStorage, relayed: None
+) -> None:
     events = await bus.subscribe(subjects.every("overlay", "updated"), OverlayEvent)
     try:
         await storage.create("ssh.keys")
-        subject, event = await anext(events)
+        async with asyncio.timeout(WAIT):
+            subject, event = await anext(events)
     finally:
         await events.stop()
     assert subject == "wolfpack.overlay.ssh%2Ekeys.updated"

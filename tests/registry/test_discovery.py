@@ -10,6 +10,7 @@ import pytest
 
 from libs.common import names, subjects
 from libs.common.bus.connection import Bus
+from libs.common.bus.relay import start_relays
 from libs.common.errors import Invalid
 from libs.common.models.discovery import DiscoveryAnswer, DiscoveryClaim
 from libs.common.models.events import ChangeEvent
@@ -25,20 +26,26 @@ async def registry(bus: Bus) -> AsyncIterator[Registry]:
     started = Registry(
         await bus.bucket(names.BUCKET_NODES, Node),
         await bus.bucket(names.BUCKET_PROFILES, Profile),
-        bus,
     )
+    # The node bucket's relay publishes the events a claim's write announces.
+    relays = await start_relays(bus, {names.BUCKET_NODES: None})
     await started.start()
     try:
         yield started
     finally:
         await started.stop()
+        for relay in relays:
+            await relay.stop()
 
 
 async def test_a_claim_gives_the_mac_and_clears_the_flag_then_publishes(
     bus: Bus, registry: Registry
 ) -> None:
-    node = await registry.put_node("d1", Node(discoverable=True, primary_network="eth0"))
     events = await bus.subscribe(subjects.node("d1", "updated"), ChangeEvent)
+    node = await registry.put_node("d1", Node(discoverable=True, primary_network="eth0"))
+    # Relayed after the write, so the subscription is made first.
+    _, added = await anext(aiter(events))
+    assert added.revision == node.revision
     answer = await claim(registry, DiscoveryClaim(node="d1", revision=node.revision, mac=MAC))
     stored = await (await bus.bucket(names.BUCKET_NODES, Node)).get("d1")
     assert answer == DiscoveryAnswer(node="d1", revision=stored.revision)

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 import nats.errors
@@ -31,7 +31,15 @@ T = TypeVar("T", bound=msgspec.Struct)
 
 # Server error code for "stream name already in use with a different configuration".
 STREAM_NAME_IN_USE = 10058
-KV_HISTORY = 5
+# Revisions kept per key. The relay (relay.py) publishes each write's event from there: a
+# key written more often than this while its relay is away (ACK_WAIT after a replica died)
+# would lose the oldest events. `boot` has a key per node and one writer (overlayd, which
+# runs its relay): a shorter history keeps 100,000 manifests' history small.
+KV_HISTORY: Final[dict[str, int]] = {names.BUCKET_BOOT: 8}
+KV_HISTORY_DEFAULT: Final = 64
+# How long the stream remembers a message id: a relay that died between its publish and its
+# ack publishes again when it is back (or another takes over), and this drops the copy.
+DUPLICATE_WINDOW: Final = 600.0
 # The stream keeps the newest events of each subject (`wolfpack.node.n1.boot`, ...), not all:
 # every consumer needs only the newest of a subject (handlers read state from KV; a push is
 # re-checked against the registry), and bootd replays at most its 32-stage timelines. No age
@@ -115,6 +123,7 @@ class Bus:
             subjects=[subjects.ALL],
             storage=api.StorageType.FILE,
             max_msgs_per_subject=EVENTS_PER_SUBJECT,
+            duplicate_window=DUPLICATE_WINDOW,
         )
         try:
             # Idempotent when the stream exists with the same config (services race here).
@@ -127,14 +136,23 @@ class Bus:
 
     async def _ensure_buckets(self) -> None:
         for bucket in names.BUCKETS:
+            history = KV_HISTORY.get(bucket, KV_HISTORY_DEFAULT)
             try:
                 await self.js.create_key_value(
-                    bucket=bucket, history=KV_HISTORY, storage=api.StorageType.FILE
+                    bucket=bucket, history=history, storage=api.StorageType.FILE
                 )
             except nats.js.errors.BadRequestError as err:
-                # Exists with other settings (made by an older version, or by hand): use it.
+                # Exists with other settings (made by an older version, or by hand): use it,
+                # with at least the history its relay needs.
                 if err.err_code != STREAM_NAME_IN_USE:
                     raise
+                await self._raise_history(bucket, history)
+
+    async def _raise_history(self, bucket: str, history: int) -> None:
+        info = await self.js.stream_info(f"KV_{bucket}")
+        if (info.config.max_msgs_per_subject or 0) < history:
+            info.config.max_msgs_per_subject = history
+            await self.js.update_stream(info.config)
 
     async def publish(
         self, subject: str, event: msgspec.Struct, *, msg_id: str | None = None

@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar, cast
 
 import msgspec
 import nats.js.errors
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.js import api
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from libs.common.bus import watch as kvwatch
+from libs.common.bus.announce import Announcement, headers
 from libs.common.errors import Conflict, Invalid, NotFound
 
 log = logging.getLogger("wolfpack.kv")
@@ -26,6 +29,9 @@ T = TypeVar("T", bound=msgspec.Struct)
 
 # Server error codes for a failed "expected last subject sequence" check.
 WRONG_LAST_SEQUENCE = (10071, 10164)
+# A valid key, as nats.py checks it before its own writes: these characters, no dot at
+# either end.
+_KEY = re.compile(r"[-/_=a-zA-Z0-9]([-/_=.a-zA-Z0-9]*[-/_=a-zA-Z0-9])?")
 
 
 class Bucket(Generic[T]):
@@ -138,32 +144,49 @@ class Bucket(Generic[T]):
                     yield None
 
     # -- compare-and-set writes --
+    # Each write may carry an Announcement: the event the relay publishes once it is stored
+    # (announce.py). Writes go to the bucket's subject directly, as nats.py's own do, so the
+    # headers ride along.
 
-    async def create(self, key: str, value: T) -> int:
+    async def create(self, key: str, value: T, announce: Announcement | None = None) -> int:
         """Store `value` if `key` does not exist (a deleted key may be created again)."""
+        data, extra = self._encode(value), _headers(announce)
         with self._mapped(key):
             try:
-                return await self._kv.create(key, self._encode(value))
+                return await self._write(key, data, extra, last=0)
+            except nats.js.errors.KeyWrongLastSequenceError as err:
+                deleted = await self._deleted_at(key)
+                if deleted is None:
+                    raise Conflict(f"{key} already exists in {self.name}", field="name") from err
+            try:
+                return await self._write(key, data, extra, last=deleted)
             except nats.js.errors.KeyWrongLastSequenceError as err:
                 raise Conflict(f"{key} already exists in {self.name}", field="name") from err
 
-    async def update(self, key: str, value: T, revision: int) -> int:
+    async def update(
+        self, key: str, value: T, revision: int, announce: Announcement | None = None
+    ) -> int:
         """Store `value` if `key` is still at `revision`; returns the new revision."""
         if revision < 1:
             raise Invalid(f"revision must be a positive number, not {revision}", field="revision")
         with self._mapped(key):
             try:
-                return await self._kv.update(key, self._encode(value), last=revision)
+                return await self._write(
+                    key, self._encode(value), _headers(announce), last=revision
+                )
             except nats.js.errors.KeyWrongLastSequenceError as err:
                 raise await self._stale(key, revision) from err
 
-    async def put(self, key: str, value: T) -> int:
+    async def put(self, key: str, value: T, announce: Announcement | None = None) -> int:
         """Store `value` whatever is there."""
         with self._mapped(key):
-            return await self._kv.put(key, self._encode(value))
+            return await self._write(key, self._encode(value), _headers(announce))
 
-    async def delete(self, key: str, revision: int | None = None) -> None:
-        """Delete `key`; with `revision`, only if it is still at that revision."""
+    async def delete(
+        self, key: str, revision: int | None = None, announce: Announcement | None = None
+    ) -> int:
+        """Delete `key`; with `revision`, only if it is still at that revision. Returns the
+        delete's own revision."""
         current = await self.revision(key)
         if current is None:
             raise self._not_found(key)
@@ -171,14 +194,42 @@ class Bucket(Generic[T]):
             raise Conflict(
                 f"stale revision: expected {revision}, current {current}", field="revision"
             )
+        extra = {KV_OP: KV_DEL, **_headers(announce)}
         with self._mapped(key):
             try:
                 # Always conditional, so a write that sneaks in after the read above wins.
-                await self._kv.delete(key, last=current)
-            except nats.js.errors.APIError as err:
-                if err.err_code not in WRONG_LAST_SEQUENCE:
-                    raise
+                return await self._write(key, b"", extra, last=current)
+            except nats.js.errors.KeyWrongLastSequenceError as err:
                 raise await self._stale(key, current) from err
+
+    async def _write(
+        self, key: str, data: bytes, extra: dict[str, str], last: int | None = None
+    ) -> int:
+        if not _KEY.fullmatch(key):
+            raise nats.js.errors.InvalidKeyError(key)
+        found = dict(extra)
+        if last is not None:
+            found[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value] = str(last)
+        try:
+            ack = await self._kv._js.publish(
+                f"{self._kv._pre}{key}", data, headers=found or None
+            )
+        except nats.js.errors.APIError as err:
+            if err.err_code in WRONG_LAST_SEQUENCE:
+                raise nats.js.errors.KeyWrongLastSequenceError(
+                    description=err.description
+                ) from err
+            raise
+        return ack.seq
+
+    async def _deleted_at(self, key: str) -> int | None:
+        """The revision of `key`'s delete marker, None if it has a value."""
+        try:
+            await self._kv.get(key)
+        except nats.js.errors.KeyNotFoundError as err:
+            entry = getattr(err, "entry", None)
+            return entry.revision if entry is not None else 0
+        return None
 
     # -- helpers --
 
@@ -233,3 +284,7 @@ class Bucket(Generic[T]):
         except Invalid as err:
             log.error("%s", err)
             return None
+
+
+def _headers(announce: Announcement | None) -> dict[str, str]:
+    return headers(announce) if announce is not None else {}

@@ -83,6 +83,15 @@ class RenderedEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     at: float = msgspec.field(default_factory=now)
 
 
+class ManifestDeleted(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`wolfpack.node.<name>.unrendered`: the node's manifest left KV `boot` (the node is
+    gone); bootd no longer boots it. `revision` is the delete's own."""
+
+    node: str
+    revision: int
+    at: float = msgspec.field(default_factory=now)
+
+
 class RenderFailedEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     """`wolfpack.node.<name>.render_failed`: a template failed for this node; its last good
     manifest stays. `template` and `line` are None when the failure is not in a template
