@@ -129,10 +129,10 @@ class JobRunner:
             raise
         finally:
             await feed.close()  # the progress goes out before the job's last event
+        if ending.announced:
+            return  # ended by commit, as its event went out
         finish(job, ending.state, getattr(ending.event, "reason", None))
         self._jobs.release(job)
-        if ending.announced:
-            return
         try:
             await self._publisher.publish(subjects.image(job.name, ending.verb), ending.event)
         except Exception as err:
@@ -214,6 +214,9 @@ class JobRunner:
         except BaseException:
             await asyncio.shield(asyncio.to_thread(installed.undo))
             raise
+        # Ended before anything else runs: whoever got the event finds the job over.
+        finish(job, "built")
+        self._jobs.release(job)
         event = msgspec.structs.replace(event, revision=revision)
         return Ending("built", "built", event, announced=True)
 

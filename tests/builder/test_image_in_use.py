@@ -65,7 +65,7 @@ async def test_an_image_in_use_is_not_deleted_unless_forced(
     await nodes.put("solo", Node(name="solo", image="other"))
     assert (await api.delete("/images/rocky")).status_code == 204
     _, deleted = await events.wait("rocky", ("deleted",))
-    assert deleted["revision"] == built.revision
+    assert deleted["revision"] > built.revision  # the delete's own
 
     # Forced: deleted whoever uses it.
     await import_image(api, events, name="other", source=str(busybox_tarball))

@@ -12,6 +12,7 @@ after ACK_WAIT.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,8 @@ ACK_WAIT: Final = 5.0
 MAX_PENDING: Final = 1024
 # How long a relay waits before it tries a write whose event NATS refused.
 RETRY_DELAY: Final = 1.0
+# How long a publish may wait for the stream's answer (nats.py's own wait has no end).
+PUBLISH_WAIT: Final = 5.0
 
 
 class KvChange(msgspec.Struct, frozen=True):
@@ -74,6 +77,7 @@ class Relay:
         self._fallback = fallback
         self._sub: Subscription | None = None
         self._prefix = f"$KV.{bucket}."
+        self._settling: set[asyncio.Task[None]] = set()
         self.relayed = 0  # events published by this relay (duplicates included)
 
     async def start(self) -> None:
@@ -102,6 +106,8 @@ class Relay:
             with contextlib.suppress(nats.errors.Error):
                 await self._sub.unsubscribe()
             self._sub = None
+        if self._settling:
+            await asyncio.wait(set(self._settling))
 
     async def _on_write(self, msg: Msg) -> None:
         try:
@@ -117,28 +123,49 @@ class Relay:
             if made is not None:
                 event = Announced(made.subject, msgspec.to_builtins(made.event))
         if event is None:
-            log.warning(
+            # A value written by hand to a bucket whose events only its service can say.
+            log.debug(
                 "relay %s: write %d of %s announced no event", self.bucket, change.revision,
                 change.key,
             )  # fmt: skip
             await _answer(msg.ack())
             return
         try:
-            await self._bus.js.publish(
+            # Not awaited here: the next writes are published while this one's ack is on its
+            # way (one at a time, a relay falls behind a busy writer).
+            acked = await self._bus.js.publish_async(
                 event.subject,
                 event.payload(change.revision),
                 headers={api.Header.MSG_ID.value: msg_id(self.bucket, change.revision)},
             )
-        except (TimeoutError, nats.errors.Error) as err:
-            # Not acknowledged: the write comes back, to us or to another relay.
-            log.warning(
-                "relay %s: could not publish %s (write %d): %s; trying again",
-                self.bucket, event.subject, change.revision, err or type(err).__name__,
-            )  # fmt: skip
-            await _answer(msg.nak(delay=RETRY_DELAY))
+        except nats.errors.Error as err:
+            await self._again(msg, event, change, err)
+            return
+        settle = asyncio.create_task(self._settle(msg, acked, event, change))
+        self._settling.add(settle)
+        settle.add_done_callback(self._settling.discard)
+
+    async def _settle(
+        self, msg: Msg, acked: asyncio.Future[api.PubAck], event: Announced, change: KvChange
+    ) -> None:
+        """Acknowledge the write once the stream has its event; else hand it back."""
+        try:
+            async with asyncio.timeout(PUBLISH_WAIT):
+                await acked
+        except (nats.errors.Error, TimeoutError) as err:
+            acked.cancel()
+            await self._again(msg, event, change, err)
             return
         self.relayed += 1
         await _answer(msg.ack())
+
+    async def _again(self, msg: Msg, event: Announced, change: KvChange, err: Exception) -> None:
+        # Not acknowledged: the write comes back, to us or to another relay.
+        log.warning(
+            "relay %s: could not publish %s (write %d): %s; trying again",
+            self.bucket, event.subject, change.revision, err or type(err).__name__,
+        )  # fmt: skip
+        await _answer(msg.nak(delay=RETRY_DELAY))
 
     def _change(self, msg: Msg) -> KvChange:
         if not msg.subject.startswith(self._prefix):

@@ -11,9 +11,10 @@ import msgspec
 import pytest
 
 from libs.common import names, subjects
-from libs.common.bus.connection import Bus
+from libs.common.bus.connection import DUPLICATE_WINDOW, KV_HISTORY, KV_HISTORY_DEFAULT, Bus
 from libs.common.bus.server import NatsServer, find_nats_server, free_port
 from libs.common.models.events import ChangeEvent
+from tests.stack import nats_client
 from tests.waiting import eventually
 
 WAIT = 5.0  # upper bound for anything that should happen at once
@@ -55,9 +56,23 @@ async def test_connect_creates_stream_and_buckets(bus: Bus) -> None:
     info = await bus.js.stream_info(names.STREAM)
     assert info.config.subjects == ["wolfpack.>"]
     assert info.config.storage == "file"
+    assert info.config.duplicate_window == DUPLICATE_WINDOW
     for bucket in names.BUCKETS:
         status = await (await bus.js.key_value(bucket)).status()
-        assert status.history == 5
+        # Long enough for a write to outlive a dead relay's ack wait (relay.py).
+        assert status.history == KV_HISTORY.get(bucket, KV_HISTORY_DEFAULT)
+
+
+async def test_a_bucket_made_with_a_short_history_gets_the_relays(nats_server: NatsServer) -> None:
+    """An install from before the relay made its buckets with 5 revisions per key."""
+    async with nats_client(nats_server.url) as nc:
+        await nc.jetstream().create_key_value(bucket=names.BUCKET_NODES, history=5)
+    bus = await Bus.connect(nats_server.url, "upgraded")
+    try:
+        status = await (await bus.js.key_value(names.BUCKET_NODES)).status()
+        assert status.history == KV_HISTORY_DEFAULT
+    finally:
+        await bus.close()
 
 
 async def test_services_connecting_at_once_all_succeed(nats_server: NatsServer) -> None:
