@@ -21,6 +21,7 @@ from libs.common import names, subjects
 from libs.common.bus.auth import refused, shown_url
 from libs.common.bus.consumer import ACK_WAIT, DRAIN_WAIT, RECONNECT_WAIT, Consumer, Handler
 from libs.common.bus.kv import Bucket
+from libs.common.bus.retention import Retention
 from libs.common.bus.subscription import Subscription
 from libs.common.bus.watch import Reconnects
 from libs.common.errors import NotFound
@@ -32,11 +33,20 @@ T = TypeVar("T", bound=msgspec.Struct)
 # Server error code for "stream name already in use with a different configuration".
 STREAM_NAME_IN_USE = 10058
 KV_HISTORY = 5
-# The stream keeps the newest events of each subject (`wolfpack.node.n1.boot`, ...), not all:
-# every consumer needs only the newest of a subject (handlers read state from KV; a push is
-# re-checked against the registry), and bootd replays at most its 32-stage timelines. No age
-# limit: the builder's pushes live only in the stream (docs/reliability.md, "Hardening").
-EVENTS_PER_SUBJECT = 64
+
+
+def stream_config(retention: Retention) -> api.StreamConfig:
+    """The WOLFPACK stream: every `wolfpack.>` event, on disk, the oldest discarded first once
+    older than `retention.max_age` or past `retention.max_bytes` (docs/reliability.md,
+    "Retention and replay")."""
+    return api.StreamConfig(
+        name=names.STREAM,
+        subjects=[subjects.ALL],
+        storage=api.StorageType.FILE,
+        discard=api.DiscardPolicy.OLD,
+        max_age=retention.max_age,  # seconds; 0 is no limit
+        max_bytes=retention.max_bytes or -1,
+    )
 
 
 class NatsRefused(ConnectionError):
@@ -53,9 +63,17 @@ class Bus:
         self.reconnects = Reconnects()
 
     @classmethod
-    async def connect(cls, servers: str | list[str], name: str, token: str | None = None) -> Bus:
+    async def connect(
+        cls,
+        servers: str | list[str],
+        name: str,
+        token: str | None = None,
+        retention: Retention | None = None,
+    ) -> Bus:
         """Connect (retrying forever, the first time too); make sure stream and buckets exist.
-        `token`: the server's client token (`wolfpack up`'s embedded server wants one)."""
+        `token`: the server's client token (`wolfpack up`'s embedded server wants one).
+        `retention`: the stream's limits, set even on an existing stream (what a service does
+        with its settings); None leaves an existing stream as it is (CLIs, tests, benches)."""
         nc = NATS()
         bus = cls(nc, nc.jetstream())
 
@@ -105,24 +123,28 @@ class Bus:
             )
         first_refusal.cancel()
         connecting.result()
-        await bus._ensure_stream()
+        await bus._ensure_stream(retention)
         await bus._ensure_buckets()
         return bus
 
-    async def _ensure_stream(self) -> None:
-        config = api.StreamConfig(
-            name=names.STREAM,
-            subjects=[subjects.ALL],
-            storage=api.StorageType.FILE,
-            max_msgs_per_subject=EVENTS_PER_SUBJECT,
-        )
+    async def _ensure_stream(self, retention: Retention | None) -> None:
+        if retention is None:
+            try:
+                await self.js.stream_info(names.STREAM)
+                return  # its limits are the services' to set
+            except nats.js.errors.NotFoundError:
+                pass
+        config = stream_config(retention or Retention())
         try:
             # Idempotent when the stream exists with the same config (services race here).
             await self.js.add_stream(config)
         except nats.js.errors.BadRequestError as err:
             if err.err_code != STREAM_NAME_IN_USE:
                 raise
-            # Made by an older version (no limit): the server trims it to the new one.
+            if retention is None:
+                return  # a service made it meanwhile, with its limits
+            # Made with other limits (an older version, other settings): the server trims it
+            # to the new ones at once.
             await self.js.update_stream(config)
 
     async def _ensure_buckets(self) -> None:
