@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 
     from libs.common.bus.replay import Event
 
-# Exit status when events asked for are gone (1: any other error, 2: a usage error).
+# Exit status when events asked for are gone (1: any other error, 2: a usage error), and when
+# Ctrl-C cut short a read that was to end by itself (128 + SIGINT, as a shell says it).
 EXIT_GONE: Final = 3
+EXIT_INTERRUPTED: Final = 130
 # Seconds between tries to get NATS back while following.
 RECONNECT_WAIT: Final = 1.0
 CONNECT_TIMEOUT: Final = 2.0
@@ -235,5 +237,9 @@ def command(
         run(_read(url, start, patterns, follow, warn=gap == "warn"))
     except FellBehind as err:
         raise _gone(err) from None
-    except (KeyboardInterrupt, _Closed):
-        pass  # Ctrl-C, or the reader left: both are how following ends
+    except KeyboardInterrupt:
+        if not follow:  # cut short: not everything asked for was printed
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        # Ctrl-C is how following ends
+    except _Closed:
+        pass  # the reader left (`| head`): it has what it wanted

@@ -20,9 +20,11 @@ import pytest
 
 from libs.common import names, subjects
 from libs.common.bus.connection import Bus
-from libs.common.bus.replay import stream_window
+from libs.common.bus.gaps import FromSeq, New, Oldest, Since, Start
+from libs.common.bus.replay import Event, stream_window
 from libs.common.bus.retention import Retention
 from libs.common.bus.server import NatsServer, free_port
+from libs.wolfctl.events import choose_start, line_of
 from tests.cli import REPO, argv, cli_running, environment, run_cli_async
 from tests.waiting import eventually
 
@@ -73,7 +75,7 @@ async def until_reading(bus: Bus) -> None:
     )
 
 
-async def line_of(process: asyncio.subprocess.Process) -> dict[str, Any]:
+async def next_line(process: asyncio.subprocess.Process) -> dict[str, Any]:
     assert process.stdout is not None
     async with asyncio.timeout(WAIT):
         text = await process.stdout.readline()
@@ -145,7 +147,7 @@ async def test_following_prints_each_new_event_at_once_until_ctrl_c(
         for n in (2, 3):
             await publish(bus, 1, first=n)
             # The line is out before the next event is even published: flushed per line.
-            line = await line_of(follower)
+            line = await next_line(follower)
             assert (line["seq"], line["event"]["n"]) == (n + 1, n)
         follower.send_signal(signal.SIGINT)
         async with asyncio.timeout(WAIT):
@@ -160,9 +162,9 @@ async def test_following_from_a_start_prints_the_backlog_then_new_ones(
     await publish(bus, 3)
     env = {"WOLFPACK_NATS": nats_server.url}
     async with cli_running("wolfctl", "events", "-f", "--from", "2", env=env) as follower:
-        assert [(await line_of(follower))["seq"] for _ in range(2)] == [2, 3]
+        assert [(await next_line(follower))["seq"] for _ in range(2)] == [2, 3]
         await publish(bus, 1, first=3)
-        assert (await line_of(follower))["seq"] == 4
+        assert (await next_line(follower))["seq"] == 4
 
 
 async def test_a_reader_that_leaves_ends_it_quietly(nats_server: NatsServer, bus: Bus) -> None:
@@ -191,7 +193,7 @@ async def test_following_goes_on_through_a_nats_restart(nats_server: NatsServer)
     await publish(bus, 1)
     env = {"WOLFPACK_NATS": nats_server.url}
     async with cli_running("wolfctl", "events", "-f", "--from", "1", env=env) as follower:
-        assert (await line_of(follower))["seq"] == 1
+        assert (await next_line(follower))["seq"] == 1
         await bus.close()
         await nats_server.stop()
         assert follower.stderr is not None
@@ -205,7 +207,7 @@ async def test_following_goes_on_through_a_nats_restart(nats_server: NatsServer)
         bus = await Bus.connect(nats_server.url, "test")
         try:
             await publish(bus, 2, first=1)
-            assert [(await line_of(follower))["seq"] for _ in range(2)] == [2, 3]
+            assert [(await next_line(follower))["seq"] for _ in range(2)] == [2, 3]
         finally:
             await bus.close()
 
@@ -254,7 +256,7 @@ async def test_a_follower_too_slow_for_the_retention_is_stopped_and_told(
         await publish(bus, 1)
         env = {"WOLFPACK_NATS": nats_server.url}
         async with cli_running("wolfctl", "events", "-f", "--from", "1", env=env) as follower:
-            assert (await line_of(follower))["seq"] == 1
+            assert (await next_line(follower))["seq"] == 1
             await publish(bus, 750, first=1, pad=4000)  # nobody reads wolfctl's output now
             assert follower.stdout is not None and follower.stderr is not None
             async with asyncio.timeout(WAIT * 3):
@@ -299,3 +301,40 @@ async def test_a_nats_without_the_stream_says_so(nats_server: NatsServer) -> Non
 async def test_bad_flags_are_a_usage_error_naming_them(args: list[str], says: str) -> None:
     done = await events("nats://127.0.0.1:1", *args)
     assert done.returncode == 2 and says in done.stderr, done.stderr
+
+
+# --- the pure parts: where it starts, what a line is ----------------------------------------
+
+NOW = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.UTC)
+
+
+@pytest.mark.parametrize(
+    ("since", "first", "follow", "start"),
+    [
+        (None, None, False, Oldest()),
+        (None, None, True, New()),
+        (None, "oldest", True, Oldest()),
+        (None, " Oldest ", False, Oldest()),
+        (None, "42", True, FromSeq(42)),
+        ("2h", None, False, Since(NOW - datetime.timedelta(hours=2))),
+        ("now", None, True, Since(NOW)),
+    ],
+)
+def test_where_it_starts(since: str | None, first: str | None, follow: bool, start: Start) -> None:
+    assert choose_start(since, first, follow, NOW) == start
+
+
+def test_a_line_is_the_payload_as_published() -> None:
+    event = Event(seq=7, time=NOW, subject="wolfpack.node.n1.updated", data=b'{"b":1,"a":[2]}')
+    assert line_of(event) == (
+        b'{"seq":7,"time":"2024-05-01T12:00:00Z","subject":"wolfpack.node.n1.updated",'
+        b'"event":{"b":1,"a":[2]}}\n'
+    )
+    odd = Event(seq=8, time=NOW, subject="wolfpack.x", data=b"\xff{")
+    assert json.loads(line_of(odd)) == {
+        "seq": 8,
+        "time": "2024-05-01T12:00:00Z",
+        "subject": "wolfpack.x",
+        "event": None,
+        "raw": "\ufffd{",
+    }
