@@ -131,6 +131,9 @@ async def test_start_points_and_subjects(nats_server: NatsServer, bus: Bus) -> N
     since = middle.isoformat().replace("+00:00", "Z")
     assert ns(parsed((await events(url, "--since", since)).stdout)) == [4, 5, 6, 7, 100]
     assert ns(parsed((await events(url, "--since", "now")).stdout)) == []
+    # A line's time given back starts at that line's event.
+    third = parsed((await events(url, "--from", "3")).stdout)[0]
+    assert parsed((await events(url, "--since", third["time"])).stdout)[0]["seq"] == 3
     both = ("--subject", "wolfpack.node.n1.>", "--subject", subjects.every("image"))
     assert ns(parsed((await events(url, *both)).stdout)) == [1, 4, 7, 100]
     boots = await events(url, "--subject", subjects.every("node", "boot"))

@@ -124,15 +124,52 @@ async def stream_window(nc: Client, stream: str = names.STREAM) -> Window:
     )
 
 
-def consumer_config(start: FromSeq | Since | Oldest, filters: Sequence[str]) -> api.ConsumerConfig:
+class _Stored(msgspec.Struct):
+    seq: int
+    time: str
+
+
+class _MsgAnswer(msgspec.Struct):
+    """The answer to `$JS.API.STREAM.MSG.GET.<stream>`, what of it a lookup needs."""
+
+    message: _Stored | None = None
+    error: _Error | None = None
+
+
+async def _time_from(nc: Client, stream: str, seq: int) -> datetime.datetime | None:
+    """When the first event at or after `seq` was stored; None if there is none."""
+    ask = msgspec.json.encode({"seq": seq, "next_by_subj": subjects.ALL})
+    answer = await nc.request(f"$JS.API.STREAM.MSG.GET.{stream}", ask, timeout=ANSWER_WAIT)
+    found = msgspec.json.decode(answer.data, type=_MsgAnswer)
+    if found.message is None:
+        if found.error is not None and found.error.code != 404:
+            raise WolfpackError(f"stream {stream}: {found.error.description}")
+        return None
+    return _time(found.message.time)
+
+
+async def first_seq_since(
+    nc: Client, since: datetime.datetime, window: Window, stream: str = names.STREAM
+) -> int:
+    """The sequence of the first event stored at or after `since` (the next one to come if
+    none is kept): a binary search over the stream, stored times never going back."""
+    low, high = max(window.first_seq, 1), window.next_seq
+    while low < high:
+        middle = (low + high) // 2
+        when = await _time_from(nc, stream, middle)
+        if when is None or when >= since:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def consumer_config(start: FromSeq | Oldest, filters: Sequence[str]) -> api.ConsumerConfig:
     """An ordered consumer's starting point and filter (nats.py adds the rest)."""
     config = api.ConsumerConfig()
     if isinstance(start, FromSeq):
         config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
         config.opt_start_seq = start.seq
-    elif isinstance(start, Since):
-        config.deliver_policy = api.DeliverPolicy.BY_START_TIME
-        config.opt_start_time = start.time
     else:
         config.deliver_policy = api.DeliverPolicy.ALL
     if len(filters) > 1:
@@ -142,9 +179,28 @@ def consumer_config(start: FromSeq | Since | Oldest, filters: Sequence[str]) -> 
     return config
 
 
+_EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+# Tokens of a JetStream reply subject without a domain ($JS.ACK.<stream>.<consumer>.<delivered>.
+# <stream seq>.<consumer seq>.<nanoseconds>.<pending>), and where its time is.
+_V1_TOKENS: Final = 9
+_V1_TIME: Final = 7
+
+
+def _stored_at(msg: Msg) -> datetime.datetime:
+    """When the server stored `msg`, cut to microseconds as the stream's own times are: nats.py's
+    metadata goes through a float and may round up past it, and a time printed and given back
+    as --since would then miss its own event."""
+    tokens = (msg.reply or "").split(".")
+    try:
+        nanoseconds = int(tokens[_V1_TIME if len(tokens) == _V1_TOKENS else Msg.Ack.Timestamp])
+    except (IndexError, ValueError):
+        return msg.metadata.timestamp
+    return _EPOCH + datetime.timedelta(microseconds=nanoseconds // 1000)
+
+
 def _event(msg: Msg) -> Event:
-    meta = msg.metadata
-    return Event(seq=meta.sequence.stream, time=meta.timestamp, subject=msg.subject, data=msg.data)
+    seq = msg.metadata.sequence.stream
+    return Event(seq=seq, time=_stored_at(msg), subject=msg.subject, data=msg.data)
 
 
 class Replay:
@@ -193,9 +249,7 @@ class Replay:
         self._told = max(self._told, gap.last)
         self._on_gap(gap)
 
-    async def _subscribe(
-        self, start: FromSeq | Since | Oldest
-    ) -> JetStreamContext.PushSubscription:
+    async def _subscribe(self, start: FromSeq | Oldest) -> JetStreamContext.PushSubscription:
         js = self._nc.jetstream()
         try:
             return await js.subscribe(
@@ -205,24 +259,29 @@ class Replay:
                 config=consumer_config(start, self._filters),
             )
         except nats.js.errors.BadRequestError as err:
-            # Patterns outside the stream, overlapping ones: the server's words name it.
+            # Filters checked, yet refused (an older server): its words say why.
             wanted = " ".join(self._filters)
             raise Invalid(f"{wanted}: {err.description}", field="subject") from None
 
     async def events(self) -> AsyncGenerator[Event, None]:
         window = await stream_window(self._nc, self._stream)
         start = self._start
-        if isinstance(start, New):
-            start = FromSeq(window.next_seq)
-        self._start = start  # "now" is fixed once: a resume reads what came since
-        read: int | None = start.seq - 1 if isinstance(start, FromSeq) else None
         gap = gap_at_start(start, window)
         if gap is not None:
             self._gone(gap)
-            read = gap.last if isinstance(start, FromSeq) else None
         end = None if self._follow else window.last_seq
         if end is not None and nothing_to_read(start, window):
             return
+        # A time or "now" is made a sequence once, here: a resume reads on from the same
+        # point, and an event discarded before it was delivered is a jump like any other.
+        if isinstance(start, New):
+            start = FromSeq(window.next_seq)
+        elif isinstance(start, Since):
+            start = FromSeq(await first_seq_since(self._nc, start.time, window, self._stream))
+        self._start = start
+        read: int | None = None
+        if isinstance(start, FromSeq):
+            read = start.seq - 1 if gap is None else max(gap.last, start.seq - 1)
         sub = await self._subscribe(start)
         try:
             async with contextlib.aclosing(self._read(sub, read, end)) as events:

@@ -17,7 +17,7 @@ import pytest
 from libs.common import names, subjects
 from libs.common.bus.connection import Bus
 from libs.common.bus.gaps import FellBehind, FromSeq, Gap, New, Oldest, Since, Start
-from libs.common.bus.replay import Event, Replay, stream_window
+from libs.common.bus.replay import Event, Replay, first_seq_since, stream_window
 from libs.common.bus.retention import Retention
 from libs.common.bus.server import NatsServer
 from libs.common.errors import Invalid, NotFound
@@ -93,6 +93,19 @@ async def test_from_a_sequence_or_a_time(bus: Bus) -> None:
     assert await read(bus, Since(middle)) == list(range(5, 10))
     assert await read(bus, FromSeq(11)) == []  # not yet published
     assert await read(bus, New()) == []
+
+
+async def test_an_events_time_given_back_starts_at_that_event(bus: Bus) -> None:
+    await publish(bus, 20)
+    found = [event async for event in Replay(bus.nc, Oldest()).events()]
+    window = await stream_window(bus.nc)
+    for event in found:
+        at_once = [other.seq for other in found if other.time == event.time]
+        assert await first_seq_since(bus.nc, event.time, window) == min(at_once)
+        assert await read(bus, Since(event.time)) == list(range(min(at_once) - 1, 20))
+    tick = datetime.timedelta(microseconds=1)
+    assert await first_seq_since(bus.nc, found[-1].time + tick, window) == 21
+    assert await first_seq_since(bus.nc, found[0].time - tick, window) == 1
 
 
 async def test_filters_one_or_several_patterns(bus: Bus) -> None:
