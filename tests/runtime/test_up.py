@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from libs.common import names, subjects
-from libs.common.bus.replay import stream_window
+from libs.common.bus.stream_state import stream_window
 from libs.common.endpoints import FILE as ENDPOINTS_FILE
 from libs.common.endpoints import Endpoints, read_endpoints
 from tests.cli import cli_running, run_cli, run_cli_async

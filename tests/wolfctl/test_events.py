@@ -21,9 +21,10 @@ import pytest
 from libs.common import names, subjects
 from libs.common.bus.connection import Bus
 from libs.common.bus.gaps import FromSeq, New, Oldest, Since, Start
-from libs.common.bus.replay import Event, stream_window
+from libs.common.bus.replay import Event
 from libs.common.bus.retention import Retention
 from libs.common.bus.server import NatsServer, free_port
+from libs.common.bus.stream_state import stream_window
 from libs.wolfctl.events import choose_start, line_of
 from tests.cli import REPO, argv, cli_running, environment, run_cli_async
 from tests.waiting import eventually

@@ -17,9 +17,10 @@ import pytest
 from libs.common import names, subjects
 from libs.common.bus.connection import Bus
 from libs.common.bus.gaps import FellBehind, FromSeq, Gap, New, Oldest, Since, Start
-from libs.common.bus.replay import Event, Replay, first_seq_since, stream_window
+from libs.common.bus.replay import Event, Replay
 from libs.common.bus.retention import Retention
 from libs.common.bus.server import NatsServer
+from libs.common.bus.stream_state import first_seq_since, stream_window
 from libs.common.errors import Invalid, NotFound
 from tests.stack import nats_client
 from tests.waiting import eventually

@@ -9,9 +9,9 @@ from nats.js import api
 
 from libs.common import names, subjects
 from libs.common.bus.connection import Bus
-from libs.common.bus.replay import stream_window
 from libs.common.bus.retention import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, Retention
 from libs.common.bus.server import NatsServer
+from libs.common.bus.stream_state import stream_window
 from tests.stack import connected_bus, nats_client
 from tests.waiting import eventually
 
