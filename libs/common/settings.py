@@ -8,6 +8,7 @@ from typing import Final
 import msgspec
 
 from libs.common import names
+from libs.common.bus.retention import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, Retention
 
 # tftpd's transfers at once, for the whole server: the most one client may be let hold.
 TFTP_TRANSFERS: Final = 512
@@ -37,6 +38,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     tftp_per_client: int = 16
     # tftpd: the folder to serve (None: DATA/tftp, filled from the ipxe package).
     tftp_root: str | None = None
+    # The WOLFPACK stream keeps events this many seconds and at most this many bytes (0: no
+    # such limit); each service sets them on the stream as it connects.
+    events_max_age: float = DEFAULT_MAX_AGE
+    events_max_bytes: int = DEFAULT_MAX_BYTES
 
     @property
     def data_dir(self) -> Path:
@@ -49,6 +54,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def token_path(self) -> Path:
         return self.data_dir / names.TOKEN_FILE
+
+    @property
+    def events_retention(self) -> Retention:
+        return Retention(max_age=self.events_max_age, max_bytes=self.events_max_bytes)
 
     def port(self, service: str) -> int:
         return names.PORTS[service] + self.port_offset

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Final, Literal, NamedTuple
 from urllib.parse import unquote
 
+from libs.common.errors import Invalid
+
 PREFIX: Final = "wolfpack"
 # The stream captures all of it.
 ALL: Final = f"{PREFIX}.>"
@@ -92,3 +94,46 @@ def parse(text: str) -> Subject:
     if len(parts) != 4 or parts[0] != PREFIX:
         raise ValueError(f"not a {PREFIX}.<kind>.<name>.<verb> subject: {text!r}")
     return Subject(parts[1], unquote(parts[2]), parts[3])
+
+
+def check_pattern(pattern: str) -> str:
+    """`pattern` if it is a subject pattern that can match events of the stream (`ALL`):
+    dot-separated tokens, `*` one whole token, `>` the last; else Invalid saying why."""
+    tokens = pattern.split(".")
+    if not pattern or any(not t or any(c.isspace() for c in t) for t in tokens):
+        raise Invalid(f"{pattern!r} is not a subject pattern (tokens joined by dots, no blanks)")
+    for i, t in enumerate(tokens):
+        if t != "*" and t != ">" and ("*" in t or ">" in t):
+            raise Invalid(f"{pattern!r}: `*` and `>` stand for whole tokens only")
+        if t == ">" and i != len(tokens) - 1:
+            raise Invalid(f"{pattern!r}: `>` must be the last token")
+    if tokens[0] not in (PREFIX, "*", ">"):
+        raise Invalid(
+            f"{pattern!r} matches no event: every event's subject starts with `{PREFIX}.` "
+            f"(e.g. {every('node', 'boot')})"
+        )
+    return pattern
+
+
+def overlap(a: str, b: str) -> bool:
+    """Could one subject match both patterns?"""
+    left, right = a.split("."), b.split(".")
+    for x, y in zip(left, right, strict=False):
+        if ">" in (x, y):
+            return True
+        if x != y and "*" not in (x, y):
+            return False
+    return len(left) == len(right)
+
+
+def check_patterns(patterns: list[str] | tuple[str, ...]) -> list[str]:
+    """`patterns`, each checked (check_pattern), none overlapping another (NATS refuses a
+    consumer with such filters); Invalid if not, or if there is none."""
+    if not patterns:
+        raise Invalid("at least one subject pattern")
+    checked = [check_pattern(each) for each in patterns]
+    for i, a in enumerate(checked):
+        for b in checked[i + 1 :]:
+            if overlap(a, b):
+                raise Invalid(f"{a!r} and {b!r} overlap: give only the wider one")
+    return checked

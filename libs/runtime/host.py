@@ -131,7 +131,12 @@ async def _connect(name: str, settings: Settings, log: logging.Logger) -> Bus:
     while True:
         token = nats_token(settings.nats_url, settings.data_dir)
         try:
-            return await Bus.connect(settings.nats_url, name=f"wolfpack-{name}", token=token)
+            return await Bus.connect(
+                settings.nats_url,
+                name=f"wolfpack-{name}",
+                token=token,
+                retention=settings.events_retention,
+            )
         except NatsRefused:
             reason = _missing_token(settings, token)
         except Exception as exc:

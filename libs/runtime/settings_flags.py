@@ -12,10 +12,12 @@ from typing import Any, Final, TypeVar
 import click
 
 from libs.common import names
+from libs.common.bus.retention import MIN_AGE, MIN_BYTES, Retention
 from libs.common.errors import Invalid
 from libs.common.logs import LEVELS
 from libs.common.security.tls import check_name
 from libs.common.settings import TFTP_TRANSFERS, Settings
+from libs.common.units import parse_duration, parse_size, show_duration, show_size
 from libs.runtime.options import data_option
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,6 +39,49 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
     if not 0 < value < math.inf:
         raise click.BadParameter(f"want seconds above 0, not {value}")
     return value
+
+
+class Duration(click.ParamType):
+    """Seconds, written `90`, `90s`, `10m`, `2h`, `7d`, `1h30m`; 0, or at least `least`."""
+
+    name = "duration"
+
+    def __init__(self, least: float) -> None:
+        self.least = least
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float | int):
+            seconds = float(value)
+        else:
+            try:
+                seconds = parse_duration(str(value))
+            except Invalid as err:
+                self.fail(err.message, param, ctx)
+        if 0 < seconds < self.least:
+            self.fail(f"want 0 (no limit) or at least {self.least:g}s, not {value}", param, ctx)
+        return seconds
+
+
+class Size(click.ParamType):
+    """Bytes, written `4096`, `64KiB`, `1GiB`, `500MB`; 0, or at least `least`."""
+
+    name = "size"
+
+    def __init__(self, least: int) -> None:
+        self.least = least
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int):
+            size = value
+        else:
+            try:
+                size = parse_size(str(value))
+            except Invalid as err:
+                self.fail(err.message, param, ctx)
+        if 0 < size < self.least:
+            least = show_size(self.least)
+            self.fail(f"want 0 (no limit) or at least {least}, not {value}", param, ctx)
+        return size
 
 
 _DEFAULTS = Settings()
@@ -132,6 +177,24 @@ _OPTIONS = (
         "the whole server).",
     ),
     click.option(
+        "--events-max-age",
+        envvar="WOLFPACK_EVENTS_MAX_AGE",
+        type=Duration(MIN_AGE),
+        default=_DEFAULTS.events_max_age,
+        show_default=show_duration(_DEFAULTS.events_max_age),
+        help="The WOLFPACK stream keeps events this long (s, m, h, d or w; 0: no age limit); "
+        "the oldest go first. Each service sets it on the stream as it starts.",
+    ),
+    click.option(
+        "--events-max-bytes",
+        envvar="WOLFPACK_EVENTS_MAX_BYTES",
+        type=Size(MIN_BYTES),
+        default=_DEFAULTS.events_max_bytes,
+        show_default=show_size(_DEFAULTS.events_max_bytes),
+        help="The WOLFPACK stream keeps at most this much (K, M, G, T: powers of 1000; KiB, "
+        "MiB, GiB, TiB: of 1024; 0: no size limit); the oldest events go first.",
+    ),
+    click.option(
         "--tftp-root",
         envvar="WOLFPACK_TFTP_ROOT",
         type=click.Path(file_okay=False),
@@ -196,7 +259,15 @@ def to_settings(
     bootd_secure: bool = _DEFAULTS.bootd_secure,
     tftp_per_client: int = _DEFAULTS.tftp_per_client,
     tftp_root: str | None = None,
+    events_max_age: float = _DEFAULTS.events_max_age,
+    events_max_bytes: int = _DEFAULTS.events_max_bytes,
 ) -> Settings:
+    try:
+        Retention(max_age=events_max_age, max_bytes=events_max_bytes)
+    except Invalid as err:
+        raise click.BadParameter(
+            err.message, param_hint="--events-max-age/--events-max-bytes"
+        ) from None
     return Settings(
         data=data,
         nats_url=nats or f"nats://127.0.0.1:{names.NATS_PORT + port_offset}",
@@ -211,4 +282,6 @@ def to_settings(
         bootd_secure=bootd_secure,
         tftp_per_client=tftp_per_client,
         tftp_root=tftp_root,
+        events_max_age=events_max_age,
+        events_max_bytes=events_max_bytes,
     )

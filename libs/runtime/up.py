@@ -61,6 +61,8 @@ def run_argv(settings: Settings, service: str) -> list[str]:
     argv += ["--bootd-secure" if settings.bootd_secure else "--no-bootd-secure"]
     argv += ["--tftp-per-client", str(settings.tftp_per_client)]
     argv += ["--tftp-root", settings.tftp_root] if settings.tftp_root else []
+    argv += ["--events-max-age", repr(settings.events_max_age)]
+    argv += ["--events-max-bytes", str(settings.events_max_bytes)]
     return argv + (["--public-read"] if settings.public_read else [])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from libs.wolfctl.context import FORMATS, Globals
+from libs.wolfctl.events import command as events
 from libs.wolfctl.groups import PROG, RootGroup
 from libs.wolfctl.image import image
 from libs.wolfctl.node import node
@@ -46,6 +47,7 @@ cli.add_command(node)
 cli.add_command(profile)
 cli.add_command(image)
 cli.add_command(overlay)
+cli.add_command(events)
 
 
 def main() -> None:

@@ -25,7 +25,10 @@ async def connect_once(url: str, connect_timeout: float, **options: Any) -> Clie
         token=nats_token_for(os.environ, url),
         connect_timeout=connect_timeout,
         allow_reconnect=False,
-        max_reconnect_attempts=0,
+        # nats.py tries a server that will not answer for ever when this is 0 (it counts
+        # only above 0): so one try, and one more at once, then NoServersError.
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0,
         error_cb=_quiet,
         **options,
     )

@@ -4,6 +4,8 @@ itself, and its events reach the consumers that filter on them, on a real nats-s
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 from typing import get_args
 
 import pytest
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from libs.common import subjects
 from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer
+from libs.common.errors import Invalid
 from libs.common.models.image import IMAGE_NAME, ImageBuilt, ImagePushed
 from libs.wolfctl.image.follow import ImageEvents
 from services.builder.bus import PUSHED
@@ -99,3 +102,69 @@ async def test_events_of_a_dotted_name_reach_the_consumers_that_filter_on_them(
             await consumer.stop()
         await following.close()
         await other.close()
+
+
+# --- the patterns a reader filters the stream with (wolfctl events --subject) ----------------
+
+
+@pytest.mark.parametrize(
+    "pattern", [">", subjects.ALL, subjects.every("node", "boot"), "*.node.>", "wolfpack.node.n1.*"]
+)
+def test_patterns_that_can_match_events(pattern: str) -> None:
+    assert subjects.check_pattern(pattern) == pattern
+
+
+@pytest.mark.parametrize(
+    ("pattern", "says"),
+    [
+        ("", "not a subject pattern"),
+        ("wolfpack..boot", "not a subject pattern"),
+        ("wolfpack. node", "not a subject pattern"),
+        ("wolfpack.>.boot", "`>` must be the last token"),
+        ("wolfpack.n*", "whole tokens only"),
+        ("node.>", "matches no event: every event's subject starts with `wolfpack.`"),
+        ("wolfpack-rpc.>", "matches no event"),
+    ],
+)
+def test_patterns_refused_say_why(pattern: str, says: str) -> None:
+    with pytest.raises(Invalid, match=re.escape(says)):
+        subjects.check_pattern(pattern)
+
+
+def test_overlapping_patterns_are_refused_together() -> None:
+    assert subjects.check_patterns(["wolfpack.node.>", "wolfpack.image.>"]) == [
+        "wolfpack.node.>",
+        "wolfpack.image.>",
+    ]
+    with pytest.raises(Invalid, match="overlap: give only the wider one"):
+        subjects.check_patterns([subjects.ALL, subjects.every("node", "boot")])
+    with pytest.raises(Invalid, match="at least one"):
+        subjects.check_patterns([])
+
+
+TOKENS = ["wolfpack", "a", "b"]
+# Every subject of 1..4 tokens over a small alphabet: enough to tell any two such patterns.
+ALL_SUBJECTS = [
+    ".".join(parts) for n in range(1, 5) for parts in itertools.product(TOKENS, repeat=n)
+]
+
+
+def matches(pattern: str, subject: str) -> bool:
+    p, s = pattern.split("."), subject.split(".")
+    for i, token in enumerate(p):
+        if token == ">":
+            return len(s) > i
+        if i >= len(s) or (token != "*" and token != s[i]):
+            return False
+    return len(p) == len(s)
+
+
+patterns = st.lists(st.sampled_from([*TOKENS, "*"]), min_size=1, max_size=3).flatmap(
+    lambda parts: st.sampled_from([".".join(parts), ".".join([*parts, ">"])])
+)
+
+
+@given(patterns, patterns)
+def test_two_patterns_overlap_exactly_when_a_subject_matches_both(a: str, b: str) -> None:
+    both = any(matches(a, s) and matches(b, s) for s in ALL_SUBJECTS)
+    assert subjects.overlap(a, b) == both == subjects.overlap(b, a)

@@ -21,6 +21,8 @@ import pytest
 import yaml
 
 from libs.common import names
+from libs.common.settings import Settings
+from libs.common.units import parse_duration, parse_size
 from tests.deploy.compose import BRIDGED, HOST_NETWORK, compose_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -280,6 +282,32 @@ def test_wolfpack_services_share_one_data_volume_at_their_data_path(
     assert len(seen) == 1, f"services disagree on the data volume: {seen}"
     volume, _ = seen.pop()
     assert volume in compose["volumes"], f"{volume} is a host path, not a named volume"
+
+
+def test_every_service_sets_the_stream_retention_with_up_s_defaults(
+    services: dict[str, Any],
+) -> None:
+    for name in names.SERVICES:
+        env = services[name].get("environment") or {}
+        age, size = env.get("WOLFPACK_EVENTS_MAX_AGE"), env.get("WOLFPACK_EVENTS_MAX_BYTES")
+        assert (age, size) == ("7d", "1GiB"), name
+    defaults = Settings()
+    assert parse_duration("7d") == defaults.events_max_age
+    assert parse_size("1GiB") == defaults.events_max_bytes
+
+
+def test_the_stream_retention_comes_from_the_variables_in_either_network_mode() -> None:
+    variables = {
+        "WOLFPACK_EVENTS_MAX_AGE": "2d",
+        "WOLFPACK_EVENTS_MAX_BYTES": "10GiB",
+        "WOLFPACK_DHCP": "eth1",
+    }
+    for files in (BRIDGED, HOST_NETWORK):
+        found = config(files, variables)["services"]
+        for name in names.SERVICES:
+            env = found[name]["environment"]
+            assert env["WOLFPACK_EVENTS_MAX_AGE"] == "2d", (files, name)
+            assert env["WOLFPACK_EVENTS_MAX_BYTES"] == "10GiB", (files, name)
 
 
 @pytest.mark.parametrize("name", names.SERVICES)

@@ -27,6 +27,17 @@ SERVICE_SETTINGS = [
     ("bootd_secure", ["--no-bootd-secure"], "WOLFPACK_BOOTD_SECURE", "false", False),
     ("tftp_per_client", ["--tftp-per-client", "3"], "WOLFPACK_TFTP_PER_CLIENT", "3", 3),
     ("tftp_root", ["--tftp-root", "/srv/tftp"], "WOLFPACK_TFTP_ROOT", "/srv/tftp", "/srv/tftp"),
+    ("events_max_age", ["--events-max-age", "2h"], "WOLFPACK_EVENTS_MAX_AGE", "2h", 7200.0),
+    ("events_max_age", ["--events-max-age", "0"], "WOLFPACK_EVENTS_MAX_AGE", "0", 0.0),
+    ("events_max_age", ["--events-max-age", "1d12h"], "WOLFPACK_EVENTS_MAX_AGE", "36h", 129600),
+    (
+        "events_max_bytes",
+        ["--events-max-bytes", "64MiB"],
+        "WOLFPACK_EVENTS_MAX_BYTES",
+        "64MiB",
+        64 * 1024**2,
+    ),
+    ("events_max_bytes", ["--events-max-bytes", "5G"], "WOLFPACK_EVENTS_MAX_BYTES", "5GB", 5e9),
 ]
 VARIABLES = [variable for _, _, variable, _, _ in SERVICE_SETTINGS]
 
@@ -68,6 +79,10 @@ def test_a_service_setting_comes_from_its_flag_or_its_variable(
         (["--tftp-per-client", "0"], "WOLFPACK_TFTP_PER_CLIENT", str(TFTP_TRANSFERS + 1)),
         (["--tftp-per-client", "lots"], "WOLFPACK_TFTP_PER_CLIENT", "-1"),
         (["--no-bootd-secure"], "WOLFPACK_BOOTD_SECURE", "maybe"),
+        (["--events-max-age", "7 days"], "WOLFPACK_EVENTS_MAX_AGE", "-1d"),
+        (["--events-max-age", "0.5s"], "WOLFPACK_EVENTS_MAX_AGE", "week"),
+        (["--events-max-bytes", "1PB"], "WOLFPACK_EVENTS_MAX_BYTES", "100"),
+        (["--events-max-bytes", "0", "--events-max-age", "0"], "WOLFPACK_EVENTS_MAX_BYTES", "-5"),
     ],
 )
 def test_a_bad_value_is_refused_before_anything_starts(

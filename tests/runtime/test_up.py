@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -12,10 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from libs.common import names
+from libs.common import names, subjects
+from libs.common.bus.stream_state import stream_window
 from libs.common.endpoints import FILE as ENDPOINTS_FILE
 from libs.common.endpoints import Endpoints, read_endpoints
-from tests.cli import cli_running, run_cli
+from tests.cli import cli_running, run_cli, run_cli_async
 from tests.stack import UpStack, log_tail, nats_client, start_up
 from tests.waiting import eventually_sync
 
@@ -44,10 +46,14 @@ def pid_of(stack: UpStack, name: str) -> int | None:
         return None
 
 
+# The WOLFPACK stream's retention `up` is given (not the defaults), for every service it runs.
+RETENTION = ("--events-max-age", "3d", "--events-max-bytes", "256MiB")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
     """One `wolfpack up` for the module; start_up waits until all five answer /healthz."""
-    with start_up(tmp_path_factory.mktemp("up") / "data") as up:
+    with start_up(tmp_path_factory.mktemp("up") / "data", None, *RETENTION) as up:
         yield up
 
 
@@ -125,6 +131,29 @@ async def test_wolfctl_follows_events_with_the_token_from_the_data_folder(
             first = (await watch.stdout.readline()).decode()
             ended = "" if first else (await watch.stderr.read()).decode()
         assert first.startswith("["), first + ended
+
+
+async def test_the_stream_keeps_events_as_long_and_as_much_as_up_was_told(
+    stack: UpStack,
+) -> None:
+    async with nats_client(stack.nats_url) as nc:
+        window = await stream_window(nc)
+    assert (window.max_age, window.max_bytes) == (3 * 86400, 256 * 1024**2)
+    assert window.kept() == "3 days / 256 MiB"
+
+
+async def test_wolfctl_reads_events_with_the_token_from_the_data_folder(stack: UpStack) -> None:
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    async with httpx.AsyncClient(base_url=stack.registry_url, headers=headers) as api:
+        answer = await api.put(f"{names.API_PREFIX}/nodes/evt1", json={"comment": "replayed"})
+        assert answer.status_code in (200, 201), answer.text
+    env = {"WOLFPACK_DATA": str(stack.data)}
+    updated = subjects.node("evt1", "updated")
+    done = await run_cli_async("wolfctl", "events", "--subject", updated, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["subject"] for line in lines] == [updated]
+    assert lines[0]["event"]["name"] == "evt1"
 
 
 def test_wolfctl_without_the_nats_token_says_so_at_once(stack: UpStack, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from libs.common import names, subjects
 from libs.common.bus.auth import refused, shown_url
 from libs.common.bus.consumer import ACK_WAIT, DRAIN_WAIT, RECONNECT_WAIT, Consumer, Handler
 from libs.common.bus.kv import Bucket
+from libs.common.bus.retention import Retention
 from libs.common.bus.subscription import Subscription
 from libs.common.bus.watch import Reconnects
 from libs.common.errors import NotFound
@@ -40,11 +41,25 @@ KV_HISTORY_DEFAULT: Final = 64
 # How long the stream remembers a message id: a relay that died between its publish and its
 # ack publishes again when it is back (or another takes over), and this drops the copy.
 DUPLICATE_WINDOW: Final = 600.0
-# The stream keeps the newest events of each subject (`wolfpack.node.n1.boot`, ...), not all:
-# every consumer needs only the newest of a subject (handlers read state from KV; a push is
-# re-checked against the registry), and bootd replays at most its 32-stage timelines. No age
-# limit: the builder's pushes live only in the stream (docs/reliability.md, "Hardening").
-EVENTS_PER_SUBJECT = 64
+
+
+def stream_config(retention: Retention) -> api.StreamConfig:
+    """The WOLFPACK stream: every `wolfpack.>` event, on disk, the oldest discarded first once
+    older than `retention.max_age` or past `retention.max_bytes` (docs/events.md,
+    "Retention and replay"); message ids remembered DUPLICATE_WINDOW (no longer than events
+    are kept: nats-server refuses that)."""
+    window = DUPLICATE_WINDOW
+    if retention.max_age:
+        window = min(window, retention.max_age)
+    return api.StreamConfig(
+        name=names.STREAM,
+        subjects=[subjects.ALL],
+        storage=api.StorageType.FILE,
+        discard=api.DiscardPolicy.OLD,
+        max_age=retention.max_age,  # seconds; 0 is no limit
+        max_bytes=retention.max_bytes or -1,
+        duplicate_window=window,
+    )
 
 
 class NatsRefused(ConnectionError):
@@ -61,9 +76,17 @@ class Bus:
         self.reconnects = Reconnects()
 
     @classmethod
-    async def connect(cls, servers: str | list[str], name: str, token: str | None = None) -> Bus:
+    async def connect(
+        cls,
+        servers: str | list[str],
+        name: str,
+        token: str | None = None,
+        retention: Retention | None = None,
+    ) -> Bus:
         """Connect (retrying forever, the first time too); make sure stream and buckets exist.
-        `token`: the server's client token (`wolfpack up`'s embedded server wants one)."""
+        `token`: the server's client token (`wolfpack up`'s embedded server wants one).
+        `retention`: the stream's limits, set even on an existing stream (what a service does
+        with its settings); None leaves an existing stream as it is (CLIs, tests, benches)."""
         nc = NATS()
         bus = cls(nc, nc.jetstream())
 
@@ -113,25 +136,28 @@ class Bus:
             )
         first_refusal.cancel()
         connecting.result()
-        await bus._ensure_stream()
+        await bus._ensure_stream(retention)
         await bus._ensure_buckets()
         return bus
 
-    async def _ensure_stream(self) -> None:
-        config = api.StreamConfig(
-            name=names.STREAM,
-            subjects=[subjects.ALL],
-            storage=api.StorageType.FILE,
-            max_msgs_per_subject=EVENTS_PER_SUBJECT,
-            duplicate_window=DUPLICATE_WINDOW,
-        )
+    async def _ensure_stream(self, retention: Retention | None) -> None:
+        if retention is None:
+            try:
+                await self.js.stream_info(names.STREAM)
+                return  # its limits are the services' to set
+            except nats.js.errors.NotFoundError:
+                pass
+        config = stream_config(retention or Retention())
         try:
             # Idempotent when the stream exists with the same config (services race here).
             await self.js.add_stream(config)
         except nats.js.errors.BadRequestError as err:
             if err.err_code != STREAM_NAME_IN_USE:
                 raise
-            # Made by an older version (no limit): the server trims it to the new one.
+            if retention is None:
+                return  # a service made it meanwhile, with its limits
+            # Made with other limits (an older version, other settings): the server trims it
+            # to the new ones at once.
             await self.js.update_stream(config)
 
     async def _ensure_buckets(self) -> None:

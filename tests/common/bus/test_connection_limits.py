@@ -1,5 +1,5 @@
-"""The WOLFPACK stream's retention (the newest events of each subject) and how a consumer's
-fetches are logged (idle, failing, NATS away and back), against a real nats-server."""
+"""How a consumer's fetches are logged (idle, failing, NATS away and back), against a real
+nats-server. The stream's retention: tests/common/bus/test_retention.py."""
 
 from __future__ import annotations
 
@@ -10,82 +10,18 @@ from typing import Any
 
 import msgspec
 import pytest
-from nats.js import api
 
-from libs.common import names, subjects
+from libs.common import subjects
 from libs.common.bus import consumer as consumer_module
-from libs.common.bus.connection import EVENTS_PER_SUBJECT, Bus
+from libs.common.bus.connection import Bus
 from libs.common.bus.consumer import Consumer
 from libs.common.bus.server import NatsServer
-from tests.stack import connected_bus, nats_client
 
 WAIT = 5.0
 
 
 class Ping(msgspec.Struct):
     n: int
-
-
-async def newest(bus: Bus, subject: str) -> Ping:
-    found = await bus.js.get_last_msg(names.STREAM, subject)
-    return msgspec.json.decode(found.data or b"", type=Ping)
-
-
-async def test_the_stream_keeps_the_newest_events_of_each_subject(bus: Bus) -> None:
-    busy, quiet = subjects.node("n1", "boot"), subjects.image("rocky", "pushed")
-    await bus.publish(quiet, Ping(-1))
-    for n in range(EVENTS_PER_SUBJECT + 36):
-        await bus.publish(busy, Ping(n))
-    info = await bus.js.stream_info(names.STREAM, subjects_filter=subjects.ALL)
-    assert info.config.max_msgs_per_subject == EVENTS_PER_SUBJECT
-    assert info.config.max_age in (None, 0)  # no age limit: see docs/reliability.md
-    assert info.state.subjects == {busy: EVENTS_PER_SUBJECT, quiet: 1}
-    # The oldest of the busy subject went; the lone old event of another subject stayed.
-    assert (await newest(bus, busy)).n == EVENTS_PER_SUBJECT + 35
-    assert (await newest(bus, quiet)).n == -1
-
-    # A durable consumer that starts now sees the newest of each subject, in order.
-    seen: list[int] = []
-    done = asyncio.Event()
-
-    async def handler(subject: str, event: Ping) -> None:
-        seen.append(event.n)
-        if len(seen) == EVENTS_PER_SUBJECT + 1:
-            done.set()
-
-    consumer = await bus.consume(subjects.ALL, "late", Ping, handler)
-    await asyncio.wait_for(done.wait(), WAIT)
-    await consumer.stop()
-    assert seen == [-1, *range(36, EVENTS_PER_SUBJECT + 36)]
-
-
-async def test_an_older_stream_without_limits_is_trimmed_on_upgrade(
-    nats_server: NatsServer,
-) -> None:
-    # What an earlier wolfpack made: the stream with no limit, and 100 events of one subject.
-    async with nats_client(nats_server.url) as nc:
-        js = nc.jetstream()
-        await js.add_stream(
-            api.StreamConfig(
-                name=names.STREAM,
-                subjects=[subjects.ALL],
-                storage=api.StorageType.FILE,
-            )
-        )
-        subject = subjects.node("n1", "updated")
-        for n in range(100):
-            await js.publish(subject, msgspec.json.encode(Ping(n)))
-
-    async with connected_bus(nats_server.url, "upgraded") as bus:
-        info = await bus.js.stream_info(names.STREAM)
-        assert info.config.max_msgs_per_subject == EVENTS_PER_SUBJECT
-        assert info.state.messages == EVENTS_PER_SUBJECT
-        assert info.state.first_seq == 100 - EVENTS_PER_SUBJECT + 1
-        assert (await newest(bus, subject)).n == 99
-        # Connecting again (every service does) changes nothing.
-        async with connected_bus(nats_server.url, "again"):
-            pass
-        assert (await bus.js.stream_info(names.STREAM)).state.messages == EVENTS_PER_SUBJECT
 
 
 async def fails_once(consumer: Consumer[Any], error: Exception) -> None:
