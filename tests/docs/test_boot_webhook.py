@@ -242,7 +242,8 @@ async def test_a_killed_follower_loses_nothing_and_posts_nothing_twice(
         await publish(bus, stage("b", "ipxe"), stage("b", "kernel"), stage("e", "ipxe"))
         webhook.hold.add("c")
         await publish(bus, stage("c", "image", error="cut off: the node took nothing for 60 s"))
-        await webhook.holding.wait()
+        async with asyncio.timeout(WITHIN):
+            await webhook.holding.wait()
         assert await first.kill() == -signal.SIGKILL
         webhook.release.set()
         # While it is down: a new failure, e's boot ends well, f begins and stalls.
