@@ -133,6 +133,21 @@ class Follower:
             await asyncio.sleep(pause)
 
 
+async def fell_behind(js: JetStreamContext, durable: str) -> None:
+    """Say so if the stream dropped events (its retention: age, size) this follower had not
+    read yet: JetStream itself would skip them without a word."""
+    read = (await js.consumer_info(STREAM, durable)).delivered.stream_seq or 0
+    state = (await js.stream_info(STREAM)).state
+    first = state.first_seq or 0
+    if read and first > read + 1:
+        log.error(
+            "fell behind the stream's retention: events %d..%d were dropped before this "
+            "follower read them; boots that failed or stalled among them are not reported",
+            read + 1,
+            first - 1,
+        )
+
+
 async def follow(options: argparse.Namespace, token: str | None) -> None:
     here = asyncio.current_task()
     assert here is not None
@@ -161,6 +176,7 @@ async def follow(options: argparse.Namespace, token: str | None) -> None:
             raise SystemExit(
                 f"no {STREAM} stream at {options.nats}: is wolfpack running?"
             ) from None
+        await fell_behind(js, options.durable)
         events = await js.pull_subscribe_bind(durable=options.durable, stream=STREAM)
         follower = Follower(js, options)
         log.info("following %s as %r, posting to %s", BOOT_EVENTS, options.durable, options.url)

@@ -269,6 +269,24 @@ async def test_a_killed_follower_loses_nothing_and_posts_nothing_twice(
     assert held.key in delivered
 
 
+async def test_a_follower_back_after_the_retention_dropped_its_events_says_so(
+    bus: Bus, up_nats: UpNats, webhook: Webhook
+) -> None:
+    async with example(up_nats, webhook.url):
+        await publish(bus, stage("a", "kernel", error="HTTP 404"))
+        await webhook.wait_delivered(1, WITHIN)
+    # While it is down, more events, then the oldest dropped as retention would drop them.
+    sequences = await publish(bus, *(stage(f"n{i}", "kernel", error="HTTP 404") for i in range(4)))
+    info = await bus.js.stream_info(names.STREAM)
+    info.config.max_msgs = 2  # a size limit that keeps n2 and n3 only
+    await bus.js.update_stream(info.config)
+    async with example(up_nats, webhook.url) as again:
+        await settled(bus)
+    told = [line for line in again.log if "fell behind" in line]
+    assert told and f"events {sequences[0]}..{sequences[1]} were dropped" in told[0], again.log
+    assert sorted(p.body["node"] for p in webhook.delivered()) == ["a", "n2", "n3"]
+
+
 BOOT: tuple[Stage, ...] = ("tftp", "ipxe", "kernel", "image", "system", "runtime", "agent")
 KILLS = 3
 # Above the storm's length (~2 s), so no node's next stage comes after its stall deadline.
