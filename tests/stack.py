@@ -21,6 +21,7 @@ from libs.common import names
 from libs.common.bus.connection import Bus
 from libs.common.bus.server import NatsServer, free_port
 from tests.cli import start_cli
+from tests.event_recorder import recording
 from tests.waiting import NeverHappened, eventually, eventually_sync
 
 
@@ -260,7 +261,8 @@ def start_up(data: Path, port_offset: int | None = None, *extra: str) -> Iterato
         for service in names.SERVICES:
             wait_healthy(stack.url(service), process, log, timeout=60, ca=ca)
         stack.token = (data / names.TOKEN_FILE).read_text().strip()
-        yield stack
+        with recording(stack.nats_url):
+            yield stack
     finally:
         stop_process(process, timeout=30)
 

@@ -82,6 +82,12 @@ def every(kind: Kind, verb: Verb | None = None) -> str:
     return f"{PREFIX}.{kind}.>" if verb is None else f"{PREFIX}.{kind}.*.{verb}"
 
 
+def channel(kind: Kind, verb: Verb) -> str:
+    """`verb`'s subject with the name as a parameter, as AsyncAPI writes a channel's address
+    (`wolfpack.image.{name}.built`); the name is filled in spelled by `token`."""
+    return f"{PREFIX}.{kind}.{{name}}.{verb}"
+
+
 def events_of(kind: Kind, name: str) -> str:
     """The pattern of every event of one name (`wolfpack.image.rocky-9%2E4.>`)."""
     return f"{PREFIX}.{kind}.{token(name)}.>"

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 
 from libs.common import names
 from libs.common.errors import Invalid
+from libs.common.events import asyncapi
 from libs.common.http.auth import Credentials, TokenAuth
 from libs.common.http.bodies import decode_body, encode
 from libs.common.http.openapi import body_schema
@@ -211,9 +212,23 @@ def conf_routes(registry: Registry, auth: TokenAuth) -> APIRouter:
     return r
 
 
+def events_routes() -> APIRouter:
+    """`GET /asyncapi.json`: every NATS subject and its payload, beside `/openapi.json` and,
+    like it, readable without a token."""
+    r = APIRouter(tags=["events"])
+    described = msgspec.json.encode(asyncapi.document())
+
+    @r.get("/asyncapi.json", openapi_extra=body_schema(response=dict[str, Any]))
+    async def asyncapi_json() -> Response:
+        return Response(described, media_type="application/json")
+
+    return r
+
+
 def mount(app: FastAPI, registry: Registry, auth: TokenAuth) -> None:
     # The bulk route goes first: `/nodes:bulk` must not be taken for a node name.
     app.include_router(bulk_routes(registry, auth))
     for kind in kinds(registry):
         app.include_router(object_routes(kind, auth))
     app.include_router(conf_routes(registry, auth))
+    app.include_router(events_routes())

@@ -19,6 +19,7 @@ from libs.runtime.lab.netns import HostTap
 from libs.runtime.lab.session import IMAGE
 from libs.runtime.lab.stack import LabStack
 from tests.deploy.compose import HOST_NETWORK, RUNNING, Project, compose_cli
+from tests.event_recorder import recording
 
 # Published on loopback at the design's ports, as a site would have them: the host-networked
 # services reach NATS at 127.0.0.1:4222, and the lab's helpers find the APIs at theirs.
@@ -71,7 +72,8 @@ async def containers(project: Project, tap: HostTap, workdir: Path) -> AsyncIter
         )
         stack.pump = asyncio.create_task(log.pump(follow.stdout))
         try:
-            yield stack
+            with recording(stack.nats_url):
+                yield stack
         finally:
             await stack.stop()
     finally:

@@ -17,6 +17,7 @@ from nats.js.errors import KeyNotFoundError
 from libs.common import names
 from libs.common.models.image import ImageMeta
 from tests.deploy.compose import DATA, Project
+from tests.event_recorder import recording
 
 
 @dataclass
@@ -85,6 +86,7 @@ def started(project: Project) -> Iterator[Stack]:
     try:
         stack.up_seconds = stack.up()
         print(f"\ncompose: up -d to every container healthy in {stack.up_seconds:.1f} s")
-        yield stack
+        with recording(stack.nats_url(), token=stack.nats_token()):
+            yield stack
     finally:
         project.down("-v")

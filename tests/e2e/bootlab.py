@@ -20,6 +20,7 @@ from libs.runtime.lab.machine import LabNode, add_node, change_message, dhcp_ack
 from libs.runtime.lab.qemu import Firmware, find_qemu
 from libs.runtime.lab.session import Lab, check_host, open_lab
 from libs.runtime.lab.stack import LabStack, boot_status, run_wolfctl
+from tests.event_recorder import recording
 from tests.needs import unavailable
 
 BOOT_TIMEOUT = 120.0  # seconds from power-on to the image's init; TCG takes about 20-30
@@ -39,7 +40,9 @@ def opened(workdir: Path) -> Iterator[Lab]:
         check_host()
     except Missing as missing:
         unavailable(str(missing))
-    with open_lab(workdir) as lab:
+    # Checked from the hand-over on: the lab's own image import goes unheard (test_image_check
+    # hears imports).
+    with open_lab(workdir) as lab, recording(lab.stack.nats_url, run=lab.run):
         yield lab
 
 

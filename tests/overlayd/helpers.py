@@ -43,6 +43,7 @@ from services.overlayd.engine import (
 from services.overlayd.engine.keys import load_host_keys
 from services.overlayd.manifests import build_manifest
 from services.overlayd.site_overlays import OverlayStorage
+from tests.event_recorder import recording
 from tests.needs import need_command
 from tests.stack import (
     connected_bus,
@@ -123,7 +124,8 @@ def start_stack(tmp: Path, config: dict[str, Any] | None = None) -> Iterator[Sta
             stack = Stack(data, server.url, url, token, registry)
             stack.start_overlayd()
             try:
-                yield stack
+                with recording(server.url):
+                    yield stack
             finally:
                 if stack.overlayd is not None:
                     stop_process(stack.overlayd)
