@@ -23,7 +23,12 @@ from libs.common.models.image import (
     ImageRequested,
     ImageUnchanged,
 )
-from libs.common.models.overlay import OverlayEvent, RenderedEvent, RenderFailedEvent
+from libs.common.models.overlay import (
+    ManifestDeleted,
+    OverlayEvent,
+    RenderedEvent,
+    RenderFailedEvent,
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ EVENTS: Final[tuple[Event, ...]] = (
           "overlayd wrote the node's boot manifest to KV `boot` with new content."),
     Event("node", "render_failed", RenderFailedEvent, ("overlayd",),
           "A template failed for the node; its last good boot manifest stays."),
+    Event("node", "unrendered", ManifestDeleted, ("overlayd",),
+          "The node's boot manifest left KV `boot` (the node is gone): bootd no longer boots "
+          "it. `revision` is the delete's own."),
     Event("image", "requested", ImageRequested, ("builder",),
           "The builder's API accepted an import or build as a job; the builder runs it, "
           "again after a crash under the same job id."),

@@ -20,6 +20,8 @@ DYNAMIC = {
     "services/registry/collection.py": {
         (kind, verb) for kind in ("node", "profile") for verb in ("updated", "deleted")
     },
+    # A site overlay written or deleted: the action is the verb.
+    "services/overlayd/site_overlays.py": {("overlay", "updated"), ("overlay", "deleted")},
     # How a job ends: Ending.verb.
     "services/builder/runner.py": {("image", "built"), ("image", "failed"), ("image", "unchanged")},
     # The stream's last requested, built or failed event of an image.
