@@ -5,23 +5,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from libs.common.bus.announce import Announcement
+from libs.common.bus.announce import AnnouncingWrites
 from libs.common.models.image import ImageJob, ImageMeta, ImageRequested
 
 
-class ImageBucket(Protocol):
+class ImageBucket(AnnouncingWrites[ImageMeta], Protocol):
     """The part of libs.common.bus.kv.Bucket[ImageMeta] the builder uses."""
 
     async def get_or_none(self, key: str) -> ImageMeta | None: ...
-    async def create(
-        self, key: str, value: ImageMeta, announce: Announcement | None = None
-    ) -> int: ...
-    async def update(
-        self, key: str, value: ImageMeta, revision: int, announce: Announcement | None = None
-    ) -> int: ...
-    async def delete(
-        self, key: str, revision: int | None = None, announce: Announcement | None = None
-    ) -> int: ...
     async def items(self) -> dict[str, ImageMeta]: ...
 
 

@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 import msgspec
 
 from libs.common import subjects
-from libs.common.bus.announce import Announcement
+from libs.common.bus.announce import Announcement, AnnouncingWrites
 from libs.common.bus.relay import KvChange
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.models.overlay import OverlayEvent, OverlayFile, OverlayMeta
@@ -45,19 +45,10 @@ class OverlayListing(msgspec.Struct, frozen=True, kw_only=True):
     files: int = 0
 
 
-class OverlayBucket(Protocol):
+class OverlayBucket(AnnouncingWrites[OverlayMeta], Protocol):
     """The narrow part of libs.common.bus.kv.Bucket storage needs."""
 
     async def get_or_none(self, key: str) -> OverlayMeta | None: ...
-    async def create(
-        self, key: str, value: OverlayMeta, announce: Announcement | None = None
-    ) -> int: ...
-    async def update(
-        self, key: str, value: OverlayMeta, revision: int, announce: Announcement | None = None
-    ) -> int: ...
-    async def delete(
-        self, key: str, revision: int | None = None, announce: Announcement | None = None
-    ) -> int: ...
     async def items(self) -> dict[str, OverlayMeta]: ...
 
 

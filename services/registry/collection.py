@@ -11,7 +11,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 import msgspec
 
 from libs.common import subjects
-from libs.common.bus.announce import Announcement
+from libs.common.bus.announce import Announcement, AnnouncingWrites
 from libs.common.bus.mirror import Mirror, WatchedBucket
 from libs.common.bus.relay import Fallback, KvChange
 from libs.common.errors import Conflict, NotFound
@@ -26,16 +26,8 @@ class Stored(Protocol):
 T = TypeVar("T", bound=msgspec.Struct)
 
 
-class ObjectBucket(WatchedBucket[T], Protocol[T]):
+class ObjectBucket(WatchedBucket[T], AnnouncingWrites[T], Protocol[T]):
     """The narrow part of libs.common.bus.kv.Bucket a collection needs."""
-
-    async def create(self, key: str, value: T, announce: Announcement | None = None) -> int: ...
-    async def update(
-        self, key: str, value: T, revision: int, announce: Announcement | None = None
-    ) -> int: ...
-    async def delete(
-        self, key: str, revision: int | None = None, announce: Announcement | None = None
-    ) -> int: ...
 
 
 Kind = Literal["node", "profile"]

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 import msgspec
+
+# Written only: a bucket that takes any Struct does for one that takes Nodes.
+T_contra = TypeVar("T_contra", bound=msgspec.Struct, contravariant=True)
 
 SUBJECT_HEADER: Final = "Wolfpack-Subject"
 EVENT_HEADER: Final = "Wolfpack-Event"
@@ -60,3 +63,18 @@ def read(found: Mapping[str, Any] | None) -> Announced | None:
     except ValueError:
         return None
     return Announced(subject, fields) if isinstance(fields, dict) else None
+
+
+class AnnouncingWrites(Protocol[T_contra]):
+    """The compare-and-set writes of libs.common.bus.kv.Bucket, each announcing its event:
+    what a service's domain code needs to change a relayed bucket."""
+
+    async def create(
+        self, key: str, value: T_contra, announce: Announcement | None = None
+    ) -> int: ...
+    async def update(
+        self, key: str, value: T_contra, revision: int, announce: Announcement | None = None
+    ) -> int: ...
+    async def delete(
+        self, key: str, revision: int | None = None, announce: Announcement | None = None
+    ) -> int: ...
