@@ -33,6 +33,7 @@ INBOXES: Final = "_INBOX.>"
 EARLY_REPLIES: Final = 256
 EARLY_REPLY_BYTES: Final = 64 * 1024
 SHOWN: Final = 5
+START_WAIT: Final = 60.0
 STOP_WAIT: Final = 10.0
 
 
@@ -47,6 +48,8 @@ class EventRecorder:
     _asked: dict[str, str] = field(default_factory=dict)  # reply subject → request subject
     _early: collections.OrderedDict[str, bytes] = field(default_factory=collections.OrderedDict)
     _nc: Client | None = None
+    # The connection's last error: what `recording` names if the first connect never succeeds.
+    last_error: Exception | None = None
 
     def record(self, subject: str, payload: bytes, reply: str = "") -> None:
         self.checked[_family(subject)] += 1
@@ -104,7 +107,7 @@ class EventRecorder:
             reconnect_time_wait=0.2,
             drain_timeout=5,
             # The tests stop and kill NATS on purpose: a lost connection is no news here.
-            error_cb=_quiet,
+            error_cb=self._on_error,
             **options,
         )
         await self._nc.subscribe(EVENTS, cb=self._on_message)
@@ -123,16 +126,15 @@ class EventRecorder:
             await nc.drain()
         await nc.close()
 
+    async def _on_error(self, error: Exception) -> None:
+        self.last_error = error
+
     async def _on_message(self, msg: Msg) -> None:
         self.record(msg.subject, msg.data, msg.reply)
 
     async def _on_inbox(self, msg: Msg) -> None:
         if not msg.headers or "Status" not in msg.headers:  # a "no responders" notice
             self._heard_inbox(msg.subject, msg.data)
-
-
-async def _quiet(_: Exception) -> None:
-    pass
 
 
 def _family(subject: str) -> str:
@@ -142,6 +144,13 @@ def _family(subject: str) -> str:
             parsed = subjects.parse(subject)
             return f"{parsed.kind}.{parsed.verb}"
     return subject
+
+
+async def _cancel_the_rest() -> None:
+    rest = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 @contextlib.contextmanager
@@ -158,6 +167,9 @@ def _loop_thread() -> Iterator[Run]:
     try:
         yield run
     finally:
+        # A start that timed out may still be trying: its tasks end before the loop does.
+        with contextlib.suppress(Exception):
+            run(_cancel_the_rest(), STOP_WAIT)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(STOP_WAIT)
         loop.close()
@@ -165,7 +177,7 @@ def _loop_thread() -> Iterator[Run]:
 
 @contextlib.contextmanager
 def recording(
-    url: str, token: str | None = None, run: Run | None = None
+    url: str, token: str | None = None, run: Run | None = None, within: float = START_WAIT
 ) -> Iterator[EventRecorder]:
     """An EventRecorder on the NATS at `url` for the body's length (on `run`'s loop: the
     lab's, inside its namespace; else one of its own). Leaving without an error, it fails with
@@ -174,7 +186,13 @@ def recording(
         if run is None:
             run = stack.enter_context(_loop_thread())
         recorder = EventRecorder(EventSchema.generated())
-        run(recorder.start(url, token), 30)
+        try:
+            run(recorder.start(url, token), within)
+        except TimeoutError:
+            raise RuntimeError(
+                f"the event recorder could not subscribe on {url} within {within:g} s "
+                f"(last error: {recorder.last_error!r})"
+            ) from None
         try:
             yield recorder
         finally:

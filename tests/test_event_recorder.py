@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 from libs.common import subjects
 from libs.common.bus import rpc
 from libs.common.bus.connection import Bus
-from libs.common.bus.server import NatsServer
+from libs.common.bus.server import NatsServer, free_port
 from libs.common.errors import WolfpackError
 from libs.common.models.boot_stage import BootStage
 from libs.common.models.discovery import DiscoveryAnswer, DiscoveryClaim
@@ -105,3 +105,11 @@ async def test_a_reply_that_does_not_fit_fails(nats_server: NatsServer, bus: Bus
     assert f"reply to {subjects.DISCOVERY}: DiscoveryAnswer: node: 7 is not valid" in str(
         failed.value
     )
+
+
+def test_a_nats_that_never_answers_is_named() -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+    with pytest.raises(RuntimeError) as failed, recording(url, within=1):
+        pass
+    assert f"could not subscribe on {url} within 1 s" in str(failed.value)
+    assert "Connect call failed" in str(failed.value)
