@@ -21,7 +21,7 @@ from libs.common import names, subjects
 from libs.common.bus.auth import refused, shown_url
 from libs.common.bus.consumer import ACK_WAIT, DRAIN_WAIT, RECONNECT_WAIT, Consumer, Handler
 from libs.common.bus.kv import Bucket
-from libs.common.bus.retention import Retention
+from libs.common.bus.retention import MIN_BYTES, Retention
 from libs.common.bus.subscription import Subscription
 from libs.common.bus.watch import Reconnects
 from libs.common.errors import NotFound
@@ -32,6 +32,8 @@ T = TypeVar("T", bound=msgspec.Struct)
 
 # Server error code for "stream name already in use with a different configuration".
 STREAM_NAME_IN_USE = 10058
+# Server error code for "insufficient storage resources available".
+INSUFFICIENT_STORAGE = 10047
 # Revisions kept per key. The relay (relay.py) publishes each write's event from there: a
 # key written more often than this while its relay is away (ACK_WAIT after a replica died)
 # would lose the oldest events. `boot` has a key per node and one writer (overlayd, which
@@ -148,13 +150,37 @@ class Bus:
             except nats.js.errors.NotFoundError:
                 pass
         config = stream_config(retention or Retention())
+        wanted = config.max_bytes
+        while True:
+            try:
+                await self._make_stream(config, update=retention is not None)
+                break
+            except nats.js.errors.APIError as err:
+                # nats-server sets a stream's size limit aside on its disk: a small disk (or
+                # a small JetStream max_file_store) refuses 1 GiB. Keep what fits, and say so.
+                if err.err_code != INSUFFICIENT_STORAGE or (config.max_bytes or 0) <= MIN_BYTES:
+                    raise
+                config.max_bytes = max((config.max_bytes or 0) // 2, MIN_BYTES)
+        if config.max_bytes != wanted:
+            # What fits is all JetStream has left: keep half of it for the KV buckets.
+            config.max_bytes = max((config.max_bytes or 0) // 2, MIN_BYTES)
+            await self.js.update_stream(config)
+            log.warning(
+                "NATS has no room for %d bytes of events: the %s stream keeps at most %d "
+                "(give JetStream more disk, or lower --events-max-bytes)",
+                wanted,
+                names.STREAM,
+                config.max_bytes,
+            )
+
+    async def _make_stream(self, config: api.StreamConfig, *, update: bool) -> None:
         try:
             # Idempotent when the stream exists with the same config (services race here).
             await self.js.add_stream(config)
         except nats.js.errors.BadRequestError as err:
             if err.err_code != STREAM_NAME_IN_USE:
                 raise
-            if retention is None:
+            if not update:
                 return  # a service made it meanwhile, with its limits
             # Made with other limits (an older version, other settings): the server trims it
             # to the new ones at once.

@@ -4,13 +4,16 @@ server discards the oldest events by age and by size, keeping one unbroken run o
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
+import pytest
 from nats.js import api
 
 from libs.common import names, subjects
 from libs.common.bus.connection import Bus
 from libs.common.bus.retention import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, Retention
-from libs.common.bus.server import NatsServer
+from libs.common.bus.server import NatsServer, free_port
 from libs.common.bus.stream_state import stream_window
 from tests.stack import connected_bus, nats_client
 from tests.waiting import eventually
@@ -118,3 +121,24 @@ async def test_the_oldest_events_go_once_the_stream_is_full(nats_server: NatsSer
         assert msgspec.json.decode(newest.data or b"", type=Ping).n == max(range(3, 200, 7))
     finally:
         await bus.close()
+
+
+async def test_a_server_without_room_for_the_size_limit_gets_a_stream_that_fits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A small disk for JetStream (here a 64 MiB store) refuses a stream that sets 1 GiB
+    aside: the services still start, with the largest size limit that fits, and say so."""
+    config = tmp_path / "nats.conf"
+    config.write_text("jetstream { max_file_store: 64MB }\n")
+    server = NatsServer(tmp_path / "nats", port=free_port(), config=config)
+    await server.start()
+    try:
+        bus = await connect(server.url, Retention())
+        try:
+            _, max_bytes, _ = await limits(bus)
+        finally:
+            await bus.close()
+    finally:
+        await server.stop()
+    assert 4096 <= max_bytes <= 64 * 1000 * 1000 < DEFAULT_MAX_BYTES
+    assert f"the {names.STREAM} stream keeps at most {max_bytes}" in caplog.text
