@@ -25,7 +25,13 @@ from libs.runtime.host import StartupFailed, serve
 from libs.runtime.nats_auth_cmd import nats_auth
 from libs.runtime.network import server_network
 from libs.runtime.services import SERVICES, load
-from libs.runtime.settings_flags import network_options, settings_options, to_settings
+from libs.runtime.settings_flags import (
+    cluster_options,
+    network_options,
+    settings_options,
+    to_cluster,
+    to_settings,
+)
 from libs.runtime.store_cmds import fsck, gc
 from libs.runtime.token_cmds import token
 from libs.runtime.up import up as run_stack
@@ -39,16 +45,29 @@ def cli() -> None:
 @cli.command()
 @settings_options
 @network_options
+@cluster_options
 def up(
-    nats: str | None, ip: str | None, dhcp: str | None, dhcp_range: str | None, **options: Any
+    nats: str | None,
+    ip: str | None,
+    dhcp: str | None,
+    dhcp_range: str | None,
+    nats_routes: tuple[str, ...],
+    nats_name: str | None,
+    nats_cluster_listen: str,
+    **options: Any,
 ) -> None:
     """Start nats-server and every service (and dnsmasq with --dhcp); stop all on Ctrl+C or
-    SIGTERM."""
+    SIGTERM. With --nats-route, up's nats-server joins a NATS cluster."""
     try:
         network = server_network(ip, dhcp, dhcp_range)
     except Invalid as err:  # the message names the flag
         raise click.UsageError(err.message) from None
-    _run("up", run_stack(to_settings(nats=nats, **options), nats, network))
+    cluster = to_cluster(nats_routes, nats_name, nats_cluster_listen)
+    if cluster is not None and nats is not None:
+        raise click.UsageError(
+            "--nats-route joins up's own nats-server to a cluster: not with --nats"
+        )
+    _run("up", run_stack(to_settings(nats=nats, **options), nats, network, cluster))
 
 
 @cli.command("dhcp")

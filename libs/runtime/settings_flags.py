@@ -6,12 +6,14 @@ nowhere else. A service reads only its Settings.
 from __future__ import annotations
 
 import math
+import socket
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 import click
 
 from libs.common import names
+from libs.common.bus.cluster import ClusterMember
 from libs.common.bus.retention import MIN_AGE, MIN_BYTES, Retention
 from libs.common.errors import Invalid
 from libs.common.logs import LEVELS
@@ -231,6 +233,59 @@ _NETWORK_OPTIONS = (
         help="Dynamic addresses for unknown machines [default: registered nodes only].",
     ),
 )
+
+
+# `up` only: its nats-server as one member of a NATS cluster (docs/scale-out.md).
+_CLUSTER_OPTIONS = (
+    click.option(
+        "--nats-route",
+        "nats_routes",
+        envvar="WOLFPACK_NATS_ROUTES",
+        multiple=True,
+        metavar="URL",
+        help="Join a NATS cluster: the route URL (nats-route://HOST:PORT) of another member "
+        "(repeat for each). Streams and buckets are kept three times once three servers are in.",
+    ),
+    click.option(
+        "--nats-name",
+        envvar="WOLFPACK_NATS_NAME",
+        default=None,
+        metavar="NAME",
+        help="This member's server name, distinct in the cluster [default: this host's name].",
+    ),
+    click.option(
+        "--nats-cluster-listen",
+        envvar="WOLFPACK_NATS_CLUSTER_LISTEN",
+        default="0.0.0.0:6222",
+        show_default=True,
+        metavar="HOST:PORT",
+        help="Where this member takes routes from the others.",
+    ),
+)
+
+
+def cluster_options(command: F) -> F:
+    for option in reversed(_CLUSTER_OPTIONS):
+        command = option(command)
+    return command
+
+
+def to_cluster(
+    nats_routes: tuple[str, ...], nats_name: str | None, nats_cluster_listen: str
+) -> ClusterMember | None:
+    """The cluster member up's nats-server is, or None (a server of its own)."""
+    if not nats_routes:
+        return None
+    for route in nats_routes:
+        if not route.startswith("nats-route://") or ":" not in route.removeprefix("nats-route://"):
+            raise click.BadParameter(
+                f"want nats-route://HOST:PORT, not {route!r}", param_hint="--nats-route"
+            )
+    return ClusterMember(
+        server_name=nats_name or socket.gethostname(),
+        listen=nats_cluster_listen,
+        routes=nats_routes,
+    )
 
 
 def settings_options(command: F) -> F:

@@ -15,6 +15,7 @@ import msgspec
 import libs
 from libs.common import names
 from libs.common.bus.auth import ensure_nats_auth
+from libs.common.bus.cluster import CLUSTER_CONFIG, ClusterMember, write_config
 from libs.common.bus.server import NatsServer
 from libs.common.endpoints import Endpoints, write_endpoints
 from libs.common.errors import Invalid
@@ -92,9 +93,12 @@ def summary(settings: Settings, endpoints: Endpoints, network: ServerNetwork | N
     return "\n".join(lines)
 
 
-async def _start_nats(settings: Settings) -> NatsServer:
+async def _start_nats(settings: Settings, cluster: ClusterMember | None) -> NatsServer:
     port = names.NATS_PORT + settings.port_offset
     config = ensure_nats_auth(settings.data_dir)
+    if cluster is not None:
+        # One -c file: the member's, including the client token's beside it.
+        config = write_config(config.parent / CLUSTER_CONFIG, cluster, include=config)
     nats = NatsServer(settings.data_dir / "nats", port=port, die_with_parent=True, config=config)
     # nats-server's own complaint is a page of banner; say it in one line.
     try:
@@ -111,7 +115,10 @@ async def _start_nats(settings: Settings) -> NatsServer:
 
 
 async def up(
-    settings: Settings, nats_url: str | None = None, network: ServerNetwork | None = None
+    settings: Settings,
+    nats_url: str | None = None,
+    network: ServerNetwork | None = None,
+    cluster: ClusterMember | None = None,
 ) -> None:
     """Run the whole stack until SIGINT/SIGTERM. `nats_url` None: start our own nats-server.
     `network` (checked flags): written into overlayd.yaml; with DHCP, dnsmasq runs too."""
@@ -130,11 +137,15 @@ async def up(
                 LEFTOVERS_WITHIN,
                 ", ".join(leftovers.killed),
             )
-        await _up(settings, nats_url, network, log)
+        await _up(settings, nats_url, network, cluster, log)
 
 
 async def _up(
-    settings: Settings, nats_url: str | None, network: ServerNetwork | None, log: logging.Logger
+    settings: Settings,
+    nats_url: str | None,
+    network: ServerNetwork | None,
+    cluster: ClusterMember | None,
+    log: logging.Logger,
 ) -> None:
     data = settings.data_dir
     run_dir = data / "run"
@@ -150,7 +161,7 @@ async def _up(
         with stopped_by_signals(stop):
             async with contextlib.AsyncExitStack() as stack:
                 if nats_url is None:
-                    nats = await _start_nats(settings)
+                    nats = await _start_nats(settings, cluster)
                     stack.push_async_callback(nats.stop)  # stopped last: services go first
                     pid_file = run_dir / "nats-server.pid"
                     pid_file.write_text(f"{nats.pid}\n")

@@ -21,6 +21,7 @@ from libs.common import names, subjects
 from libs.common.bus.auth import refused, shown_url
 from libs.common.bus.consumer import ACK_WAIT, DRAIN_WAIT, RECONNECT_WAIT, Consumer, Handler
 from libs.common.bus.kv import Bucket
+from libs.common.bus.replicas import replicas_for
 from libs.common.bus.retention import MIN_BYTES, Retention
 from libs.common.bus.subscription import Subscription
 from libs.common.bus.watch import Reconnects
@@ -43,6 +44,8 @@ KV_HISTORY_DEFAULT: Final = 64
 # How long the stream remembers a message id: a relay that died between its publish and its
 # ack publishes again when it is back (or another takes over), and this drops the copy.
 DUPLICATE_WINDOW: Final = 600.0
+# How long connecting waits for JetStream to make streams (a new cluster's first election).
+SETUP_WAIT: Final = 60.0
 
 
 def stream_config(retention: Retention) -> api.StreamConfig:
@@ -76,6 +79,8 @@ class Bus:
         self.js = js
         self._consumers: set[Consumer[Any]] = set()
         self.reconnects = Reconnects()
+        # Copies of each stream and bucket this bus makes (replicas.py).
+        self.replicas = 1
 
     @classmethod
     async def connect(
@@ -84,11 +89,14 @@ class Bus:
         name: str,
         token: str | None = None,
         retention: Retention | None = None,
+        replicas: int | None = None,
     ) -> Bus:
         """Connect (retrying forever, the first time too); make sure stream and buckets exist.
         `token`: the server's client token (`wolfpack up`'s embedded server wants one).
         `retention`: the stream's limits, set even on an existing stream (what a service does
-        with its settings); None leaves an existing stream as it is (CLIs, tests, benches)."""
+        with its settings); None leaves an existing stream as it is (CLIs, tests, benches).
+        `replicas`: copies of each stream and bucket made; None: 3 on a cluster of three
+        servers or more, else 1 (replicas.py)."""
         nc = NATS()
         bus = cls(nc, nc.jetstream())
 
@@ -138,9 +146,18 @@ class Bus:
             )
         first_refusal.cancel()
         connecting.result()
-        await bus._ensure_stream(retention)
-        await bus._ensure_buckets()
-        return bus
+        bus.replicas = replicas or replicas_for(nc._server_info)
+        # A cluster just started answers clients before it has elected the leader that
+        # makes streams: wait for it, within reason.
+        async with asyncio.timeout(SETUP_WAIT):
+            while True:
+                try:
+                    await bus._ensure_stream(retention)
+                    await bus._ensure_buckets()
+                    return bus
+                except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as err:
+                    log.info("%s: JetStream not ready yet (%s); asking again", name, err)
+                    await asyncio.sleep(RECONNECT_WAIT)
 
     async def _ensure_stream(self, retention: Retention | None) -> None:
         if retention is None:
@@ -150,6 +167,7 @@ class Bus:
             except nats.js.errors.NotFoundError:
                 pass
         config = stream_config(retention or Retention())
+        config.num_replicas = self.replicas
         wanted = config.max_bytes
         while True:
             try:
@@ -191,7 +209,10 @@ class Bus:
             history = KV_HISTORY.get(bucket, KV_HISTORY_DEFAULT)
             try:
                 await self.js.create_key_value(
-                    bucket=bucket, history=history, storage=api.StorageType.FILE
+                    bucket=bucket,
+                    history=history,
+                    storage=api.StorageType.FILE,
+                    replicas=self.replicas,
                 )
             except nats.js.errors.BadRequestError as err:
                 # Exists with other settings (made by an older version, or by hand): use it,
@@ -201,10 +222,17 @@ class Bus:
                 await self._raise_history(bucket, history)
 
     async def _raise_history(self, bucket: str, history: int) -> None:
+        """At least `history` revisions per key and this bus's replicas (a server that
+        joined a cluster gets its buckets copied to the new peers)."""
         info = await self.js.stream_info(f"KV_{bucket}")
-        if (info.config.max_msgs_per_subject or 0) < history:
-            info.config.max_msgs_per_subject = history
-            await self.js.update_stream(info.config)
+        config = info.config
+        if (config.max_msgs_per_subject or 0) >= history and (
+            config.num_replicas or 1
+        ) >= self.replicas:
+            return
+        config.max_msgs_per_subject = max(config.max_msgs_per_subject or 0, history)
+        config.num_replicas = max(config.num_replicas or 1, self.replicas)
+        await self.js.update_stream(config)
 
     async def publish(
         self, subject: str, event: msgspec.Struct, *, msg_id: str | None = None

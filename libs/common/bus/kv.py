@@ -211,14 +211,10 @@ class Bucket(Generic[T]):
         if last is not None:
             found[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value] = str(last)
         try:
-            ack = await self._kv._js.publish(
-                f"{self._kv._pre}{key}", data, headers=found or None
-            )
+            ack = await self._kv._js.publish(f"{self._kv._pre}{key}", data, headers=found or None)
         except nats.js.errors.APIError as err:
             if err.err_code in WRONG_LAST_SEQUENCE:
-                raise nats.js.errors.KeyWrongLastSequenceError(
-                    description=err.description
-                ) from err
+                raise nats.js.errors.KeyWrongLastSequenceError(description=err.description) from err
             raise
         return ack.seq
 
