@@ -32,4 +32,6 @@ API_PREFIX: Final = "/api/v1"
 TOKEN_FILE: Final = "api.token"
 # The embedded nats-server's client token (`wolfpack up`): no local user reaches KV without it.
 NATS_TOKEN_FILE: Final = "nats.token"
+# The key the embedded nats-server encrypts its JetStream store with (mode 0600).
+NATS_KEY_FILE: Final = "nats.key"
 DEFAULT_DATA: Final = "./var/wolfpack"

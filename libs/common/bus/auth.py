@@ -26,11 +26,14 @@ AUTH_CONFIG: Final = Path("nats") / "auth.conf"
 
 
 def ensure_nats_auth(data_dir: Path) -> Path:
-    """DATA's NATS token (made once) and the nats-server config file that wants it (written
-    every time, so it follows the token); the config file's path."""
+    """DATA's NATS token and store key (each made once) and the nats-server config file that
+    wants the token and encrypts the JetStream store with the key (written every time, so it
+    follows them); the config file's path. Without the key the store cannot be read: it is
+    backed up with DATA (docs/security.md, "Secrets at rest")."""
     token = ensure_token(data_dir, names.NATS_TOKEN_FILE)
+    key = ensure_token(data_dir, names.NATS_KEY_FILE)
     config = data_dir / AUTH_CONFIG
-    write_auth_config(config, token)
+    write_auth_config(config, token, key)
     return config
 
 

