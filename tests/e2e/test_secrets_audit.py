@@ -17,6 +17,7 @@ from typing import Any, Final
 import httpx
 import pytest
 
+from libs.common import names
 from tests.bootd.rawhttp import get_from_port
 from tests.e2e.secrets_probe import Places, Secrets, log_files, stream_messages, unpacked, wolfctl
 from tests.needs import need_root
@@ -62,6 +63,7 @@ async def test_secrets_stay_with_their_node(stack: UpStack) -> None:
         ("asset key of sa-2", key_b),
         ("API token", stack.token),
         ("NATS client token", stack.nats_token),
+        ("NATS store key", (stack.data / names.NATS_KEY_FILE).read_text().strip()),
     ]:
         hidden.add(what, value)
 
