@@ -93,8 +93,28 @@ def summary(settings: Settings, endpoints: Endpoints, network: ServerNetwork | N
     return "\n".join(lines)
 
 
+def check_store_fits(store: Path, cluster: ClusterMember | None) -> None:
+    """Refuse to start a store in the other mode than it was made in: a single server's
+    streams do not come along into a cluster (nats-server starts the cluster's empty beside
+    them), nor a member's out of it."""
+    was_member = (store / CLUSTER_CONFIG).exists()
+    holds = any((store / "jetstream").glob("*/streams/*"))
+    if cluster is not None and holds and not was_member:
+        raise StartupFailed(
+            f"{store} holds a single nats-server's streams: joining a cluster with "
+            "--nats-route would leave them behind. Start the cluster empty and move the "
+            "install's data into it (docs/scale-out.md)"
+        )
+    if cluster is None and was_member:
+        raise StartupFailed(
+            f"{store} belongs to a member of a NATS cluster ({CLUSTER_CONFIG}): start up "
+            "with the same --nats-route and --nats-name flags"
+        )
+
+
 async def _start_nats(settings: Settings, cluster: ClusterMember | None) -> NatsServer:
     port = names.NATS_PORT + settings.port_offset
+    check_store_fits(settings.data_dir / "nats", cluster)
     config = ensure_nats_auth(settings.data_dir)
     if cluster is not None:
         # One -c file: the member's, including the client token's beside it.

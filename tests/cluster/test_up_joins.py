@@ -4,6 +4,7 @@ read back from another member."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from libs.common import names
 from libs.common.bus.cluster import ClusterMember, write_config
 from libs.common.bus.server import NatsServer, free_port
 from libs.common.models.node import Node
-from tests.stack import connected_bus, start_up
+from libs.runtime.host import StartupFailed
+from libs.runtime.up import check_store_fits
+from tests.cli import run_cli
+from tests.stack import connected_bus, free_port_offset, start_up
 from tests.waiting import eventually
 
 
@@ -72,3 +76,38 @@ async def test_up_joins_a_cluster_and_keeps_everything_three_times(
                 lambda: nodes.get_or_none("n1"), "n1 on another member", within=10
             )
             assert found.comment == "rack 3"
+
+
+async def test_up_refuses_to_take_a_single_servers_store_into_a_cluster(tmp_path: Path) -> None:
+    """What nats-server would do: start the cluster's streams empty beside the old ones, the
+    install's nodes out of sight. up says so and starts nothing."""
+    data = tmp_path / "data"
+    server = NatsServer(data / "nats", port=free_port())
+    await server.start()
+    async with connected_bus(server.url) as bus:
+        nodes = await bus.bucket(names.BUCKET_NODES, Node)
+        await nodes.put("n1", Node(comment="from before"))
+    await server.stop()
+    done = await asyncio.to_thread(
+        run_cli,
+        "wolfpack",
+        *("up", "--data", str(data), "--bind", "127.0.0.1"),
+        *("--port-offset", str(free_port_offset())),
+        *("--nats-route", "nats-route://127.0.0.1:1", "--nats-name", "a"),
+        within=60,
+    )
+    assert done.returncode != 0
+    assert "holds a single nats-server's streams" in done.stderr, done.stderr
+    assert "docs/scale-out.md" in done.stderr
+    assert not (data / "nats" / "server.conf").exists()
+
+
+def test_a_members_store_is_not_started_alone(tmp_path: Path) -> None:
+    store = tmp_path / "nats"
+    store.mkdir()
+    (store / "server.conf").write_text("server_name: a\n")
+    with pytest.raises(StartupFailed, match="same --nats-route"):
+        check_store_fits(store, None)
+    member = ClusterMember(server_name="a", listen="127.0.0.1:1", routes=("nats-route://b:1",))
+    check_store_fits(store, member)  # a member again: fine
+    check_store_fits(tmp_path / "empty", member)  # nothing to leave behind: fine
