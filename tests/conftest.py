@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings
 
 from libs.common.bus.connection import Bus
+from libs.common.bus.retention import Retention
 from libs.common.bus.server import NatsServer, free_port
 from tests.needs import under_ci
 from tests.stack import RegistryProcess, connected_bus, empty_registry, start_registry
@@ -47,6 +48,17 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
     """A Bus connected to `nats_url`, with the WOLFPACK stream and every bucket."""
     async with connected_bus(nats_url) as connected:
         yield connected
+
+
+@pytest.fixture
+async def small(nats_server: NatsServer) -> AsyncIterator[Bus]:
+    """A Bus whose stream keeps 16 KiB of events (a service's connect sets that): for tests
+    of what a reader is told when the retention dropped events."""
+    bus = await Bus.connect(nats_server.url, "test", retention=Retention(max_bytes=16384))
+    try:
+        yield bus
+    finally:
+        await bus.close()
 
 
 @pytest.fixture

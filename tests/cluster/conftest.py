@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.bus.cluster import ClusterMember, write_config
 from libs.common.bus.server import NatsServer, free_port
+from tests.cluster.members import members
 
 
 class Cluster:
@@ -23,18 +23,7 @@ class Cluster:
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    routes = [free_port() for _ in range(3)]
-    servers = []
-    for i in range(3):
-        folder = tmp_path / f"nats{i}"
-        folder.mkdir()
-        member = ClusterMember(
-            server_name=f"n{i}",
-            listen=f"127.0.0.1:{routes[i]}",
-            routes=tuple(f"nats-route://127.0.0.1:{p}" for j, p in enumerate(routes) if j != i),
-        )
-        config = write_config(folder / "server.conf", member)
-        servers.append(NatsServer(folder, port=free_port(), config=config))
+    servers = members(tmp_path, ["n0", "n1", "n2"], [free_port() for _ in range(3)])
     for server in servers:
         await server.start()
     try:

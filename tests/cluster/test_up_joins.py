@@ -12,18 +12,15 @@ import httpx
 import pytest
 
 from libs.common import names
-from libs.common.bus.cluster import ClusterMember, write_config
+from libs.common.bus.cluster import ClusterMember
 from libs.common.bus.server import NatsServer, free_port
 from libs.common.models.node import Node
 from libs.runtime.host import StartupFailed
 from libs.runtime.up import check_store_fits
 from tests.cli import run_cli
+from tests.cluster.members import members, route
 from tests.stack import connected_bus, free_port_offset, start_up
 from tests.waiting import eventually
-
-
-def route(port: int) -> str:
-    return f"nats-route://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -31,17 +28,7 @@ async def two_members(tmp_path: Path) -> AsyncIterator[tuple[list[NatsServer], l
     """Two servers of a cluster whose third member is to be `wolfpack up`'s: the servers, and
     the route ports of all three (up's last)."""
     routes = [free_port() for _ in range(3)]
-    servers = []
-    for i in range(2):
-        folder = tmp_path / f"nats{i}"
-        folder.mkdir()
-        member = ClusterMember(
-            server_name=f"peer{i}",
-            listen=f"127.0.0.1:{routes[i]}",
-            routes=tuple(route(p) for j, p in enumerate(routes) if j != i),
-        )
-        config = write_config(folder / "server.conf", member)
-        servers.append(NatsServer(folder, port=free_port(), config=config))
+    servers = members(tmp_path, ["peer0", "peer1"], routes)
     for server in servers:
         await server.start()
     try:

@@ -12,7 +12,6 @@ import re
 import shlex
 import signal
 import subprocess
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -54,16 +53,6 @@ def parsed(stdout: str) -> list[dict[str, Any]]:
 
 def ns(lines: list[dict[str, Any]]) -> list[int]:
     return [line["event"]["n"] for line in lines]
-
-
-@pytest.fixture
-async def small(nats_server: NatsServer) -> AsyncIterator[Bus]:
-    """A Bus on a stream that keeps 16 KiB (a service's connect sets it)."""
-    bus = await Bus.connect(nats_server.url, "test", retention=Retention(max_bytes=16384))
-    try:
-        yield bus
-    finally:
-        await bus.close()
 
 
 async def until_reading(bus: Bus) -> None:

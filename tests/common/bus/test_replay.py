@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import datetime
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import msgspec
 import pytest
@@ -31,16 +31,6 @@ WAIT = 10.0
 class Ping(msgspec.Struct):
     n: int
     pad: str = ""
-
-
-@pytest.fixture
-async def small(nats_server: NatsServer) -> AsyncIterator[Bus]:
-    """A Bus whose stream keeps 16 KiB of events (a service's connect sets that)."""
-    bus = await Bus.connect(nats_server.url, "test", retention=Retention(max_bytes=16384))
-    try:
-        yield bus
-    finally:
-        await bus.close()
 
 
 async def publish(bus: Bus, count: int, *, first: int = 0, pad: int = 0) -> None:
